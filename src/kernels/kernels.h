@@ -1,0 +1,122 @@
+// distrifuse kernels: the operator set every model (UNet, VAE, CLIP) is written in.
+//
+// Layout legend (activations are f32, channels-last):
+//   images  NHWC: x[n][y][x][c], a row band [h0,h1) of one image is one contiguous slice.
+//   tokens  [T, C] row-major: the same memory as an NHWC image with T = H*W.
+//   B batch, H/W height/width (of the band for band kernels), C channels, G groups,
+//   T tokens, NH heads, HS head size.
+// Weights arrive in PyTorch layout (Linear [out][in], Conv2d [Cout][Cin][kh][kw]) and any stored
+// dtype; df_weight_* convert them into f32 scratch in the layout the fast kernel wants.
+//
+// Every fast kernel `df_X` has a plain-loop twin `df_X_ref` with the same signature; tests in
+// tests/test_kernels*.c compare them on random inputs incl. odd sizes. GEMMs go through
+// cblas_sgemm; threading is OpenMP (outermost independent dimension) + OpenBLAS, both set by
+// df_set_threads(). Kernels do not fail on user input: shapes are validated by the caller
+// (model loading); broken invariants are DF_ASSERTs.
+#ifndef DF_KERNELS_H
+#define DF_KERNELS_H
+
+#include "core/core.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+// ---------------------------------------------------------------------------------------------
+// Weight conversion (stored dtype -> f32 scratch)
+
+// dst[i] = (float)src[i] for F32/F16/BF16 src; n elements. src may be unaligned.
+void df_convert_to_f32(float *dst, const void *src, df_dtype dtype, size_t n);
+// Conv weight [Cout][Cin][k][k] (PyTorch, any float dtype) -> packed f32 layout used by df_conv2d:
+// dst[((ky*k + kx)*Cin + ci)*Cout + co]   ("HWIO"). dst holds k*k*Cin*Cout floats.
+void df_conv_weight_pack(float *dst, const void *src, df_dtype dtype, int cout, int cin, int k);
+
+// ---------------------------------------------------------------------------------------------
+// Convolution (NHWC, zero padding pad = k/2 left/right; explicit halo rows above/below)
+//
+// x:    [B][H][W][Cin], the band (H rows). For stride 1 the output has H rows; for stride 2
+//       (k=3, pad 1) the output has ceil(H/2) rows (H even when a band, any H for a whole image).
+// top:  [B][pad][W][Cin] rows directly above the band, or NULL for zero padding (image top).
+// bot:  [B][pad][W][Cin] rows directly below the band, or NULL for zero padding (image bottom).
+//       For stride 2 with even H, bot is never read (pass NULL).
+// w:    packed weights from df_conv_weight_pack ([k][k][Cin][Cout]); bias: [Cout] or NULL.
+// y:    [B][Ho][Wo][Cout]; Wo = W for stride 1, ceil(W/2) for stride 2.
+// k is 1 or 3; stride 1 or 2 (stride 2 only with k 3).
+void df_conv2d(float *y, const float *x, const float *top, const float *bot, const float *w,
+               const float *bias, int B, int H, int W, int cin, int cout, int k, int stride);
+void df_conv2d_ref(float *y, const float *x, const float *top, const float *bot, const float *w,
+                   const float *bias, int B, int H, int W, int cin, int cout, int k, int stride);
+
+// ---------------------------------------------------------------------------------------------
+// Linear: y[M][N] = x[M][K] * W^T + b, W is PyTorch [N][K] f32, bias [N] or NULL.
+// If accumulate != 0, y += result (for residual fusion).
+void df_linear(float *y, const float *x, const float *w, const float *bias, int M, int K, int N,
+               int accumulate);
+void df_linear_ref(float *y, const float *x, const float *w, const float *bias, int M, int K,
+                   int N, int accumulate);
+
+// ---------------------------------------------------------------------------------------------
+// GroupNorm in two phases, so statistics can be combined across ranks.
+//
+// Statistics of one image: for group g (channels [g*C/G, (g+1)*C/G)) over the T = H*W tokens:
+//   stats[2*g+0] = sum(x), stats[2*g+1] = sum(x^2), both in double.
+// Sums from disjoint bands add up; the element count per group is T*C/G.
+void df_group_norm_stats(double *stats, const float *x, int T, int C, int G);
+void df_group_norm_stats_ref(double *stats, const float *x, int T, int C, int G);
+// y = (x - mean[g]) * rstd[g] * gamma[c] + beta[c]; then SiLU if silu != 0. y may alias x.
+// mean/rstd: [G] (rstd = 1/sqrt(var + eps), computed by the caller from the statistics).
+void df_group_norm_apply(float *y, const float *x, const float *mean, const float *rstd,
+                         const float *gamma, const float *beta, int T, int C, int G, int silu);
+void df_group_norm_apply_ref(float *y, const float *x, const float *mean, const float *rstd,
+                             const float *gamma, const float *beta, int T, int C, int G, int silu);
+// Convenience: full GroupNorm of B images [B][T][C] (biased variance, eps inside sqrt).
+void df_group_norm(float *y, const float *x, const float *gamma, const float *beta, int B, int T,
+                   int C, int G, float eps, int silu);
+// mean/rstd from stats (count = elements per group); variance = E[x^2]-E[x]^2 clamped at 0.
+void df_group_norm_finalize(float *mean, float *rstd, const double *stats, int G, double count,
+                            float eps);
+
+// LayerNorm over the last dimension: x [T][C] -> y; gamma/beta [C] (NULL = no affine). y may alias x.
+void df_layer_norm(float *y, const float *x, const float *gamma, const float *beta, int T, int C,
+                   float eps);
+void df_layer_norm_ref(float *y, const float *x, const float *gamma, const float *beta, int T,
+                       int C, float eps);
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise (in place allowed: y may equal x)
+void df_silu(float *y, const float *x, size_t n);
+void df_gelu(float *y, const float *x, size_t n);       // exact erf GELU
+void df_quick_gelu(float *y, const float *x, size_t n); // x * sigmoid(1.702 x)
+// GEGLU: x [T][2N] -> y [T][N]: y = x[:, :N] * gelu(x[:, N:]) (diffusers GEGLU chunk order).
+void df_geglu(float *y, const float *x, int T, int N);
+void df_add(float *y, const float *a, const float *b, size_t n); // y = a + b
+// In-place softmax over rows: x [R][N].
+void df_softmax(float *x, int R, int N);
+// Reference twins (plain loops) for the elementwise family.
+void df_silu_ref(float *y, const float *x, size_t n);
+void df_gelu_ref(float *y, const float *x, size_t n);
+void df_quick_gelu_ref(float *y, const float *x, size_t n);
+void df_geglu_ref(float *y, const float *x, int T, int N);
+void df_softmax_ref(float *x, int R, int N);
+
+// ---------------------------------------------------------------------------------------------
+// Attention: out[Tq][NH*HS] = softmax(Q K^T / sqrt(HS)) V per head, heads in contiguous channel
+// blocks. q: [Tq] rows of stride ldq (>= NH*HS), k/v: [Tk] rows with strides ldk/ldv (K/V may
+// have more tokens than Q: a band's queries against the whole image). No mask.
+// The fast kernel uses online softmax in tiles (memory O(tile), not O(Tq*Tk)); scratch is
+// internal and bounded.
+void df_attention(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
+                  const float *v, int ldv, int Tq, int Tk, int NH, int HS);
+void df_attention_ref(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
+                      const float *v, int ldv, int Tq, int Tk, int NH, int HS);
+
+// ---------------------------------------------------------------------------------------------
+// Shape ops (NHWC)
+// Nearest x2 upsample: x [B][H][W][C] -> y [B][2H][2W][C].
+void df_upsample2x(float *y, const float *x, int B, int H, int W, int C);
+// Channel concat: a [P][Ca], b [P][Cb] -> y [P][Ca+Cb] (P = pixels, batch included).
+void df_concat_channels(float *y, const float *a, const float *b, size_t P, int Ca, int Cb);
+// Sinusoidal timestep embedding (diffusers get_timestep_embedding, f32 arithmetic):
+// out [dim]; exponent = -ln(10000) * i / (half - shift); flip_sin_to_cos puts cos first.
+void df_timestep_embedding(float *out, float t, int dim, int flip_sin_to_cos, float shift);
+
+#endif // DF_KERNELS_H

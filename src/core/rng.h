@@ -1,0 +1,24 @@
+// PyTorch-compatible CPU random numbers: torch.Generator("cpu").manual_seed(seed) + torch.randn.
+// MT19937 seeded with init_genrand(seed); normal sampling exactly as PyTorch's CPU kernel (the
+// 16-element block rule for numel >= 16, the double-precision scalar path below 16); one
+// generator used for several calls continues its stream. See ../shared/golden/README.md `rng/`.
+#ifndef DF_CORE_RNG_H
+#define DF_CORE_RNG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct df_rng {
+    uint32_t mt[624];
+    int mti;
+    // cached second normal of the scalar (numel < 16) path, as torch's generator keeps it
+    int has_next_normal;
+    double next_normal;
+} df_rng;
+
+void df_rng_seed(df_rng *r, uint64_t seed);
+uint32_t df_rng_u32(df_rng *r);
+// torch.randn(n) into out (f32), continuing r's stream.
+void df_rng_randn(df_rng *r, float *out, size_t n);
+
+#endif // DF_CORE_RNG_H

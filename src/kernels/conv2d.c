@@ -1,0 +1,223 @@
+// 2-D convolution, NHWC, with explicit halo rows (see kernels.h).
+//
+// Fast path (df_conv2d) = implicit GEMM through cblas_sgemm, never a full im2col of the image:
+//   k=1:           one GEMM over all B*H*W pixels.
+//   k=3 stride 1:  per image, per chunk of output rows: a 3-column im2col of the chunk's input
+//                  rows (incl. the halo rows above/below) A3[rows+2][W][3][Cin], then 3 GEMMs
+//                  (one per kernel row ky) with M = rows*W, K = 3*Cin, N = Cout, accumulating
+//                  straight into y (which was pre-filled with the bias).
+//   k=3 stride 2:  per image, per chunk of output rows: a 9-column im2col A9[rows][Wo][3][3][Cin]
+//                  (strided gather), then one GEMM with K = 9*Cin.
+// Chunks are sized so the im2col scratch stays bounded (DF_CONV_SCRATCH_BYTES) while M stays
+// large. The scratch is a per-thread cache that only grows (no page faults on every call).
+// Threads: OpenBLAS threads inside cblas_sgemm (set by df_set_threads); no OpenMP around sgemm.
+#include "kernels/kernels.h"
+
+#include <cblas.h>
+#include <string.h>
+
+// Upper bound of the im2col scratch per call (floats are 4 bytes).
+#define DF_CONV_SCRATCH_BYTES ((size_t)8 << 20)
+// Preferred GEMM M (output pixels per chunk); a chunk is at least one output row.
+#define DF_CONV_TARGET_M 2048
+
+// ---------------------------------------------------------------------------------------------
+// Helpers shared by the reference and the fast kernel
+
+// Input row iy of image n, iy relative to the band (may be in [-pad, 0) for the top halo or
+// [H, H+pad) for the bottom halo). Returns NULL where the row is zero padding.
+static inline const float *in_row(const float *x, const float *top, const float *bot, int n,
+                                  int iy, int H, int W, int cin, int pad) {
+    const size_t row = (size_t)W * cin;
+    if (iy < 0) {
+        if (!top || iy < -pad) return NULL;
+        return top + ((size_t)n * pad + (size_t)(pad + iy)) * row;
+    }
+    if (iy >= H) {
+        if (!bot || iy >= H + pad) return NULL;
+        return bot + ((size_t)n * pad + (size_t)(iy - H)) * row;
+    }
+    return x + ((size_t)n * H + (size_t)iy) * row;
+}
+
+static inline int out_extent(int n, int stride) {
+    return stride == 1 ? n : (n + 1) / 2;
+}
+
+static void check_args(int B, int H, int W, int cin, int cout, int k, int stride) {
+    DF_ASSERT(B > 0 && H > 0 && W > 0 && cin > 0 && cout > 0);
+    DF_ASSERT(k == 1 || k == 3);
+    DF_ASSERT(stride == 1 || (stride == 2 && k == 3));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reference: plain loops, double accumulation.
+
+void df_conv2d_ref(float *y, const float *x, const float *top, const float *bot, const float *w,
+                   const float *bias, int B, int H, int W, int cin, int cout, int k, int stride) {
+    check_args(B, H, W, cin, cout, k, stride);
+    const int pad = k / 2;
+    const int Ho = out_extent(H, stride), Wo = out_extent(W, stride);
+    for (int n = 0; n < B; n++)
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++) {
+                float *yp = y + (((size_t)n * Ho + oy) * Wo + ox) * cout; // [Cout]
+                for (int co = 0; co < cout; co++) {
+                    double acc = bias ? (double)bias[co] : 0.0;
+                    for (int ky = 0; ky < k; ky++) {
+                        const float *row =
+                            in_row(x, top, bot, n, oy * stride + ky - pad, H, W, cin, pad);
+                        if (!row) continue;
+                        for (int kx = 0; kx < k; kx++) {
+                            const int ix = ox * stride + kx - pad;
+                            if (ix < 0 || ix >= W) continue;
+                            const float *xp = row + (size_t)ix * cin;
+                            const float *wp = w + ((size_t)(ky * k + kx) * cin) * cout + co;
+                            for (int ci = 0; ci < cin; ci++)
+                                acc += (double)xp[ci] * (double)wp[(size_t)ci * cout];
+                        }
+                    }
+                    yp[co] = (float)acc;
+                }
+            }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fast path
+
+// Per-thread scratch cache (grows, never shrinks; freed at thread exit by the OS).
+static _Thread_local float *g_scratch = NULL;
+static _Thread_local size_t g_scratch_floats = 0;
+
+static float *scratch_get(size_t floats) {
+    if (floats > g_scratch_floats) {
+        df_free(g_scratch);
+        g_scratch = (float *)df_malloc(floats * sizeof(float));
+        DF_ASSERT(g_scratch != NULL); // allocation of a few MB; failure is not user input
+        g_scratch_floats = floats;
+    }
+    return g_scratch;
+}
+
+// y[p][:] = bias (or 0) for P pixels.
+static void fill_bias(float *y, const float *bias, size_t P, int cout) {
+    if (!bias) {
+        memset(y, 0, P * (size_t)cout * sizeof(float));
+        return;
+    }
+    for (size_t p = 0; p < P; p++) memcpy(y + p * cout, bias, (size_t)cout * sizeof(float));
+}
+
+// Output rows per chunk: aim for DF_CONV_TARGET_M pixels, bounded by the scratch budget
+// (bytes_per_row per output row plus fixed_rows extra input rows).
+static int chunk_rows(int Ho, int Wo, size_t bytes_per_row, int fixed_rows) {
+    int rows = (DF_CONV_TARGET_M + Wo - 1) / Wo;
+    const size_t budget_rows = DF_CONV_SCRATCH_BYTES / bytes_per_row;
+    if ((size_t)rows + (size_t)fixed_rows > budget_rows)
+        rows = (int)(budget_rows > (size_t)fixed_rows ? budget_rows - (size_t)fixed_rows : 1);
+    if (rows < 1) rows = 1;
+    if (rows > Ho) rows = Ho;
+    // Balance chunk sizes so the last chunk is not a sliver.
+    const int nchunks = (Ho + rows - 1) / rows;
+    return (Ho + nchunks - 1) / nchunks;
+}
+
+// A3[r][x][kx][ci] = input(iy0 + r, x + kx - 1)[ci] for r in [0, nrows), zero outside.
+static void gather3(float *A3, const float *x, const float *top, const float *bot, int n,
+                    int iy0, int nrows, int H, int W, int cin) {
+    const size_t cb = (size_t)cin * sizeof(float);
+    for (int r = 0; r < nrows; r++) {
+        const float *row = in_row(x, top, bot, n, iy0 + r, H, W, cin, 1);
+        float *dst = A3 + (size_t)r * W * 3 * cin; // [W][3][Cin]
+        if (!row) {
+            memset(dst, 0, (size_t)W * 3 * cb);
+            continue;
+        }
+        for (int ox = 0; ox < W; ox++) {
+            float *d = dst + (size_t)ox * 3 * cin;
+            if (ox == 0) memset(d, 0, cb);
+            else memcpy(d, row + (size_t)(ox - 1) * cin, cb);
+            if (ox + 1 < W) {
+                memcpy(d + cin, row + (size_t)ox * cin, 2 * cb); // kx = 1, 2 are contiguous
+            } else {
+                memcpy(d + cin, row + (size_t)ox * cin, cb);
+                memset(d + 2 * cin, 0, cb);
+            }
+        }
+    }
+}
+
+// A9[o][ox][ky][kx][ci] = input(2*(oy0+o) + ky - 1, 2*ox + kx - 1)[ci], zero outside.
+static void gather9_s2(float *A9, const float *x, const float *top, const float *bot, int n,
+                       int oy0, int nrows, int H, int W, int cin) {
+    const int Wo = out_extent(W, 2);
+    const size_t cb = (size_t)cin * sizeof(float);
+    for (int o = 0; o < nrows; o++)
+        for (int ky = 0; ky < 3; ky++) {
+            const float *row = in_row(x, top, bot, n, 2 * (oy0 + o) + ky - 1, H, W, cin, 1);
+            for (int ox = 0; ox < Wo; ox++) {
+                float *d = A9 + (((size_t)o * Wo + ox) * 9 + (size_t)ky * 3) * cin; // [3][Cin]
+                if (!row) {
+                    memset(d, 0, 3 * cb);
+                    continue;
+                }
+                const int ix0 = 2 * ox - 1;
+                if (ix0 >= 0 && ix0 + 2 < W) {
+                    memcpy(d, row + (size_t)ix0 * cin, 3 * cb);
+                    continue;
+                }
+                for (int kx = 0; kx < 3; kx++) {
+                    const int ix = ix0 + kx;
+                    if (ix < 0 || ix >= W) memset(d + (size_t)kx * cin, 0, cb);
+                    else memcpy(d + (size_t)kx * cin, row + (size_t)ix * cin, cb);
+                }
+            }
+        }
+}
+
+void df_conv2d(float *y, const float *x, const float *top, const float *bot, const float *w,
+               const float *bias, int B, int H, int W, int cin, int cout, int k, int stride) {
+    check_args(B, H, W, cin, cout, k, stride);
+    const int Ho = out_extent(H, stride), Wo = out_extent(W, stride);
+    fill_bias(y, bias, (size_t)B * Ho * Wo, cout);
+
+    if (k == 1) { // y[P][Cout] += x[P][Cin] * w[Cin][Cout]
+        const size_t P = (size_t)B * H * W;
+        DF_ASSERT(P <= (size_t)INT32_MAX);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)P, cout, cin, 1.0f, x, cin,
+                    w, cout, 1.0f, y, cout);
+        return;
+    }
+
+    if (stride == 1) {
+        const size_t row_bytes = (size_t)W * 3 * cin * sizeof(float);
+        const int rows = chunk_rows(H, W, row_bytes, 2);
+        float *A3 = scratch_get((size_t)(rows + 2) * W * 3 * cin); // [rows+2][W][3][Cin]
+        const int K = 3 * cin;
+        for (int n = 0; n < B; n++)
+            for (int r0 = 0; r0 < H; r0 += rows) {
+                const int nr = rows < H - r0 ? rows : H - r0;
+                gather3(A3, x, top, bot, n, r0 - 1, nr + 2, H, W, cin);
+                float *yc = y + ((size_t)n * H + r0) * W * cout; // [nr][W][Cout]
+                for (int ky = 0; ky < 3; ky++)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr * W, cout, K,
+                                1.0f, A3 + (size_t)ky * W * K, K, w + (size_t)ky * K * cout,
+                                cout, 1.0f, yc, cout);
+            }
+        return;
+    }
+
+    // stride 2
+    const size_t row_bytes = (size_t)Wo * 9 * cin * sizeof(float);
+    const int rows = chunk_rows(Ho, Wo, row_bytes, 0);
+    float *A9 = scratch_get((size_t)rows * Wo * 9 * cin); // [rows][Wo][3][3][Cin]
+    const int K = 9 * cin;
+    for (int n = 0; n < B; n++)
+        for (int o0 = 0; o0 < Ho; o0 += rows) {
+            const int nr = rows < Ho - o0 ? rows : Ho - o0;
+            gather9_s2(A9, x, top, bot, n, o0, nr, H, W, cin);
+            float *yc = y + ((size_t)n * Ho + o0) * Wo * cout; // [nr][Wo][Cout]
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr * Wo, cout, K, 1.0f, A9, K,
+                        w, cout, 1.0f, yc, cout);
+        }
+}

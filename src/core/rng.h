@@ -16,8 +16,15 @@ typedef struct df_rng {
     double next_normal;
 } df_rng;
 
+// manual_seed(seed): init_genrand with the low 32 bits of seed (ATen's mt19937 keeps uint32 state
+// words, so seeds >= 2^32 alias seed & 0xffffffff); clears the cached normal.
 void df_rng_seed(df_rng *r, uint64_t seed);
 uint32_t df_rng_u32(df_rng *r);
+// torch's random64(): two 32-bit draws, the first one in the high half.
+uint64_t df_rng_u64(df_rng *r);
+// One sample of at::normal_distribution<double> (53-bit uniforms, Box-Muller; the second value
+// of each pair is cached in r and returned by the next call). The numel < 16 path of randn.
+double df_rng_normal_f64(df_rng *r);
 // torch.randn(n) into out (f32), continuing r's stream.
 void df_rng_randn(df_rng *r, float *out, size_t n);
 

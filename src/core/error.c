@@ -36,7 +36,7 @@ df_status df_i_set_error(df_status code, const char *file, int line, const char 
                          const char *fmt, ...) {
     (void)file;
     (void)line;
-    char msg[sizeof g_last_error];
+    char msg[sizeof g_last_error - 64];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);

@@ -25,12 +25,55 @@ void df_weights_destroy(df_weights *w); // accepts NULL
 const df_st_tensor *df_weights_find(const df_weights *w, const char *name);
 // Looks up NAME and checks its shape (ndim dims); DF_ERR_FORMAT "missing tensor 'X' in FILE" or
 // DF_ERR_SHAPE "tensor 'X' has shape [..], expected [..]". Marks the tensor used.
+// Trailing dimensions of size 1 are ignored in the comparison (a stored [C,C,1,1] 1x1 conv matches
+// an expected Linear [C,C] and vice versa). ndim < 0 skips the shape check. The dtype must be
+// F32, F16 or BF16 (DF_ERR_SHAPE otherwise).
 df_status df_weights_get(df_weights *w, const char *name, int ndim, const int64_t *shape,
                          const df_st_tensor **out);
 // Tensors never fetched by df_weights_get (extra tensors); returns the count and, if msg is not
 // NULL, writes up to cap bytes listing the first few names.
 int df_weights_unused(const df_weights *w, const char *prefix, char *msg, size_t cap);
 const char *df_weights_path(const df_weights *w);
+// Iteration over all entries (diffusers names), in insertion order; 0 <= i < count.
+int df_weights_count(const df_weights *w);
+const df_st_tensor *df_weights_at(const df_weights *w, int i);
+
+// A component of a diffusers folder: DIR/COMPONENT/<file> with <file> the first that exists of
+// diffusion_pytorch_model.safetensors, diffusion_pytorch_model.fp16.safetensors,
+// model.safetensors, model.fp16.safetensors. DF_ERR_IO naming the folder if none exists.
+df_status df_weights_open_dir(const char *dir, const char *component, df_weights **out);
+
+// ---------------------------------------------------------------------------------------------
+// Building a table (internal: used by the single-file loader and by model code/tests).
+// Entries are views: a name plus a df_st_tensor whose data points into a mapping (borrowed) or
+// into memory the table owns. Names are copied. Duplicate names are DF_ERR_FORMAT.
+//
+// df_weights_from_single() fills a table by asking the component's df_i_ldm_map_* for every
+// tensor of the file (1:1 renames). Tensors that are not 1:1 renames are handled in weights.c
+// before the mapper is asked (so the mappers never see them):
+//   - OpenCLIP `...resblocks.i.attn.in_proj_weight` [3C][C] / `in_proj_bias` [3C] (text_encoder_2)
+//     become three row-slice aliases text_model.encoder.layers.i.self_attn.{q,k,v}_proj.{weight,
+//     bias} (df_i_weights_add_alias, no copy);
+//   - OpenCLIP `text_projection` [D][P] becomes `text_projection.weight` [P][D], transposed into
+//     memory the table owns (df_i_weights_add_owned).
+// `model_ema.*` tensors are ignored.
+
+// An empty table; `label` names it in error messages (e.g. the file path and component).
+df_status df_i_weights_create(const char *label, df_weights **out);
+// Adds NAME as a view of the whole tensor src (shape and dtype as stored).
+df_status df_i_weights_add(df_weights *w, const char *name, const df_st_tensor *src);
+// Adds NAME as a contiguous view of src: `ndim`/`shape` give the view's shape (same dtype), the
+// data starts byte_offset bytes into src->data. The view must lie inside src.
+df_status df_i_weights_add_view(df_weights *w, const char *name, const df_st_tensor *src,
+                                size_t byte_offset, int ndim, const int64_t *shape);
+// Adds NAME as rows [row_begin, row_begin + rows) of src (first dimension), e.g. the q/k/v
+// thirds of a fused in_proj_weight [3C][C] or in_proj_bias [3C].
+df_status df_i_weights_add_alias(df_weights *w, const char *name, const df_st_tensor *src,
+                                 size_t row_begin, size_t rows);
+// Adds NAME with data the table takes ownership of (allocated with df_malloc; freed with the
+// table, also on failure).
+df_status df_i_weights_add_owned(df_weights *w, const char *name, df_dtype dtype, int ndim,
+                                 const int64_t *shape, void *data);
 
 // Name mappers for single-file checkpoints: return 1 and write the diffusers name for an LDM
 // name of that component, 0 if the name does not belong to it. (unet: model.diffusion_model.*;

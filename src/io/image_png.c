@@ -8,6 +8,17 @@
 #include <string.h>
 #include <unistd.h>
 
+// libpng reports through these instead of printing (the library never prints).
+static _Thread_local char g_png_msg[256];
+static void png_err(png_structp png, png_const_charp msg) {
+    snprintf(g_png_msg, sizeof g_png_msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+static void png_warn(png_structp png, png_const_charp msg) {
+    (void)png;
+    (void)msg;
+}
+
 df_status df_png_write(const char *path, const uint8_t *rgb, int width, int height,
                        const char *const *keys, const char *const *values, int n_text) {
     DF_FAIL_IF(!path || !rgb || width <= 0 || height <= 0, DF_ERR_ARG,
@@ -16,7 +27,7 @@ df_status df_png_write(const char *path, const uint8_t *rgb, int width, int heig
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     FILE *f = fopen(tmp, "wb");
     DF_FAIL_IF(!f, DF_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, png_err, png_warn);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     png_textp text = NULL;
     if (!png || !info) goto fail;
@@ -56,7 +67,7 @@ fail:
     free(text);
     fclose(f);
     remove(tmp);
-    return DF_ERROR(DF_ERR_IO, "libpng failed writing %s", path);
+    return DF_ERROR(DF_ERR_IO, "libpng failed writing %s: %s", path, g_png_msg);
 }
 
 df_status df_png_read(const char *path, uint8_t **rgb, int *width, int *height, const char *key,
@@ -64,7 +75,7 @@ df_status df_png_read(const char *path, uint8_t **rgb, int *width, int *height, 
     *rgb = NULL;
     FILE *f = fopen(path, "rb");
     DF_FAIL_IF(!f, DF_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, png_err, png_warn);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     uint8_t *volatile out = NULL;
     png_bytep volatile row = NULL;
@@ -106,5 +117,5 @@ fail:
     df_free(out);
     free(row);
     fclose(f);
-    return DF_ERROR(DF_ERR_FORMAT, "cannot decode PNG %s", path);
+    return DF_ERROR(DF_ERR_FORMAT, "cannot decode PNG %s: %s", path, g_png_msg);
 }

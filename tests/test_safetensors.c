@@ -272,10 +272,423 @@ static void test_golden(void) {
 static void test_corrupt(void) {
     char p[512];
     tmp_path(p, sizeof p, "bad.safetensors");
+    const char *E = "{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+
+    // Sanity: the base entry is valid.
+    write_hdr(p, E, 8);
+    df_st_file *ok = NULL;
+    EXPECT_OK(df_st_open(p, &ok));
+    df_st_close(ok);
+
+    // 1. empty file / shorter than 8 bytes
     write_bytes(p, "", 0);
     EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "empty file");
+    write_bytes(p, "\x02\x00\x00\x00\x00", 5);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "shorter than 8 bytes");
+    // 2. header length bounds
+    write_raw(p, 0, "", 0);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "header length 0 is too small");
+    write_raw(p, 1, "{", 0);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "header length 1 is too small");
+    write_raw(p, strlen(E) + 9, E, 8); // one byte more than header + data
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "is larger than the file");
+    write_raw(p, (uint64_t)1 << 63, E, 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "header length 9223372036854775808 exceeds the 100 MB cap");
+    write_raw(p, UINT64_MAX, E, 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "exceeds the 100 MB cap");
+    write_raw(p, 100000001, E, 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "exceeds the 100 MB cap");
+    // 3. header not JSON / not an object / trailing garbage
+    write_hdr(p, "{not json}", 0);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "header is not valid JSON");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\"", 0); // unterminated
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "header is not valid JSON");
+    write_hdr(p, "{\"t\\", 0); // string ending in a backslash (old cJSON over-read)
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "header is not valid JSON");
     write_hdr(p, "[1,2]   ", 0);
     EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "does not start with '{'");
+    write_hdr(p, " {}     ", 0);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "does not start with '{'");
+    write_hdr(p, "\"{abc\"  ", 0);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "does not start with '{'");
+    write_hdr(p, "{}  xx  ", 0);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "trailing garbage");
+    write_hdr(p, "{}{}    ", 0);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "trailing garbage");
+    {
+        unsigned char b[16] = {8, 0, 0, 0, 0, 0, 0, 0, '{', '}', 0, 0, 0, 0, 0, 0};
+        write_bytes(p, b, sizeof b);
+        EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "trailing garbage");
+    }
+    // Deep nesting: cJSON's nesting limit, no stack overflow.
+    {
+        size_t depth = 100000;
+        char *h = malloc(depth + 16);
+        memcpy(h, "{\"a\":", 5);
+        memset(h + 5, '[', depth);
+        h[5 + depth] = '\0';
+        write_hdr(p, h, 0);
+        free(h);
+        EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "header is not valid JSON");
+    }
+    // 4. entries
+    write_hdr(p, "{\"t\":[1,2]}", 0);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "tensor 't': entry is not a JSON object");
+    write_hdr(p, "{\"t\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "tensor 't': missing \"dtype\"");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "tensor 't': missing \"shape\"");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "tensor 't': missing \"data_offsets\"");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"offsets\":[0,8]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "missing \"data_offsets\"");
+    // 5. dtype
+    write_hdr(p, "{\"t\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "unknown dtype \"F8_E4M3\"");
+    write_hdr(p, "{\"t\":{\"dtype\":\"f32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "unknown dtype \"f32\"");
+    write_hdr(p, "{\"t\":{\"dtype\":4,\"shape\":[2],\"data_offsets\":[0,8]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "\"dtype\" is not a string");
+    // 6. shape
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "shape[0] is not a non-negative integer");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1,1.5],\"data_offsets\":[0,8]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "shape[1] is not a non-negative integer");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[\"2\"],\"data_offsets\":[0,8]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "shape[0] is not a non-negative integer");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[0,1e400],\"data_offsets\":[0,0]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "shape[1] is not a non-negative integer");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[0,9223372036854775808],"
+                 "\"data_offsets\":[0,0]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "shape[1] is not a non-negative integer");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":2,\"data_offsets\":[0,8]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "\"shape\" is not an array");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,2],"
+                 "\"data_offsets\":[0,8]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "shape has 9 dims (max 8)");
+    // 7. shape product / byte size overflow
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,2],"
+                 "\"data_offsets\":[0,8]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "shape product overflows");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904],"
+                 "\"data_offsets\":[0,8]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "byte size (shape product x dtype size) overflows");
+    // 8. data_offsets
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "data_offsets end 16 is past the data section (8 bytes)");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[2],"
+                 "\"data_offsets\":[18446744073709551608,18446744073709551616]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "\"data_offsets\" are not non-negative integers");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "data_offsets begin 8 > end 0");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-8,0]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "\"data_offsets\" are not non-negative integers");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8.5]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "\"data_offsets\" are not non-negative integers");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4,8]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "\"data_offsets\" is not a [begin, end] array");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":{\"a\":0}}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "\"data_offsets\" is not a [begin, end] array");
+    // 9. size mismatch between shape and offsets
+    write_hdr(p, "{\"t\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 16);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "size mismatch: shape x F32 needs 12 bytes");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F16\",\"shape\":[],\"data_offsets\":[0,4]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "size mismatch: shape x F16 needs 2 bytes");
+    write_hdr(p, "{\"t\":{\"dtype\":\"F16\",\"shape\":[4,0],\"data_offsets\":[0,2]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "size mismatch");
+    // 10. overlapping regions
+    write_hdr(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 16);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "overlapping data regions: tensor 'a' [0, 8) and tensor 'b'");
+    write_hdr(p, "{\"b\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[3,5]},"
+                 "\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "overlapping data regions");
+    write_hdr(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 16);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "overlapping data regions");
+    // 11. duplicate names
+    write_hdr(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                 "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "duplicate tensor name 'a'");
+    write_hdr(p, "{\"__metadata__\":{},\"__metadata__\":{}}", 0);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "duplicate \"__metadata__\"");
+    // 12. metadata
+    write_hdr(p, "{\"__metadata__\":[\"pt\"]}", 0);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "\"__metadata__\" is not a JSON object");
+    write_hdr(p, "{\"__metadata__\":{\"format\":\"pt\",\"n\":3}}", 0);
+    EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "__metadata__ value for 'n' is not a string");
+    // 13. I/O errors
+    tmp_path(p, sizeof p, "does-not-exist.safetensors");
+    EXPECT_OPEN_ERR(p, DF_ERR_IO, "cannot open");
+    EXPECT_OPEN_ERR(g_dir, DF_ERR_IO, "not a regular file");
+    tmp_path(p, sizeof p, "bad.safetensors");
+
+    // 14. truncated data section: a valid written file cut short at every length must fail
+    // (and never crash); the full file opens.
+    {
+        float v[5] = {1, 2, 3, 4, 5};
+        uint16_t h[3] = {1, 2, 3};
+        df_st_writer *w = NULL;
+        EXPECT_OK(df_st_writer_create(&w));
+        EXPECT_OK(df_st_writer_add(w, "v", DF_DTYPE_F32, 1, (int64_t[]){5}, v));
+        EXPECT_OK(df_st_writer_add(w, "h", DF_DTYPE_BF16, 2, (int64_t[]){1, 3}, h));
+        EXPECT_OK(df_st_writer_meta(w, "format", "pt"));
+        char full[512];
+        tmp_path(full, sizeof full, "full.safetensors");
+        EXPECT_OK(df_st_write(w, full));
+        df_st_writer_destroy(w);
+        FILE *fp = fopen(full, "rb");
+        unsigned char buf[1024];
+        size_t n = fp ? fread(buf, 1, sizeof buf, fp) : 0;
+        if (fp) fclose(fp);
+        EXPECT_TRUE(n > 8 && n < sizeof buf);
+        int failures_ok = 0;
+        for (size_t len = 0; len < n; len++) {
+            write_bytes(p, buf, len);
+            df_st_file *f = NULL;
+            df_status st = df_st_open(p, &f);
+            if (st == DF_ERR_FORMAT && !f && strstr(df_last_error(), p)) failures_ok++;
+            df_st_close(f);
+        }
+        EXPECT_EQ_I64(failures_ok, (int64_t)n);
+        write_bytes(p, buf, n - 1);
+        EXPECT_OPEN_ERR(p, DF_ERR_FORMAT, "is past the data section");
+        write_bytes(p, buf, n);
+        df_st_file *f = NULL;
+        EXPECT_OK(df_st_open(p, &f));
+        EXPECT_EQ_I64(df_st_count(f), 2);
+        df_st_close(f);
+        unlink(full);
+    }
+    unlink(p);
+}
+
+// Legal but unusual files the reader must accept.
+static void test_edge_valid(void) {
+    char p[512];
+    tmp_path(p, sizeof p, "edge.safetensors");
+    df_st_file *f = NULL;
+
+    // Minimal "{}" (N = 2, unpadded), no tensors, no metadata.
+    write_hdr(p, "{}", 0);
+    EXPECT_OK(df_st_open(p, &f));
+    EXPECT_EQ_I64(df_st_count(f), 0);
+    EXPECT_TRUE(df_st_find(f, "x") == NULL && df_st_get(f, 0) == NULL);
+    EXPECT_TRUE(df_st_metadata(f, "format") == NULL);
+    df_st_close(f);
+
+    // Unaligned F32 data (offset 1), a gap, trailing whitespace of all kinds, unknown extra
+    // fields, a zero-size tensor at the very end of the data, trailing bytes after the data.
+    const char *h = "{\"u\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[1,9],\"x\":[1]},"
+                    "\"z\":{\"dtype\":\"I64\",\"shape\":[0],\"data_offsets\":[16,16]},"
+                    "\"z2\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[4,4]},"
+                    "\"g\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[10,12]},"
+                    "\"__metadata__\":{\"format\":\"pt\",\"empty\":\"\"}} \t\r\n ";
+    {
+        size_t hl = strlen(h);
+        unsigned char b[512] = {0};
+        for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+        memcpy(b + 8, h, hl);
+        unsigned char *d = b + 8 + hl;
+        const float v[2] = {3.25f, -7.5f};
+        memcpy(d + 1, v, 8);
+        const uint16_t g = df_f32_to_bf16(-2.0f);
+        memcpy(d + 10, &g, 2);
+        write_bytes(p, b, 8 + hl + 16);
+    }
+    EXPECT_OK(df_st_open(p, &f));
+    if (f) {
+        EXPECT_EQ_I64(df_st_count(f), 4);
+        EXPECT_TRUE(strcmp(df_st_get(f, 0)->name, "u") == 0); // header order
+        EXPECT_TRUE(strcmp(df_st_get(f, 3)->name, "g") == 0);
+        float got[2];
+        EXPECT_OK(df_st_read_f32(f, "u", got, 2));
+        EXPECT_TRUE(got[0] == 3.25f && got[1] == -7.5f);
+        EXPECT_OK(df_st_read_f32(f, "g", got, 1));
+        EXPECT_TRUE(got[0] == -2.0f);
+        const df_st_tensor *z = df_st_find(f, "z");
+        EXPECT_TRUE(z && z->numel == 0 && z->nbytes == 0 && z->ndim == 1);
+        EXPECT_TRUE(df_st_metadata(f, "empty") && df_st_metadata(f, "empty")[0] == '\0');
+        EXPECT_ERR(df_st_read_f32(f, "z", got, 0), DF_ERR_SHAPE, "dtype I64");
+        df_st_close(f);
+    }
+    unlink(p);
+}
+
+// Random mutations of a valid header: never a crash; every failure has a message naming the
+// file; every success has tensors inside the data section.
+static void test_mutations(void) {
+    char p[512];
+    tmp_path(p, sizeof p, "mut.safetensors");
+    const char *h = "{\"__metadata__\":{\"format\":\"pt\"},"
+                    "\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+                    "\"b\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[24,32]},"
+                    "\"c\":{\"dtype\":\"U8\",\"shape\":[],\"data_offsets\":[32,33]}}   ";
+    const size_t hl = strlen(h), nd = 33;
+    unsigned char base[512] = {0}, b[512];
+    for (int i = 0; i < 8; i++) base[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+    memcpy(base + 8, h, hl);
+    const char alphabet[] = "{}[]\",:0123456789-.e \\aFUIBx";
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    int opened = 0, failed = 0, bad_msg = 0, bad_bounds = 0;
+    for (int iter = 0; iter < 600; iter++) {
+        memcpy(b, base, sizeof b);
+        int nmut = 1 + iter % 3;
+        for (int m = 0; m < nmut; m++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            size_t pos = 8 + (size_t)((rng >> 33) % hl);
+            b[pos] = (unsigned char)alphabet[(rng >> 20) % (sizeof alphabet - 1)];
+        }
+        write_bytes(p, b, 8 + hl + nd);
+        df_st_file *f = NULL;
+        df_status st = df_st_open(p, &f);
+        if (st == DF_OK) {
+            opened++;
+            size_t sum = 0;
+            for (int i = 0; i < df_st_count(f); i++) {
+                const df_st_tensor *t = df_st_get(f, i);
+                if (t->nbytes != t->numel * df_dtype_size(t->dtype) || t->nbytes > nd)
+                    bad_bounds++;
+                sum += t->nbytes;
+            }
+            if (sum > nd) bad_bounds++; // non-overlapping regions inside the data
+        } else {
+            failed++;
+            if (f || st != DF_ERR_FORMAT || !strstr(df_last_error(), p)) bad_msg++;
+        }
+        df_st_close(f);
+    }
+    EXPECT_EQ_I64(bad_msg, 0);
+    EXPECT_EQ_I64(bad_bounds, 0);
+    EXPECT_TRUE(opened + failed == 600 && failed > 100);
+    fprintf(stderr, "  mutations: %d opened, %d rejected\n", opened, failed);
+    unlink(p);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+static void test_writer(void) {
+    char p[512];
+    tmp_path(p, sizeof p, "w.safetensors");
+    df_st_writer *w = NULL;
+    EXPECT_OK(df_st_writer_create(&w));
+    float x[4] = {1, 2, 3, 4};
+    EXPECT_OK(df_st_writer_add(w, "x", DF_DTYPE_F32, 1, (int64_t[]){4}, x));
+    // Argument errors.
+    EXPECT_ERR(df_st_writer_add(w, "x", DF_DTYPE_F32, 1, (int64_t[]){4}, x), DF_ERR_ARG,
+               "duplicate tensor name 'x'");
+    EXPECT_ERR(df_st_writer_add(w, "__metadata__", DF_DTYPE_F32, 1, (int64_t[]){4}, x),
+               DF_ERR_ARG, "reserved");
+    EXPECT_ERR(df_st_writer_add(w, "n", DF_DTYPE_F32, 1, (int64_t[]){-1}, x), DF_ERR_ARG,
+               "is negative");
+    EXPECT_ERR(df_st_writer_add(w, "n", DF_DTYPE_F32, 9, (int64_t[]){1, 1, 1, 1, 1, 1, 1, 1, 1},
+                                x), DF_ERR_ARG, "ndim 9 out of range");
+    EXPECT_ERR(df_st_writer_add(w, "n", DF_DTYPE_COUNT, 1, (int64_t[]){1}, x), DF_ERR_ARG,
+               "invalid dtype");
+    EXPECT_ERR(df_st_writer_add(w, "n", DF_DTYPE_F32, 1, (int64_t[]){1}, NULL), DF_ERR_ARG,
+               "data is NULL");
+    EXPECT_ERR(df_st_writer_add(w, "n", DF_DTYPE_F32, 2, (int64_t[]){INT64_MAX, 4}, x),
+               DF_ERR_ARG, "overflows");
+
+    // Unwritable path: clean failure, nothing left behind.
+    char bad[600], badtmp[700];
+    snprintf(bad, sizeof bad, "%s/no-such-dir/out.safetensors", g_dir);
+    EXPECT_ERR(df_st_write(w, bad), DF_ERR_IO, "cannot create temporary file");
+    EXPECT_TRUE(strstr(df_last_error(), bad) != NULL);
+    EXPECT_TRUE(!file_exists(bad));
+    // Rename failure (target is a directory): the temp file is removed, the target untouched.
+    snprintf(bad, sizeof bad, "%s/adir", g_dir);
+    EXPECT_TRUE(mkdir(bad, 0700) == 0);
+    EXPECT_ERR(df_st_write(w, bad), DF_ERR_IO, "rename");
+    snprintf(badtmp, sizeof badtmp, "%s.tmp.%ld", bad, (long)getpid());
+    EXPECT_TRUE(!file_exists(badtmp));
+    struct stat sb;
+    EXPECT_TRUE(stat(bad, &sb) == 0 && S_ISDIR(sb.st_mode));
+    rmdir(bad);
+
+    // Overwrite: second write replaces the first atomically.
+    EXPECT_OK(df_st_write(w, p));
+    x[0] = 9; // data is read at write time
+    EXPECT_OK(df_st_writer_meta(w, "k", "v1"));
+    EXPECT_OK(df_st_writer_meta(w, "k", "v2")); // replaces
+    EXPECT_OK(df_st_write(w, p));
+    df_st_writer_destroy(w);
+    df_st_file *f = NULL;
+    EXPECT_OK(df_st_open(p, &f));
+    if (f) {
+        float got[4];
+        EXPECT_OK(df_st_read_f32(f, "x", got, 4));
+        EXPECT_TRUE(got[0] == 9 && got[3] == 4);
+        EXPECT_TRUE(df_st_metadata(f, "k") && strcmp(df_st_metadata(f, "k"), "v2") == 0);
+        df_st_close(f);
+    }
+
+    // Empty writer: "{}" padded to 8.
+    EXPECT_OK(df_st_writer_create(&w));
+    EXPECT_OK(df_st_write(w, p));
+    df_st_writer_destroy(w);
+    EXPECT_TRUE(stat(p, &sb) == 0 && sb.st_size == 16);
+    EXPECT_OK(df_st_open(p, &f));
+    EXPECT_EQ_I64(df_st_count(f), 0);
+    df_st_close(f);
+    df_st_writer_destroy(NULL);
+
+    // Many tensors of mixed dtypes: exact bytes back, offsets aligned to the element size
+    // (official order: dtype size descending, then name), data packed (file size exact).
+    enum { NT = 40 };
+    static unsigned char pool[NT][64 * 8];
+    const df_dtype dts[6] = {DF_DTYPE_F32, DF_DTYPE_F16, DF_DTYPE_BF16, DF_DTYPE_I32,
+                             DF_DTYPE_U8, DF_DTYPE_I64};
+    EXPECT_OK(df_st_writer_create(&w));
+    size_t data_total = 0;
+    for (int i = 0; i < NT; i++) {
+        for (size_t k = 0; k < sizeof pool[i]; k++) pool[i][k] = (unsigned char)(i * 31 + k * 7);
+        char name[32];
+        snprintf(name, sizeof name, "t%02d.%d", (i * 17) % NT, i);
+        int64_t shape[3] = {1 + i % 4, 1 + (i / 4) % 4, i % 5};
+        int nd = i % 4; // 0..3 dims
+        size_t numel = 1;
+        for (int d = 0; d < nd; d++) numel *= (size_t)shape[d];
+        data_total += numel * df_dtype_size(dts[i % 6]);
+        EXPECT_OK(df_st_writer_add(w, name, dts[i % 6], nd, shape, pool[i]));
+    }
+    EXPECT_OK(df_st_write(w, p));
+    df_st_writer_destroy(w);
+    EXPECT_OK(df_st_open(p, &f));
+    if (f) {
+        EXPECT_EQ_I64(df_st_count(f), NT);
+        // Data start = file offset 8 + N; the lowest data pointer of a non-empty tensor at
+        // offset 0 is the one written first.
+        const unsigned char *lo = NULL;
+        for (int i = 0; i < NT; i++) {
+            const df_st_tensor *t = df_st_get(f, i);
+            if (t->nbytes && (!lo || (const unsigned char *)t->data < lo)) lo = t->data;
+        }
+        int bad_data = 0, bad_align = 0;
+        for (int i = 0; i < NT; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "t%02d.%d", (i * 17) % NT, i);
+            const df_st_tensor *t = df_st_find(f, name);
+            if (!t || t->dtype != dts[i % 6] || t->ndim != i % 4) {
+                bad_data++;
+                continue;
+            }
+            if (t->nbytes && memcmp(t->data, pool[i], t->nbytes) != 0) bad_data++;
+            if (t->nbytes && ((size_t)((const unsigned char *)t->data - lo)) %
+                                 df_dtype_size(t->dtype)) bad_align++;
+        }
+        EXPECT_EQ_I64(bad_data, 0);
+        EXPECT_EQ_I64(bad_align, 0);
+        df_st_close(f);
+        FILE *fp = fopen(p, "rb");
+        unsigned char le[8] = {0};
+        EXPECT_TRUE(fp && fread(le, 1, 8, fp) == 8);
+        if (fp) fclose(fp);
+        uint64_t hl = 0;
+        for (int i = 7; i >= 0; i--) hl = (hl << 8) | le[i];
+        EXPECT_TRUE(stat(p, &sb) == 0);
+        EXPECT_EQ_I64((int64_t)sb.st_size, (int64_t)(8 + hl + data_total));
+    }
     unlink(p);
 }
 
@@ -288,6 +701,9 @@ int main(void) {
     test_round_trip();
     test_golden();
     test_corrupt();
+    test_edge_valid();
+    test_mutations();
+    test_writer();
     // cleanup is done by the individual tests; remove the directory if empty
     char path[512];
     tmp_path(path, sizeof path, "rt.safetensors");

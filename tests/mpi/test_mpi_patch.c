@@ -1,0 +1,283 @@
+// Patch parallelism on the synthetic model (tests/mpi/synth.h), run with mpiexec -n 1..4:
+//  A. every synchronous configuration (full_sync, and every mode with warm-up >= steps) equals the
+//     single-rank model (rel-L2 <= 1e-5), with and without split batch;
+//  B. asynchronous steps: every layer reads exactly the other bands' data of the previous step
+//     (trace of hashes of the bytes sent / read), whatever comm_checkpoint (1, 3, 60 > number of
+//     registered tensors); results are bit-identical across checkpoints; the bytes exchanged per
+//     asynchronous step equal the planned volume (P-1) x slot;
+//  C. f16 exchange is close to f32 and halves the activation bytes;
+//  D. shape validation names the working resolutions; E. the plan has the expected entries.
+#include "synth.h"
+
+#include "../df_test.h"
+#include "runtime/comm.h"
+#include "runtime/dist.h"
+
+#include <stdio.h>
+
+enum { H_LAT = 24, W_LAT = 16, CH = 4 };
+static int g_N, g_R;
+
+static void make_noise(float *x, size_t n, uint32_t seed) {
+    uint32_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = (float)((s >> 8) * (1.0 / 8388608.0)) * 2.0f - 1.0f;
+    }
+}
+
+// A fake sampler: x <- x - 0.1 eps, timestep 1000 - 100 s. eps_all: [steps][2][H][W][4].
+static df_status run_dist(df_dist *d, df_dist_model *m, int steps, float *x, float *eps_all) {
+    size_t n = (size_t)2 * H_LAT * W_LAT * CH;
+    for (int s = 0; s < steps; s++) {
+        float *eps = eps_all + (size_t)s * n;
+        DF_TRY(df_dist_eval(d, m, s, x, H_LAT, W_LAT, 1000.0f - 100.0f * s, eps));
+        for (size_t i = 0; i < n; i++) x[i] -= 0.1f * eps[i];
+    }
+    return DF_OK;
+}
+
+static df_status run_ref(df_dist_model *m, int steps, float *x, float *eps_all) {
+    size_t n = (size_t)2 * H_LAT * W_LAT * CH;
+    int images[2] = {0, 1};
+    for (int s = 0; s < steps; s++) {
+        df_pctx ctx;
+        df_pctx_single_init(&ctx, H_LAT);
+        float *eps = eps_all + (size_t)s * n;
+        DF_TRY(m->forward(m->self, &ctx, x, 2, images, H_LAT, W_LAT, 1000.0f - 100.0f * s, eps));
+        for (size_t i = 0; i < n; i++) x[i] -= 0.1f * eps[i];
+    }
+    return DF_OK;
+}
+
+static const char *cfg_name(const df_dist_params *p, char *buf, size_t cap) {
+    snprintf(buf, cap, "N%d %s %s w%d ckpt%d %s", g_N, p->split_batch ? "split" : "nosplit",
+             df_sync_mode_name(p->sync_mode), p->warmup_steps, p->comm_checkpoint,
+             df_comm_dtype_name(p->comm_dtype));
+    return buf;
+}
+
+// B: staleness check from the trace. Returns the number of verified reads.
+static int check_trace(df_dist *d, const df_dist_params *p, int steps) {
+    const df_topo *tp = df_dist_topo(d);
+    int P = tp->P, ne = df_dist_comm_tensors(d);
+    size_t ns = (size_t)steps * ne, nr = ns * P;
+    uint64_t *sent = calloc(ns * g_N, 8), *rd = calloc(nr * g_N, 8);
+    EXPECT_OK(df_comm_allgather(df_dist_world(d), df_dist_trace_sent(d), sent, ns * 8));
+    EXPECT_OK(df_comm_allgather(df_dist_world(d), df_dist_trace_read(d), rd, nr * 8));
+    int verified = 0, bad = 0, missing = 0;
+    const uint64_t *my = rd + (size_t)g_R * nr;
+    for (int s = 1; s < steps; s++) {
+        int sync = s <= p->warmup_steps || p->sync_mode == DF_SYNC_FULL_SYNC;
+        // which step's data must be read
+        int src = sync ? s : (p->sync_mode == DF_SYNC_NO_SYNC ? p->warmup_steps : s - 1);
+        for (int e = 0; e < ne; e++) {
+            for (int j = 0; j < P; j++) {
+                uint64_t got = my[((size_t)s * ne + e) * P + j];
+                if (!got) {
+                    // attention reads every other band; halos read the neighbours
+                    if (j != tp->patch && (j == tp->patch - 1 || j == tp->patch + 1)) missing++;
+                    continue;
+                }
+                int wr = tp->group * P + j; // world rank of patch j in this group
+                uint64_t want = sent[(size_t)wr * ns + (size_t)src * ne + e];
+                if (got != want) {
+                    if (bad < 5)
+                        fprintf(stderr, "  rank %d step %d entry %d slot %d: read data of the "
+                                        "wrong step\n",
+                                g_R, s, e, j);
+                    bad++;
+                } else {
+                    verified++;
+                }
+            }
+        }
+    }
+    df_test_checks++;
+    if (bad || missing) {
+        fprintf(stderr, "  trace: %d stale-data mismatches, %d missing reads\n", bad, missing);
+        df_test_failures++;
+    }
+    free(sent);
+    free(rd);
+    return verified;
+}
+
+static void expected_plan(const df_topo *tp, df_sync_mode m, int *count, size_t *elems) {
+    int P = tp->P, B = tp->B, h = H_LAT / P;
+    size_t conv = (size_t)2 * B * W_LAT * (SY_C0 + SY_C0 + SY_C1 + SY_C0);
+    size_t attn = (size_t)2 * B * (h / 2) * (W_LAT / 2) * SY_C1;
+    size_t gn = (size_t)3 * 2 * B * SY_G;
+    int reg_gn = m == DF_SYNC_CORRECTED_ASYNC_GN || m == DF_SYNC_STALE_GN;
+    *count = 4 + 1 + (reg_gn ? 3 : 0);
+    *elems = conv + attn + (reg_gn ? gn : 0);
+}
+
+int main(int argc, char **argv) {
+    if (df_dist_init(&argc, &argv, 0) != DF_OK) {
+        fprintf(stderr, "init: %s\n", df_last_error());
+        return 1;
+    }
+    df_set_threads(1);
+    g_N = df_mpi_world_size();
+    g_R = df_mpi_world_rank();
+    synth sm;
+    synth_init(&sm);
+    df_dist_model m = synth_model(&sm);
+
+    const int steps = 6;
+    size_t n = (size_t)2 * H_LAT * W_LAT * CH;
+    float *x0 = malloc(n * sizeof(float)), *x = malloc(n * sizeof(float));
+    float *xr = malloc(n * sizeof(float));
+    float *eps = malloc(steps * n * sizeof(float)), *eref = malloc(steps * n * sizeof(float));
+    float *xckpt = malloc(n * sizeof(float)), *xf32 = malloc(n * sizeof(float));
+    make_noise(x0, n, 7u);
+    memcpy(xr, x0, n * sizeof(float));
+    EXPECT_OK(run_ref(&m, steps, xr, eref));
+    char name[160];
+
+    // ---- A: synchronous configurations equal the single-rank model
+    for (int split = 1; split >= 0; split--) {
+        for (int mi = 0; mi < DF_SYNC_COUNT; mi++) {
+            df_dist_params p = df_dist_params_default();
+            p.split_batch = split;
+            p.sync_mode = (df_sync_mode)mi;
+            p.warmup_steps = mi == DF_SYNC_FULL_SYNC ? 0 : steps;
+            p.comm_checkpoint = 3;
+            df_dist *d = NULL;
+            df_status st = df_dist_create(&p, &d);
+            if (split && g_N % 2 == 1 && g_N > 1) {
+                EXPECT_TRUE(st == DF_ERR_ARG && strstr(df_last_error(), "even number of ranks"));
+                continue;
+            }
+            EXPECT_OK(st);
+            if (st != DF_OK) continue;
+            memcpy(x, x0, n * sizeof(float));
+            EXPECT_OK(run_dist(d, &m, steps, x, eps));
+            cfg_name(&p, name, sizeof name);
+            if (g_R == 0) fprintf(stderr, "[A] %s\n", name);
+            EXPECT_REL_L2(eps, eref, steps * n, 1e-5, "  eps, all steps");
+            EXPECT_REL_L2(x, xr, n, 1e-5, "  final latent");
+            const df_topo *tp = df_dist_topo(d);
+            if (tp->P > 1) {
+                int cnt;
+                size_t el;
+                expected_plan(tp, p.sync_mode, &cnt, &el);
+                EXPECT_EQ_I64(df_dist_comm_tensors(d), cnt);
+                EXPECT_EQ_I64((int64_t)df_dist_comm_slot_elems(d), (int64_t)el);
+            }
+            df_dist_destroy(d);
+        }
+    }
+
+    // ---- B: asynchronous steps
+    for (int mi = 0; mi < DF_SYNC_COUNT; mi++) {
+        if (mi == DF_SYNC_FULL_SYNC) continue;
+        const int ckpts[3] = {1, 3, 60};
+        for (int split = 1; split >= 0; split--) {
+            if (split && g_N % 2 == 1) continue;
+            for (int c = 0; c < 3; c++) {
+                df_dist_params p = df_dist_params_default();
+                p.split_batch = split;
+                p.sync_mode = (df_sync_mode)mi;
+                p.warmup_steps = 1;
+                p.comm_checkpoint = ckpts[c];
+                df_dist *d = NULL;
+                EXPECT_OK(df_dist_create(&p, &d));
+                if (!d) continue;
+                EXPECT_OK(df_dist_trace_enable(d, steps));
+                memcpy(x, x0, n * sizeof(float));
+                // step by step, checking the bytes of every asynchronous step
+                int bytes_ok = 1;
+                for (int s = 0; s < steps; s++) {
+                    float *e = eps + (size_t)s * n;
+                    EXPECT_OK(df_dist_eval(d, &m, s, x, H_LAT, W_LAT, 1000.0f - 100.0f * s, e));
+                    for (size_t i = 0; i < n; i++) x[i] -= 0.1f * e[i];
+                    df_dist_step_stats ss;
+                    df_dist_last_stats(d, &ss);
+                    if (s > p.warmup_steps && df_dist_topo(d)->P > 1) {
+                        uint64_t want = df_dist_async_step_bytes(d);
+                        if (p.sync_mode == DF_SYNC_SYNC_GN) {
+                            if (ss.bytes_recv <= want) bytes_ok = 0; // plus the GN all-reduces
+                        } else if (ss.bytes_recv != want || ss.bytes_sent != want) {
+                            fprintf(stderr, "  step %d: %llu bytes received, planned %llu\n", s,
+                                    (unsigned long long)ss.bytes_recv,
+                                    (unsigned long long)want);
+                            bytes_ok = 0;
+                        }
+                        if (p.sync_mode == DF_SYNC_NO_SYNC && ss.bytes_recv != 0) bytes_ok = 0;
+                    }
+                }
+                EXPECT_TRUE(bytes_ok);
+                cfg_name(&p, name, sizeof name);
+                if (df_dist_topo(d)->P > 1) {
+                    int v = check_trace(d, &p, steps);
+                    if (g_R == 0)
+                        fprintf(stderr, "[B] %s: %d reads verified one step old, rel-L2 vs "
+                                        "single rank %.3e, async step %llu bytes\n",
+                                name, v, df_rel_l2(x, xr, n),
+                                (unsigned long long)df_dist_async_step_bytes(d));
+                    EXPECT_TRUE(v > 0);
+                    if (mi != DF_SYNC_SYNC_GN && mi != DF_SYNC_NO_SYNC)
+                        EXPECT_TRUE(df_rel_l2(x, xr, n) > 0); // really asynchronous
+                }
+                if (c == 0) memcpy(xckpt, x, n * sizeof(float));
+                else EXPECT_TRUE(memcmp(xckpt, x, n * sizeof(float)) == 0); // bit-identical
+                if (mi == DF_SYNC_CORRECTED_ASYNC_GN && c == 0) memcpy(xf32, x, n * sizeof(float));
+                df_dist_destroy(d);
+            }
+            // ---- C: f16 exchange
+            if (mi == DF_SYNC_CORRECTED_ASYNC_GN) {
+                df_dist_params p = df_dist_params_default();
+                p.split_batch = split;
+                p.warmup_steps = 1;
+                p.comm_checkpoint = 1;
+                p.comm_dtype = DF_COMM_F16;
+                df_dist *d = NULL;
+                EXPECT_OK(df_dist_create(&p, &d));
+                memcpy(x, x0, n * sizeof(float));
+                EXPECT_OK(run_dist(d, &m, steps, x, eps));
+                double r = df_rel_l2(x, xf32, n);
+                if (g_R == 0) fprintf(stderr, "[C] f16 vs f32 exchange: rel-L2 %.3e\n", r);
+                EXPECT_LE_F64(r, 1e-2);
+                if (df_dist_topo(d)->P > 1) {
+                    int cnt;
+                    size_t el;
+                    expected_plan(df_dist_topo(d), p.sync_mode, &cnt, &el);
+                    size_t gn_bytes = (size_t)3 * 2 * df_dist_topo(d)->B * SY_G * 8;
+                    EXPECT_EQ_I64((int64_t)df_dist_comm_slot_bytes(d),
+                                  (int64_t)((el - gn_bytes / 8) * 2 + gn_bytes));
+                }
+                df_dist_destroy(d);
+            }
+        }
+    }
+
+    // ---- D: shape validation
+    {
+        df_dist_params p = df_dist_params_default();
+        p.split_batch = 0;
+        df_dist *d = NULL;
+        EXPECT_OK(df_dist_create(&p, &d));
+        if (d && g_N > 1) {
+            int bad_h = 2 * g_N + 2; // not a multiple of 2N (n_down = 1)
+            if (bad_h % (2 * g_N) == 0) bad_h += 2;
+            EXPECT_ERR(df_dist_plan(d, &m, bad_h, W_LAT), DF_ERR_SHAPE, "must be a multiple of");
+        }
+        df_dist_destroy(d);
+    }
+
+    free(x0), free(x), free(xr), free(eps), free(eref), free(xckpt), free(xf32);
+    synth_free(&sm);
+    // every rank fails if any failed
+    df_comm *w = NULL;
+    int fails = df_test_failures;
+    if (df_comm_world(&w) == DF_OK) {
+        df_comm_allreduce_max_i32(w, &fails, 1);
+        df_comm_destroy(w);
+    }
+    if (fails && !df_test_failures) df_test_failures = 1;
+    int rc = df_test_result();
+    df_dist_finalize();
+    return rc;
+}

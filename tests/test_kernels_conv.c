@@ -53,6 +53,30 @@ static void test_convert(void) {
     df_convert_to_f32(got, raw + 2, DF_DTYPE_F32, 4);
     EXPECT_TRUE(memcmp(got, f32, sizeof f32) == 0);
     df_convert_to_f32(got, raw, DF_DTYPE_F16, 0); // n = 0 is a no-op
+
+    // Random finite bit patterns, n not a multiple of the SIMD width, unaligned source.
+    enum { NR = 37 };
+    uint16_t r16[NR];
+    unsigned char rraw[2 * NR + 1];
+    float g16[NR], gb16[NR];
+    for (int i = 0; i < NR; i++) {
+        uint16_t h;
+        do h = (uint16_t)(frand() * 32768.0f + 32768.0f);
+        while ((h & 0x7c00) == 0x7c00); // skip inf/NaN (NaN payload rules differ)
+        r16[i] = h;
+    }
+    memcpy(rraw + 1, r16, sizeof r16);
+    df_convert_to_f32(g16, rraw + 1, DF_DTYPE_F16, NR);
+    df_convert_to_f32(gb16, rraw + 1, DF_DTYPE_BF16, NR);
+    int bad = 0;
+    for (int i = 0; i < NR; i++) {
+        if (g16[i] != df_f16_to_f32(r16[i])) bad++;
+        uint32_t u = (uint32_t)r16[i] << 16;
+        float fb;
+        memcpy(&fb, &u, 4);
+        if (memcmp(&gb16[i], &fb, 4) != 0) bad++;
+    }
+    EXPECT_EQ_I64(bad, 0);
 }
 
 static void test_pack(void) {
@@ -91,6 +115,24 @@ static void test_pack(void) {
     const float want1[6] = {1, 4, 2, 5, 3, 6};
     EXPECT_TRUE(memcmp(p1, want1, sizeof p1) == 0);
     (void)n;
+
+    // More output channels than one packing block (37 > 32), f16 source, odd sizes.
+    const int co2 = 37, ci2 = 5;
+    const size_t n2 = (size_t)co2 * ci2 * 9;
+    uint16_t *s2 = df_malloc(n2 * sizeof(uint16_t));
+    float *d2 = df_malloc(n2 * sizeof(float));
+    for (size_t i = 0; i < n2; i++) s2[i] = df_f32_to_f16(frand());
+    df_conv_weight_pack(d2, s2, DF_DTYPE_F16, co2, ci2, 3);
+    bad = 0;
+    for (int co = 0; co < co2; co++)
+        for (int ci = 0; ci < ci2; ci++)
+            for (int t = 0; t < 9; t++)
+                if (d2[((size_t)t * ci2 + ci) * co2 + co] !=
+                    df_f16_to_f32(s2[((size_t)co * ci2 + ci) * 9 + t]))
+                    bad++;
+    EXPECT_EQ_I64(bad, 0);
+    df_free(s2);
+    df_free(d2);
 }
 
 // ---------------------------------------------------------------------------------------------

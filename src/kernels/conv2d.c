@@ -17,9 +17,13 @@
 #include <string.h>
 
 // Upper bound of the im2col scratch per call (floats are 4 bytes).
-#define DF_CONV_SCRATCH_BYTES ((size_t)8 << 20)
+#ifndef DF_CONV_SCRATCH_BYTES
+#    define DF_CONV_SCRATCH_BYTES ((size_t)16 << 20)
+#endif
 // Preferred GEMM M (output pixels per chunk); a chunk is at least one output row.
-#define DF_CONV_TARGET_M 2048
+#ifndef DF_CONV_TARGET_M
+#    define DF_CONV_TARGET_M 2048
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Helpers shared by the reference and the fast kernel

@@ -127,14 +127,18 @@ df_status df_topo_check_shape(int P, int n_down, int H, int W, int cols, int vae
         }
         snprintf(ex + o, sizeof ex - (size_t)o, ")");
     }
+    char deep[96];
+    if (len % (1 << n_down) == 0)
+        snprintf(deep, sizeof deep, "%d %s, which does not split into %d equal bands",
+                 len >> n_down, cols ? "columns" : "rows", P);
+    else
+        snprintf(deep, sizeof deep, "%d/%d %s, not even an integer", len, 1 << n_down,
+                 cols ? "columns" : "rows");
     return DF_ERROR(DF_ERR_SHAPE,
                     "latent %dx%d cannot be cut into %d %s bands: after %d downsamplings the "
-                    "deepest feature map has %s %d/%d, which %s into %d equal bands. With %d "
-                    "patches per image the latent %s must be a multiple of %d%s",
-                    H, W, P, cols ? "column" : "row", n_down, what, len, 1 << n_down,
-                    (len % (1 << n_down)) ? "is not even an integer and cannot be split"
-                                          : "does not split",
-                    P, P, what, need, ex);
+                    "deepest feature map has %s. With %d patches per image the latent %s must "
+                    "be a multiple of %d%s",
+                    H, W, P, cols ? "column" : "row", n_down, deep, P, what, need, ex);
 }
 
 // ---------------------------------------------------------------------------------------------

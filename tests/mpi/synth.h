@@ -87,7 +87,7 @@ static void synth_free(synth *m) {
 // GroupNorm through the context: x [B][T][C] in place (+ SiLU).
 static df_status sy_gn(df_pctx *ctx, int idx, const char *name, float *x, int B, int T, int C,
                        const float *g, const float *be, int silu) {
-    double stats[2 * 2 * SY_G];
+    double stats[2 * 2 * SY_G] = {0};
     float mean[2 * SY_G], var[2 * SY_G], rstd[2 * SY_G];
     for (int b = 0; b < B; b++) df_group_norm_stats(stats + 2 * SY_G * b, x + (size_t)b * T * C, T, C, SY_G);
     DF_TRY(ctx->ops->gn_stats(ctx, idx, name, stats, B, SY_G, (double)T * (C / SY_G), mean, var));

@@ -1,0 +1,108 @@
+// Topology and band geometry of the distributed runtime (no MPI needed): rank -> (group, patch,
+// images) as distrifuser's DistriConfig (spec §1.2), bands at every level, shape validation
+// messages, parameter names.
+#include "df_test.h"
+#include "runtime/dist.h"
+
+static void check_topo(int N, int split, int rank, int P, int group, int patch, int img0, int B) {
+    df_topo t;
+    EXPECT_OK(df_topo_compute(N, rank, split, 2, &t));
+    EXPECT_EQ_I64(t.P, P);
+    EXPECT_EQ_I64(t.group, group);
+    EXPECT_EQ_I64(t.patch, patch);
+    EXPECT_EQ_I64(t.img0, img0);
+    EXPECT_EQ_I64(t.B, B);
+}
+
+int main(void) {
+    // spec §1.2 mapping table
+    check_topo(1, 1, 0, 1, 0, 0, 0, 2);  // N=1: plain model, batch 2
+    check_topo(2, 1, 0, 1, 0, 0, 0, 1);  // N=2 split: rank0 uncond full image
+    check_topo(2, 1, 1, 1, 1, 0, 1, 1);  //            rank1 cond full image
+    check_topo(2, 0, 1, 2, 0, 1, 0, 2);  // N=2 no split: 2 stripes, both halves
+    check_topo(4, 1, 0, 2, 0, 0, 0, 1);  // N=4 split: ranks 0-1 uncond stripes 0/1
+    check_topo(4, 1, 1, 2, 0, 1, 0, 1);
+    check_topo(4, 1, 2, 2, 1, 0, 1, 1);  //            ranks 2-3 cond stripes 0/1
+    check_topo(4, 1, 3, 2, 1, 1, 1, 1);
+    check_topo(8, 1, 5, 4, 1, 1, 1, 1);
+    check_topo(8, 0, 5, 8, 0, 5, 0, 2);
+    check_topo(3, 0, 2, 3, 0, 2, 0, 2);  // any N without split batch
+    check_topo(6, 1, 4, 3, 1, 1, 1, 1);  // N=6 split: 2 groups of 3
+
+    // no CFG: split batch has nothing to split
+    df_topo t;
+    EXPECT_OK(df_topo_compute(4, 3, 1, 1, &t));
+    EXPECT_EQ_I64(t.P, 4);
+    EXPECT_EQ_I64(t.B, 1);
+    // odd N with split batch is refused with the fix
+    EXPECT_ERR(df_topo_compute(3, 0, 1, 2, &t), DF_ERR_ARG, "--no-split-batch");
+    EXPECT_ERR(df_topo_compute(4, 4, 1, 2, &t), DF_ERR_ARG, "bad rank");
+
+    // bands: patch i covers rows [i H/P, (i+1) H/P) at every level
+    int r0, r1;
+    df_topo_band(128, 8, 3, 0, &r0, &r1);
+    EXPECT_EQ_I64(r0, 48);
+    EXPECT_EQ_I64(r1, 64);
+    df_topo_band(128, 8, 3, 2, &r0, &r1);
+    EXPECT_EQ_I64(r0, 12);
+    EXPECT_EQ_I64(r1, 16);
+    const int Ps[6] = {1, 2, 3, 4, 6, 8};
+    for (int k = 0; k < 6; k++) { // bands tile the image at every level (H = 96)
+        int P = Ps[k];
+        for (int lvl = 0; lvl <= 2; lvl++) {
+            int prev = 0;
+            for (int i = 0; i < P; i++) {
+                df_topo_band(96, P, i, lvl, &r0, &r1);
+                EXPECT_EQ_I64(r0, prev);
+                prev = r1;
+            }
+            EXPECT_EQ_I64(prev, 96 >> lvl);
+        }
+    }
+
+    // shape validation: SDXL (n_down 2) at 1024^2 (latent 128) with P = 8 works, SD2 768^2
+    // (latent 96, n_down 3) with P = 8 does not (issue #17: 12 rows at the deepest level).
+    EXPECT_OK(df_topo_check_shape(8, 2, 128, 128, 0, 8));
+    EXPECT_OK(df_topo_check_shape(3, 2, 96, 80, 0, 8)); // P = 3: latent multiple of 12
+    EXPECT_ERR(df_topo_check_shape(8, 3, 96, 96, 0, 8), DF_ERR_SHAPE, "multiple of 64");
+    EXPECT_ERR(df_topo_check_shape(8, 3, 96, 96, 0, 8), DF_ERR_SHAPE, "512");
+    EXPECT_ERR(df_topo_check_shape(4, 2, 60, 64, 0, 8), DF_ERR_SHAPE, "60x64");
+    EXPECT_ERR(df_topo_check_shape(3, 2, 64, 64, 1, 8), DF_ERR_SHAPE, "column");
+    EXPECT_OK(df_topo_check_shape(1, 2, 64, 64, 0, 8));
+
+    // parameter names round-trip
+    for (int i = 0; i < DF_SYNC_COUNT; i++) {
+        df_sync_mode m;
+        EXPECT_TRUE(df_sync_mode_parse(df_sync_mode_name((df_sync_mode)i), &m) && (int)m == i);
+    }
+    for (int i = 0; i < DF_SPLIT_COUNT; i++) {
+        df_split_scheme s;
+        EXPECT_TRUE(df_split_scheme_parse(df_split_scheme_name((df_split_scheme)i), &s) &&
+                    (int)s == i);
+    }
+    df_parallelism par;
+    EXPECT_TRUE(df_parallelism_parse("naive_patch", &par) && par == DF_PAR_NAIVE_PATCH);
+    EXPECT_TRUE(!df_sync_mode_parse("bogus", &(df_sync_mode){0}));
+    df_comm_dtype cd;
+    EXPECT_TRUE(df_comm_dtype_parse("f16", &cd) && cd == DF_COMM_F16);
+    df_dist_params p = df_dist_params_default();
+    EXPECT_EQ_I64(p.warmup_steps, 4);
+    EXPECT_EQ_I64(p.comm_checkpoint, 60);
+    EXPECT_TRUE(p.sync_mode == DF_SYNC_CORRECTED_ASYNC_GN && p.split_batch == 1);
+
+    // a plain process (no launcher) is one rank without MPI; bad parameters are refused
+    EXPECT_OK(df_dist_init(NULL, NULL, 0));
+    df_dist *d = NULL;
+    p.comm_checkpoint = 0;
+    EXPECT_ERR(df_dist_create(&p, &d), DF_ERR_ARG, "comm_checkpoint");
+    p = df_dist_params_default();
+    p.parallelism = DF_PAR_TENSOR;
+    EXPECT_ERR(df_dist_create(&p, &d), DF_ERR_UNSUPPORTED, "tensor parallelism");
+    p = df_dist_params_default();
+    EXPECT_OK(df_dist_create(&p, &d));
+    EXPECT_EQ_I64(df_dist_size(d), 1);
+    EXPECT_EQ_I64(df_dist_rank(d), 0);
+    df_dist_destroy(d);
+    EXPECT_OK(df_dist_finalize());
+    return df_test_result();
+}

@@ -1,0 +1,1122 @@
+// UNet2DConditionModel forward (sdxl.md §3), NHWC f32, on a row band through the patch context.
+//
+// Reading order: weight structs and loading; planning (activation arena); text conditioning;
+// the layers (GroupNorm, conv, resnet, transformer); df_unet_forward (top-down, like llama2.c's
+// forward()); cost model.
+//
+// Legend: B batch, H/W band rows/width at a level, T = H*W tokens per image, P = B*T pixels,
+// C channels, G GroupNorm groups, F feed-forward inner width (4C), Tt text tokens.
+#include "model/unet.h"
+
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define NAME_CAP 128
+// Feed-forward token chunk budget: the GEGLU input [tc][2F] and output [tc][F] hold at most this
+// many floats together (bounds the [T][2F] intermediate at any resolution).
+#define FF_CHUNK_FLOATS ((size_t)16 << 20)
+// Default f32 weight cache limit: a model whose matrices fit is converted once at load.
+#define DEFAULT_CACHE_MB 256
+
+// ---------------------------------------------------------------------------------------------
+// Weights
+
+typedef struct uparam {
+    const df_st_tensor *t; // stored tensor (NULL: absent optional bias)
+    const float *f;        // f32 data when cached / zero-copy (conv: packed HWIO), else NULL
+} uparam;
+
+typedef struct ulin { // Linear [out][in] (also 1x1 convs)
+    uparam w, b;
+    int in, out;
+} ulin;
+
+typedef struct uconv { // 3x3 conv, padding 1
+    uparam w, b;
+    int cin, cout;
+    char name[NAME_CAP];
+} uconv;
+
+typedef struct unorm { // GroupNorm or LayerNorm affine
+    uparam g, b;
+    int C;
+    char name[NAME_CAP];
+} unorm;
+
+typedef struct uresnet { // ResnetBlock2D
+    char name[NAME_CAP];
+    int cin, cout, has_sc;
+    float out_scale;
+    unorm norm1, norm2;
+    uconv conv1, conv2;
+    ulin temb, sc;
+} uresnet;
+
+typedef struct ublock { // BasicTransformerBlock
+    char attn1[NAME_CAP];
+    unorm ln1, ln2, ln3;
+    ulin q1, k1, v1, o1; // self-attention
+    ulin q2, k2, v2, o2; // cross-attention
+    ulin ff1, ff2;       // GEGLU proj [2F][C], out [C][F]
+    float *ktext, *vtext; // [B][Tt][C] cached cross-attention K/V (in the text arena)
+} ublock;
+
+typedef struct utrans { // Transformer2DModel
+    char name[NAME_CAP];
+    int C, heads, depth; // depth 0: absent
+    unorm norm;
+    ulin proj_in, proj_out;
+    ublock *blocks; // [depth]
+} utrans;
+
+typedef struct ublk { // one down or up block
+    int nres, has_sample; // resnets; downsampler/upsampler present
+    uresnet res[DF_UNET_MAX_LAYERS];
+    utrans attn[DF_UNET_MAX_LAYERS];
+    uconv sample; // downsamplers.0.conv / upsamplers.0.conv
+} ublk;
+
+typedef struct wreg { // every parameter, for caching
+    uparam *p;
+    int kind; // 0 vector, 1 linear, 2 conv3
+    int cout, cin;
+} wreg;
+
+struct df_unet {
+    df_unet_config cfg;
+    df_weights *w;
+    df_st_file *single; // owned single-file checkpoint or NULL
+
+    ulin time1, time2, add1, add2;
+    uconv conv_in, conv_out;
+    unorm norm_out;
+    ublk down[DF_UNET_MAX_LEVELS], up[DF_UNET_MAX_LEVELS];
+    uresnet mid_res[2];
+    utrans mid_attn;
+
+    wreg *reg;
+    int nreg, capreg;
+    float *cache;       // f32 vectors (+ matrices when cached)
+    size_t cache_bytes;
+    float *wscr, *wscr2; // [max matrix floats] conversion scratch (NULL when all cached)
+    size_t max_matrix;
+    size_t weight_bytes;
+
+    // plan
+    int planned, B, H, W, Hb;
+    int hb[DF_UNET_MAX_LEVELS], wl[DF_UNET_MAX_LEVELS]; // band rows / width per level
+    float *arena;
+    size_t arena_floats;
+    float *skip[3 * DF_UNET_MAX_LEVELS * DF_UNET_MAX_LAYERS]; // skip stack slots
+    int nskip;
+    float *hA, *hB, *cat, *t1, *t2;   // hidden ping-pong, concat, resnet scratch
+    float *ts, *tq, *tk, *tv;         // transformer stream / Q / K / V [P][C]
+    float *ffg;                       // [tc][2F] then [tc][F] (GEGLU in / out)
+    size_t ff_floats;
+    float *tproj, *temb, *semb, *tmp_e, *tbuf; // time embedding vectors
+    double *gstats;                   // [B][G][2]
+    float *gmean, *gvar, *grstd;      // [B][G]
+
+    // text conditioning
+    float *text;
+    size_t text_floats;
+    int text_set, Tt;
+    float *aug, *add_tproj; // [B][temb], [B*n_ids][atd]
+
+    df_unet_debug_fn dbg;
+    void *dbg_user;
+    int idx; // patch-context call counter within a forward
+};
+
+static size_t weight_floats(const wreg *r) {
+    return r->p->t ? r->p->t->numel : 0;
+}
+
+static df_status reg_add(df_unet *u, uparam *p, int kind, int cout, int cin) {
+    if (u->nreg == u->capreg) {
+        int cap = u->capreg ? 2 * u->capreg : 1024;
+        wreg *n = realloc(u->reg, (size_t)cap * sizeof *n);
+        DF_FAIL_IF(!n, DF_ERR_NOMEM, "out of memory");
+        u->reg = n;
+        u->capreg = cap;
+    }
+    u->reg[u->nreg++] = (wreg){p, kind, cout, cin};
+    return DF_OK;
+}
+
+static df_status fetch(df_unet *u, uparam *p, const char *prefix, const char *suffix, int ndim,
+                       int64_t d0, int64_t d1, int64_t d2, int64_t d3, int kind, int cout,
+                       int cin) {
+    char name[2 * NAME_CAP];
+    snprintf(name, sizeof name, "%s%s", prefix, suffix);
+    const int64_t shape[4] = {d0, d1, d2, d3};
+    DF_TRY(df_weights_get(u->w, name, ndim, shape, &p->t));
+    u->weight_bytes += p->t->nbytes;
+    return reg_add(u, p, kind, cout, cin);
+}
+
+static df_status get_lin(df_unet *u, ulin *l, const char *prefix, int out, int in, int bias) {
+    l->in = in;
+    l->out = out;
+    DF_TRY(fetch(u, &l->w, prefix, ".weight", 2, out, in, 0, 0, 1, out, in));
+    if (bias) DF_TRY(fetch(u, &l->b, prefix, ".bias", 1, out, 0, 0, 0, 0, 0, 0));
+    return DF_OK;
+}
+
+static df_status get_conv(df_unet *u, uconv *c, const char *prefix, int cout, int cin) {
+    c->cin = cin;
+    c->cout = cout;
+    snprintf(c->name, sizeof c->name, "%s", prefix);
+    DF_TRY(fetch(u, &c->w, prefix, ".weight", 4, cout, cin, 3, 3, 2, cout, cin));
+    return fetch(u, &c->b, prefix, ".bias", 1, cout, 0, 0, 0, 0, 0, 0);
+}
+
+static df_status get_norm(df_unet *u, unorm *n, const char *prefix, int C) {
+    n->C = C;
+    snprintf(n->name, sizeof n->name, "%s", prefix);
+    DF_TRY(fetch(u, &n->g, prefix, ".weight", 1, C, 0, 0, 0, 0, 0, 0));
+    return fetch(u, &n->b, prefix, ".bias", 1, C, 0, 0, 0, 0, 0, 0);
+}
+
+static df_status get_resnet(df_unet *u, uresnet *r, const char *prefix, int cin, int cout,
+                            float out_scale) {
+    char p[2 * NAME_CAP];
+    snprintf(r->name, sizeof r->name, "%s", prefix);
+    r->cin = cin;
+    r->cout = cout;
+    r->out_scale = out_scale;
+    snprintf(p, sizeof p, "%s.norm1", prefix);
+    DF_TRY(get_norm(u, &r->norm1, p, cin));
+    snprintf(p, sizeof p, "%s.conv1", prefix);
+    DF_TRY(get_conv(u, &r->conv1, p, cout, cin));
+    snprintf(p, sizeof p, "%s.time_emb_proj", prefix);
+    DF_TRY(get_lin(u, &r->temb, p, cout, u->cfg.time_embed_dim, 1));
+    snprintf(p, sizeof p, "%s.norm2", prefix);
+    DF_TRY(get_norm(u, &r->norm2, p, cout));
+    snprintf(p, sizeof p, "%s.conv2", prefix);
+    DF_TRY(get_conv(u, &r->conv2, p, cout, cout));
+    r->has_sc = cin != cout;
+    if (r->has_sc) { // 1x1 conv [cout][cin][1][1] == Linear [cout][cin]
+        snprintf(p, sizeof p, "%s.conv_shortcut", prefix);
+        r->sc.in = cin;
+        r->sc.out = cout;
+        DF_TRY(fetch(u, &r->sc.w, p, ".weight", 4, cout, cin, 1, 1, 1, cout, cin));
+        DF_TRY(fetch(u, &r->sc.b, p, ".bias", 1, cout, 0, 0, 0, 0, 0, 0));
+    }
+    return DF_OK;
+}
+
+static df_status get_transformer(df_unet *u, utrans *tr, const char *prefix, int C, int heads,
+                                 int depth) {
+    const df_unet_config *c = &u->cfg;
+    char p[2 * NAME_CAP], q[2 * NAME_CAP + 32];
+    snprintf(tr->name, sizeof tr->name, "%s", prefix);
+    tr->C = C;
+    tr->heads = heads;
+    tr->depth = depth;
+    snprintf(p, sizeof p, "%s.norm", prefix);
+    DF_TRY(get_norm(u, &tr->norm, p, C));
+    // proj_in/out: Linear [C][C] or 1x1 conv [C][C][1][1] (the same op on NHWC tokens)
+    snprintf(p, sizeof p, "%s.proj_in", prefix);
+    tr->proj_in.in = tr->proj_in.out = C;
+    DF_TRY(fetch(u, &tr->proj_in.w, p, ".weight", c->use_linear_projection ? 2 : 4, C, C, 1, 1, 1,
+                 C, C));
+    DF_TRY(fetch(u, &tr->proj_in.b, p, ".bias", 1, C, 0, 0, 0, 0, 0, 0));
+    snprintf(p, sizeof p, "%s.proj_out", prefix);
+    tr->proj_out.in = tr->proj_out.out = C;
+    DF_TRY(fetch(u, &tr->proj_out.w, p, ".weight", c->use_linear_projection ? 2 : 4, C, C, 1, 1,
+                 1, C, C));
+    DF_TRY(fetch(u, &tr->proj_out.b, p, ".bias", 1, C, 0, 0, 0, 0, 0, 0));
+    tr->blocks = calloc((size_t)depth, sizeof *tr->blocks);
+    DF_FAIL_IF(!tr->blocks, DF_ERR_NOMEM, "out of memory");
+    const int F = 4 * C, X = c->cross_attention_dim;
+    for (int j = 0; j < depth; j++) {
+        ublock *b = &tr->blocks[j];
+        snprintf(p, sizeof p, "%s.transformer_blocks.%d", prefix, j);
+        snprintf(b->attn1, sizeof b->attn1, "%s.attn1", p);
+#define SUB(s) (snprintf(q, sizeof q, "%s.%s", p, (s)), q)
+        DF_TRY(get_norm(u, &b->ln1, SUB("norm1"), C));
+        DF_TRY(get_lin(u, &b->q1, SUB("attn1.to_q"), C, C, 0));
+        DF_TRY(get_lin(u, &b->k1, SUB("attn1.to_k"), C, C, 0));
+        DF_TRY(get_lin(u, &b->v1, SUB("attn1.to_v"), C, C, 0));
+        DF_TRY(get_lin(u, &b->o1, SUB("attn1.to_out.0"), C, C, 1));
+        DF_TRY(get_norm(u, &b->ln2, SUB("norm2"), C));
+        DF_TRY(get_lin(u, &b->q2, SUB("attn2.to_q"), C, C, 0));
+        DF_TRY(get_lin(u, &b->k2, SUB("attn2.to_k"), C, X, 0));
+        DF_TRY(get_lin(u, &b->v2, SUB("attn2.to_v"), C, X, 0));
+        DF_TRY(get_lin(u, &b->o2, SUB("attn2.to_out.0"), C, C, 1));
+        DF_TRY(get_norm(u, &b->ln3, SUB("norm3"), C));
+        DF_TRY(get_lin(u, &b->ff1, SUB("ff.net.0.proj"), 2 * F, C, 1));
+        DF_TRY(get_lin(u, &b->ff2, SUB("ff.net.2"), C, F, 1));
+#undef SUB
+    }
+    return DF_OK;
+}
+
+// Looks up every tensor of the configuration (sdxl.md §3.1 construction rules).
+static df_status resolve_weights(df_unet *u) {
+    const df_unet_config *c = &u->cfg;
+    const int n = c->n_levels, L = c->layers_per_block, ted = c->time_embed_dim;
+    char p[NAME_CAP];
+    DF_TRY(get_conv(u, &u->conv_in, "conv_in", c->block_out[0], c->in_channels));
+    DF_TRY(get_lin(u, &u->time1, "time_embedding.linear_1", ted, c->time_proj_dim, 1));
+    DF_TRY(get_lin(u, &u->time2, "time_embedding.linear_2", ted, ted, 1));
+    if (c->addition_embed) {
+        DF_TRY(get_lin(u, &u->add1, "add_embedding.linear_1", ted, c->add_in_dim, 1));
+        DF_TRY(get_lin(u, &u->add2, "add_embedding.linear_2", ted, ted, 1));
+    }
+    for (int i = 0; i < n; i++) {
+        ublk *d = &u->down[i];
+        int cin = i == 0 ? c->block_out[0] : c->block_out[i - 1], cout = c->block_out[i];
+        d->nres = L;
+        for (int j = 0; j < L; j++) {
+            snprintf(p, sizeof p, "down_blocks.%d.resnets.%d", i, j);
+            DF_TRY(get_resnet(u, &d->res[j], p, j == 0 ? cin : cout, cout, c->resnet_out_scale));
+            if (c->down_attn[i]) {
+                snprintf(p, sizeof p, "down_blocks.%d.attentions.%d", i, j);
+                DF_TRY(get_transformer(u, &d->attn[j], p, cout, c->heads_down[i],
+                                       c->tl_down[i][j]));
+            }
+        }
+        d->has_sample = i < n - 1;
+        if (d->has_sample) {
+            snprintf(p, sizeof p, "down_blocks.%d.downsamplers.0.conv", i);
+            DF_TRY(get_conv(u, &d->sample, p, cout, cout));
+        }
+    }
+    if (c->mid_attn) {
+        int C = c->block_out[n - 1];
+        DF_TRY(get_resnet(u, &u->mid_res[0], "mid_block.resnets.0", C, C, c->mid_out_scale));
+        DF_TRY(get_transformer(u, &u->mid_attn, "mid_block.attentions.0", C, c->heads_mid,
+                               c->tl_mid));
+        DF_TRY(get_resnet(u, &u->mid_res[1], "mid_block.resnets.1", C, C, c->mid_out_scale));
+    }
+    for (int i = 0; i < n; i++) {
+        ublk *b = &u->up[i];
+        int out = c->block_out[n - 1 - i];
+        int prev = c->block_out[n - 1 - (i == 0 ? 0 : i - 1)];
+        int in = c->block_out[n - 1 - (i + 1 < n ? i + 1 : n - 1)];
+        b->nres = L + 1;
+        for (int j = 0; j <= L; j++) {
+            int ch = j == 0 ? prev : out, cs = j == L ? in : out;
+            snprintf(p, sizeof p, "up_blocks.%d.resnets.%d", i, j);
+            DF_TRY(get_resnet(u, &b->res[j], p, ch + cs, out, c->resnet_out_scale));
+            if (c->up_attn[i]) {
+                snprintf(p, sizeof p, "up_blocks.%d.attentions.%d", i, j);
+                DF_TRY(get_transformer(u, &b->attn[j], p, out, c->heads_up[i], c->tl_up[i][j]));
+            }
+        }
+        b->has_sample = i < n - 1;
+        if (b->has_sample) {
+            snprintf(p, sizeof p, "up_blocks.%d.upsamplers.0.conv", i);
+            DF_TRY(get_conv(u, &b->sample, p, out, out));
+        }
+    }
+    DF_TRY(get_norm(u, &u->norm_out, "conv_norm_out", c->block_out[0]));
+    DF_TRY(get_conv(u, &u->conv_out, "conv_out", c->out_channels, c->block_out[0]));
+    char msg[768];
+    int extra = df_weights_unused(u->w, NULL, msg, sizeof msg);
+    DF_FAIL_IF(extra > 0, DF_ERR_FORMAT,
+               "%s: %d unexpected tensor(s) not used by the UNet config (%s): %s",
+               df_weights_path(u->w), extra, c->arch, msg);
+    return DF_OK;
+}
+
+// dst[i] = src[i] as f32, in parallel chunks.
+static void convert_par(float *dst, const df_st_tensor *t) {
+    const size_t n = t->numel, chunk = (size_t)1 << 16, es = df_dtype_size(t->dtype);
+    const long nch = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) if (nch > 4)
+    for (long c = 0; c < nch; c++) {
+        size_t o = (size_t)c * chunk, m = n - o < chunk ? n - o : chunk;
+        df_convert_to_f32(dst + o, (const unsigned char *)t->data + o * es, t->dtype, m);
+    }
+}
+
+// Conv weight [Cout][Cin][3][3] -> HWIO [3][3][Cin][Cout] (df_conv_weight_pack's layout), in
+// parallel over 16-wide Cout tiles. tmp holds the f32 [Cout][Cin][9] copy.
+static void pack_conv_par(float *dst, float *tmp, const df_st_tensor *t, int cout, int cin) {
+    convert_par(tmp, t);
+    const int nt = (cout + 15) / 16;
+#pragma omp parallel for schedule(static) if ((size_t)cout * cin > 65536)
+    for (int tile = 0; tile < nt; tile++) {
+        const int c0 = tile * 16, c1 = c0 + 16 < cout ? c0 + 16 : cout;
+        for (int ci = 0; ci < cin; ci++)
+            for (int tap = 0; tap < 9; tap++) {
+                float *d = dst + ((size_t)tap * cin + ci) * cout; // [Cout] row
+                for (int co = c0; co < c1; co++) d[co] = tmp[((size_t)co * cin + ci) * 9 + tap];
+            }
+    }
+}
+
+// Converts vectors always, matrices when they all fit the cache limit; sets up the scratch.
+static df_status build_cache(df_unet *u) {
+    size_t vec = 0, mat = 0, maxm = 0;
+    for (int i = 0; i < u->nreg; i++) {
+        size_t n = weight_floats(&u->reg[i]);
+        if (u->reg[i].kind == 0) vec += n;
+        else {
+            mat += n;
+            if (n > maxm) maxm = n;
+        }
+    }
+    size_t limit_mb = DEFAULT_CACHE_MB;
+    const char *env = getenv("DF_UNET_CACHE_MB");
+    if (env && *env) limit_mb = (size_t)strtoull(env, NULL, 10);
+    const int cache_mats = mat * sizeof(float) <= limit_mb * ((size_t)1 << 20);
+    size_t total = vec + (cache_mats ? mat : 0);
+    u->cache = df_malloc((total ? total : 1) * sizeof(float));
+    DF_FAIL_IF(!u->cache, DF_ERR_NOMEM, "out of memory (%zu MB f32 weight cache)",
+               total * 4 >> 20);
+    u->cache_bytes = total * sizeof(float);
+    float *p = u->cache;
+    for (int i = 0; i < u->nreg; i++) {
+        wreg *r = &u->reg[i];
+        const df_st_tensor *t = r->p->t;
+        if (!t) continue;
+        if (r->kind == 0 || cache_mats) {
+            if (r->kind == 2) df_conv_weight_pack(p, t->data, t->dtype, r->cout, r->cin, 3);
+            else convert_par(p, t);
+            r->p->f = p;
+            p += t->numel;
+        } else if (r->kind == 1 && t->dtype == DF_DTYPE_F32 && ((uintptr_t)t->data & 3) == 0) {
+            r->p->f = t->data; // zero-copy f32 linear
+        }
+    }
+    if (!cache_mats) {
+        u->max_matrix = maxm;
+        u->wscr = df_malloc(maxm * sizeof(float));
+        u->wscr2 = df_malloc(maxm * sizeof(float));
+        DF_FAIL_IF(!u->wscr || !u->wscr2, DF_ERR_NOMEM,
+                   "out of memory (2 x %zu MB weight conversion scratch)", maxm * 4 >> 20);
+    }
+    return DF_OK;
+}
+
+// f32 weights of a linear layer: cached, zero-copy, or converted into `scr`.
+static const float *lin_w(const ulin *l, float *scr) {
+    if (l->w.f) return l->w.f;
+    convert_par(scr, l->w.t);
+    return scr;
+}
+
+static const float *conv_w(df_unet *u, const uconv *c) {
+    if (c->w.f) return c->w.f;
+    pack_conv_par(u->wscr, u->wscr2, c->w.t, c->cout, c->cin);
+    return u->wscr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creation / loading
+
+df_status df_unet_create(const df_unet_config *cfg, df_weights *w, df_unet **out) {
+    *out = NULL;
+    df_status st = df_unet_config_validate(cfg);
+    if (st != DF_OK) {
+        df_weights_destroy(w);
+        return st;
+    }
+    df_unet *u = calloc(1, sizeof *u);
+    if (!u) {
+        df_weights_destroy(w);
+        return DF_ERROR(DF_ERR_NOMEM, "out of memory");
+    }
+    u->cfg = *cfg;
+    u->w = w;
+    st = resolve_weights(u);
+    if (st == DF_OK) st = build_cache(u);
+    if (st != DF_OK) {
+        df_unet_destroy(u);
+        return st;
+    }
+    *out = u;
+    return DF_OK;
+}
+
+static int is_file(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static int is_dir(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+df_status df_unet_load(const char *path, const char *ldm_yaml, df_unet **out) {
+    *out = NULL;
+    char buf[4096], cfgpath[4200];
+    df_unet_config cfg;
+    df_weights *w = NULL;
+    if (is_dir(path)) {
+        // pipeline folder (unet/ inside) or the unet folder itself
+        snprintf(buf, sizeof buf, "%s/unet/config.json", path);
+        const char *comp = "unet";
+        if (!is_file(buf)) {
+            snprintf(buf, sizeof buf, "%s/config.json", path);
+            comp = ".";
+            DF_FAIL_IF(!is_file(buf), DF_ERR_IO,
+                       "%s: neither a diffusers pipeline folder (unet/config.json) nor a unet "
+                       "folder (config.json)", path);
+        }
+        DF_TRY(df_unet_config_from_json(buf, &cfg));
+        DF_TRY(df_weights_open_dir(path, comp, &w));
+        return df_unet_create(&cfg, w, out);
+    }
+    df_st_file *f = NULL;
+    DF_TRY(df_st_open(path, &f));
+    df_status st;
+    if (df_st_find(f, "model.diffusion_model.input_blocks.0.0.weight")) {
+        st = df_weights_from_single(f, "unet", &w);
+        if (st == DF_OK) st = df_unet_config_from_weights(w, ldm_yaml, &cfg);
+        if (st == DF_OK) {
+            df_unet *u = NULL;
+            st = df_unet_create(&cfg, w, &u);
+            w = NULL;
+            if (st == DF_OK) {
+                u->single = f;
+                *out = u;
+                return DF_OK;
+            }
+        }
+        df_weights_destroy(w);
+        df_st_close(f);
+        return st;
+    }
+    // A diffusers UNet file given directly: config.json next to it, else derived from tensors.
+    int is_unet = df_st_find(f, "conv_in.weight") != NULL;
+    df_st_close(f);
+    DF_FAIL_IF(!is_unet, DF_ERR_UNSUPPORTED,
+               "%s: unknown architecture: no UNet tensors ('conv_in.weight' or "
+               "'model.diffusion_model.input_blocks.0.0.weight')", path);
+    DF_TRY(df_weights_open(path, &w));
+    snprintf(buf, sizeof buf, "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (slash) *slash = '\0';
+    snprintf(cfgpath, sizeof cfgpath, "%s/config.json", slash ? buf : ".");
+    st = is_file(cfgpath) ? df_unet_config_from_json(cfgpath, &cfg)
+                          : df_unet_config_from_weights(w, ldm_yaml, &cfg);
+    if (st != DF_OK) {
+        df_weights_destroy(w);
+        return st;
+    }
+    return df_unet_create(&cfg, w, out);
+}
+
+static void free_trans(utrans *t) {
+    free(t->blocks);
+    t->blocks = NULL;
+}
+
+void df_unet_destroy(df_unet *u) {
+    if (!u) return;
+    for (int i = 0; i < DF_UNET_MAX_LEVELS; i++)
+        for (int j = 0; j < DF_UNET_MAX_LAYERS; j++) {
+            free_trans(&u->down[i].attn[j]);
+            free_trans(&u->up[i].attn[j]);
+        }
+    free_trans(&u->mid_attn);
+    free(u->reg);
+    df_free(u->cache);
+    df_free(u->wscr);
+    df_free(u->wscr2);
+    df_free(u->arena);
+    df_free(u->text);
+    df_weights_destroy(u->w);
+    df_st_close(u->single);
+    free(u);
+}
+
+const df_unet_config *df_unet_get_config(const df_unet *u) {
+    return &u->cfg;
+}
+
+size_t df_unet_weight_bytes(const df_unet *u) {
+    return u->weight_bytes;
+}
+
+size_t df_unet_cache_bytes(const df_unet *u) {
+    return u->cache_bytes;
+}
+
+void df_unet_set_debug(df_unet *u, df_unet_debug_fn fn, void *user) {
+    u->dbg = fn;
+    u->dbg_user = user;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Planning: sizes of every activation buffer for (B, H, W, band rows), one arena.
+
+typedef struct plan_sizes {
+    size_t skip[3 * DF_UNET_MAX_LEVELS * DF_UNET_MAX_LAYERS];
+    int nskip;
+    size_t h, cat, t1, t2, tr, ff, tbuf;
+} plan_sizes;
+
+#define MAXZ(a, b) ((a) = (a) > (b) ? (a) : (b))
+
+static size_t ff_chunk_tokens(size_t P, int C) {
+    size_t tc = FF_CHUNK_FLOATS / (12 * (size_t)C); // [tc][2F] + [tc][F], F = 4C
+    if (tc < 64) tc = 64;
+    return tc < P ? tc : P;
+}
+
+static void plan_resnet(plan_sizes *s, const uresnet *r, size_t P) {
+    MAXZ(s->t1, P * r->cin);
+    MAXZ(s->t2, P * r->cout);
+    MAXZ(s->tbuf, (size_t)r->cout);
+}
+
+static void plan_trans(plan_sizes *s, const utrans *t, size_t P) {
+    if (!t->depth) return;
+    MAXZ(s->t1, P * t->C);
+    MAXZ(s->t2, P * t->C);
+    MAXZ(s->tr, P * t->C);
+    MAXZ(s->ff, ff_chunk_tokens(P, t->C) * 12 * (size_t)t->C);
+}
+
+static void plan_walk(const df_unet *u, plan_sizes *s) {
+    const df_unet_config *c = &u->cfg;
+    const int n = c->n_levels;
+    size_t P[DF_UNET_MAX_LEVELS] = {0};
+    for (int l = 0; l < n; l++) P[l] = (size_t)u->B * u->hb[l] * u->wl[l];
+    memset(s, 0, sizeof *s);
+    MAXZ(s->t1, P[0] * c->in_channels); // center_input_sample
+    s->skip[s->nskip++] = P[0] * c->block_out[0];
+    for (int i = 0; i < n; i++) {
+        const ublk *d = &u->down[i];
+        for (int j = 0; j < d->nres; j++) {
+            plan_resnet(s, &d->res[j], P[i]);
+            plan_trans(s, &d->attn[j], P[i]);
+            s->skip[s->nskip++] = P[i] * d->res[j].cout;
+        }
+        if (d->has_sample) s->skip[s->nskip++] = P[i + 1] * d->sample.cout;
+    }
+    const int top = n - 1;
+    if (c->mid_attn) {
+        plan_resnet(s, &u->mid_res[0], P[top]);
+        plan_trans(s, &u->mid_attn, P[top]);
+        plan_resnet(s, &u->mid_res[1], P[top]);
+        MAXZ(s->h, P[top] * u->mid_res[1].cout);
+    }
+    for (int i = 0; i < n; i++) {
+        const ublk *b = &u->up[i];
+        const int l = n - 1 - i;
+        for (int j = 0; j < b->nres; j++) {
+            plan_resnet(s, &b->res[j], P[l]);
+            plan_trans(s, &b->attn[j], P[l]);
+            MAXZ(s->cat, P[l] * b->res[j].cin);
+            MAXZ(s->h, P[l] * b->res[j].cout);
+        }
+        if (b->has_sample) {
+            MAXZ(s->t1, P[l - 1] * b->sample.cin); // upsampled input
+            MAXZ(s->h, P[l - 1] * b->sample.cout);
+        }
+    }
+    MAXZ(s->t1, P[0] * c->block_out[0]); // conv_norm_out
+}
+
+// Points every buffer into `base` (64-byte aligned slices); returns the floats used. base NULL
+// only measures.
+static size_t carve(df_unet *u, const plan_sizes *s, float *base) {
+    const df_unet_config *c = &u->cfg;
+    const size_t B = (size_t)u->B, G = (size_t)c->norm_groups, ted = (size_t)c->time_embed_dim;
+    size_t off = 0;
+#define TAKE(ptr, nfl)                                                                         \
+    do {                                                                                       \
+        (ptr) = base ? base + off : NULL;                                                      \
+        off += ((size_t)(nfl) + 15) & ~(size_t)15;                                             \
+    } while (0)
+    float *st;
+    TAKE(st, 4 * B * G); // [B][G][2] doubles
+    u->gstats = (double *)st;
+    u->nskip = s->nskip;
+    for (int i = 0; i < s->nskip; i++) TAKE(u->skip[i], s->skip[i]);
+    TAKE(u->hA, s->h);
+    TAKE(u->hB, s->h);
+    TAKE(u->cat, s->cat);
+    TAKE(u->t1, s->t1);
+    TAKE(u->t2, s->t2);
+    TAKE(u->ts, s->tr);
+    TAKE(u->tq, s->tr);
+    TAKE(u->tk, s->tr);
+    TAKE(u->tv, s->tr);
+    u->ff_floats = s->ff;
+    TAKE(u->ffg, s->ff);
+    TAKE(u->tproj, B * c->time_proj_dim);
+    TAKE(u->temb, B * ted);
+    TAKE(u->semb, B * ted);
+    TAKE(u->tmp_e, B * ted);
+    TAKE(u->tbuf, B * s->tbuf);
+    TAKE(u->gmean, B * G);
+    TAKE(u->gvar, B * G);
+    TAKE(u->grstd, B * G);
+#undef TAKE
+    return off;
+}
+
+df_status df_unet_plan(df_unet *u, int B, int H, int W, int band_rows) {
+    const df_unet_config *c = &u->cfg;
+    const int n = c->n_levels, f = 1 << (n - 1);
+    DF_FAIL_IF(B < 1 || H < 1 || W < 1 || band_rows < 1 || band_rows > H, DF_ERR_ARG,
+               "unet plan: bad sizes B=%d H=%d W=%d band_rows=%d", B, H, W, band_rows);
+    DF_FAIL_IF(band_rows != H && band_rows % f != 0, DF_ERR_SHAPE,
+               "unet plan: band of %d rows is not divisible by %d (2^%d downsamplers), so the "
+               "deepest level would not split evenly; use latent heights divisible by %d x bands",
+               band_rows, f, n - 1, f);
+    df_free(u->arena);
+    u->arena = NULL;
+    u->planned = 0;
+    u->text_set = 0;
+    u->B = B;
+    u->H = H;
+    u->W = W;
+    u->Hb = band_rows;
+    u->hb[0] = band_rows;
+    u->wl[0] = W;
+    for (int l = 1; l < n; l++) {
+        u->hb[l] = (u->hb[l - 1] + 1) / 2; // ceil: stride-2 conv with padding 1
+        u->wl[l] = (u->wl[l - 1] + 1) / 2;
+    }
+    plan_sizes s;
+    plan_walk(u, &s);
+    size_t total = carve(u, &s, NULL); // measure, then allocate and point
+    u->arena = df_malloc(total * sizeof(float));
+    DF_FAIL_IF(!u->arena, DF_ERR_NOMEM, "out of memory (UNet activation arena %zu MB)",
+               total * 4 >> 20);
+    u->arena_floats = carve(u, &s, u->arena);
+    DF_ASSERT(u->arena_floats == total);
+    u->planned = 1;
+    return DF_OK;
+}
+
+size_t df_unet_arena_bytes(const df_unet *u) {
+    size_t scr = u->wscr ? 2 * u->max_matrix * sizeof(float) : 0;
+    return u->arena_floats * sizeof(float) + u->text_floats * sizeof(float) + scr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text conditioning: attn2 K/V of every layer, SDXL added embedding.
+
+// Calls fn(u, block, C) for every BasicTransformerBlock in forward order.
+static void for_each_block(df_unet *u, void (*fn)(df_unet *, ublock *, int, void *), void *arg) {
+    const df_unet_config *c = &u->cfg;
+    for (int i = 0; i < c->n_levels; i++)
+        for (int j = 0; j < u->down[i].nres; j++)
+            for (int k = 0; k < u->down[i].attn[j].depth; k++)
+                fn(u, &u->down[i].attn[j].blocks[k], u->down[i].attn[j].C, arg);
+    for (int k = 0; k < u->mid_attn.depth; k++)
+        fn(u, &u->mid_attn.blocks[k], u->mid_attn.C, arg);
+    for (int i = 0; i < c->n_levels; i++)
+        for (int j = 0; j < u->up[i].nres; j++)
+            for (int k = 0; k < u->up[i].attn[j].depth; k++)
+                fn(u, &u->up[i].attn[j].blocks[k], u->up[i].attn[j].C, arg);
+}
+
+static void count_text(df_unet *u, ublock *b, int C, void *arg) {
+    *(size_t *)arg += 2 * (size_t)u->B * u->Tt * C;
+}
+
+typedef struct text_job {
+    const float *enc; // [B][Tt][X]
+    float *p;         // next free slot in the text arena
+} text_job;
+
+static void fill_text(df_unet *u, ublock *b, int C, void *arg) {
+    text_job *j = arg;
+    const int M = u->B * u->Tt, X = u->cfg.cross_attention_dim;
+    b->ktext = j->p;
+    j->p += (size_t)M * C;
+    b->vtext = j->p;
+    j->p += (size_t)M * C;
+    df_linear(b->ktext, j->enc, lin_w(&b->k2, u->wscr), NULL, M, X, C, 0); // [B*Tt][C]
+    df_linear(b->vtext, j->enc, lin_w(&b->v2, u->wscr), NULL, M, X, C, 0);
+}
+
+df_status df_unet_set_text(df_unet *u, int B, const float *enc, int T_text,
+                           const float *text_embeds, const float *time_ids) {
+    const df_unet_config *c = &u->cfg;
+    DF_FAIL_IF(!u->planned, DF_ERR_ARG, "unet: df_unet_set_text before df_unet_plan");
+    DF_FAIL_IF(B != u->B, DF_ERR_ARG, "unet: text batch %d != planned batch %d", B, u->B);
+    DF_FAIL_IF(T_text < 1 || !enc, DF_ERR_ARG, "unet: encoder_hidden_states missing (T=%d)",
+               T_text);
+    DF_FAIL_IF(c->addition_embed && (!text_embeds || !time_ids), DF_ERR_ARG,
+               "unet: this UNet (addition_embed_type text_time) needs text_embeds [B][%d] and "
+               "time_ids [B][%d]", c->text_embeds_dim, c->n_time_ids);
+    u->text_set = 0;
+    u->Tt = T_text;
+    const int ted = c->time_embed_dim, nid = c->n_time_ids, atd = c->addition_time_embed_dim;
+    size_t need = 0;
+    for_each_block(u, count_text, &need);
+    if (c->addition_embed)
+        need += (size_t)B * ted + (size_t)B * nid * atd + (size_t)B * c->add_in_dim + (size_t)B * ted;
+    if (need > u->text_floats) {
+        df_free(u->text);
+        u->text = df_malloc((need ? need : 1) * sizeof(float));
+        u->text_floats = u->text ? need : 0;
+        DF_FAIL_IF(!u->text, DF_ERR_NOMEM, "out of memory (text K/V cache %zu MB)",
+                   need * 4 >> 20);
+    }
+    text_job job = {enc, u->text};
+    for_each_block(u, fill_text, &job);
+    if (c->addition_embed) {
+        // aug = linear_2(SiLU(linear_1(concat(text_embeds, time_proj(time_ids)))))
+        float *aug = job.p, *tp = aug + (size_t)B * ted, *in = tp + (size_t)B * nid * atd;
+        float *h = in + (size_t)B * c->add_in_dim;
+        const int P = c->text_embeds_dim;
+        for (int b = 0; b < B; b++) {
+            for (int i = 0; i < nid; i++) // [B*nid][atd], cos first (flip_sin_to_cos)
+                df_timestep_embedding(tp + ((size_t)b * nid + i) * atd, time_ids[b * nid + i], atd,
+                                      c->flip_sin_to_cos, c->freq_shift);
+            float *row = in + (size_t)b * c->add_in_dim; // [P + nid*atd]
+            memcpy(row, text_embeds + (size_t)b * P, (size_t)P * sizeof(float));
+            memcpy(row + P, tp + (size_t)b * nid * atd, (size_t)nid * atd * sizeof(float));
+        }
+        df_linear(h, in, lin_w(&u->add1, u->wscr), u->add1.b.f, B, c->add_in_dim, ted, 0);
+        df_silu(h, h, (size_t)B * ted);
+        df_linear(aug, h, lin_w(&u->add2, u->wscr), u->add2.b.f, B, ted, ted, 0);
+        u->aug = aug;
+        u->add_tproj = tp;
+    }
+    u->text_set = 1;
+    return DF_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layers
+
+static void debug_dump(df_unet *u, const char *name, const float *x, int B, int H, int W, int C) {
+    if (u->dbg) u->dbg(u->dbg_user, name, x, B, H, W, C);
+}
+
+// y = GroupNorm(x) (+ SiLU) over B images of T tokens; statistics through the context.
+static df_status group_norm(df_unet *u, df_pctx *ctx, const unorm *n, const float *x, float *y,
+                            int B, int T, float eps, int silu) {
+    const int G = u->cfg.norm_groups, C = n->C;
+    for (int b = 0; b < B; b++)
+        df_group_norm_stats(u->gstats + (size_t)b * 2 * G, x + (size_t)b * T * C, T, C, G);
+    const double count = (double)T * (C / G);
+    DF_TRY(ctx->ops->gn_stats(ctx, u->idx++, n->name, u->gstats, B, G, count, u->gmean, u->gvar));
+    for (int i = 0; i < B * G; i++) u->grstd[i] = 1.0f / sqrtf(u->gvar[i] + eps);
+    for (int b = 0; b < B; b++)
+        df_group_norm_apply(y + (size_t)b * T * C, x + (size_t)b * T * C, u->gmean + b * G,
+                            u->grstd + b * G, n->g.f, n->b.f, T, C, G, silu);
+    return DF_OK;
+}
+
+// y [B][Ho][Wo][cout] = conv3x3(x [B][H][W][cin]) with halo rows from the context.
+static df_status conv3(df_unet *u, df_pctx *ctx, const uconv *c, const float *x, float *y, int B,
+                       int H, int W, int stride) {
+    const float *top = NULL, *bot = NULL;
+    DF_TRY(ctx->ops->conv_halo(ctx, u->idx++, c->name, x, B, H, W, c->cin, 1, &top, &bot));
+    df_conv2d(y, x, top, bot, conv_w(u, c), c->b.f, B, H, W, c->cin, c->cout, 3, stride);
+    return DF_OK;
+}
+
+// ResnetBlock2D: y = (shortcut(x) + conv2(SiLU(GN2(conv1(SiLU(GN1(x))) + temb)))) / scale.
+// x [B][T][cin], y [B][T][cout] (y != x). Uses t1, t2, tbuf.
+static df_status resnet(df_unet *u, df_pctx *ctx, const uresnet *r, const float *x, float *y,
+                        int B, int H, int W) {
+    const int T = H * W, ci = r->cin, co = r->cout;
+    const size_t P = (size_t)B * T;
+    const float eps = u->cfg.norm_eps;
+    DF_TRY(group_norm(u, ctx, &r->norm1, x, u->t1, B, T, eps, 1)); // t1 [P][cin]
+    DF_TRY(conv3(u, ctx, &r->conv1, u->t1, u->t2, B, H, W, 1));    // t2 [P][cout]
+    // + time_emb_proj(SiLU(emb)) per image: tbuf [B][cout]
+    df_linear(u->tbuf, u->semb, lin_w(&r->temb, u->wscr), r->temb.b.f, B,
+              u->cfg.time_embed_dim, co, 0);
+    float *t2 = u->t2;
+    const float *tb = u->tbuf;
+#pragma omp parallel for schedule(static) if (P * co > 65536)
+    for (size_t p = 0; p < P; p++) {
+        const float *e = tb + (p / T) * co; // [cout]
+        float *row = t2 + p * co;
+        for (int k = 0; k < co; k++) row[k] += e[k];
+    }
+    DF_TRY(group_norm(u, ctx, &r->norm2, u->t2, u->t2, B, T, eps, 1));
+    DF_TRY(conv3(u, ctx, &r->conv2, u->t2, y, B, H, W, 1)); // y [P][cout]
+    if (r->has_sc) // y += conv_shortcut(x) (1x1 conv as a GEMM, residual fused)
+        df_linear(y, x, lin_w(&r->sc, u->wscr), r->sc.b.f, (int)P, ci, co, 1);
+    else
+        df_add(y, y, x, P * co);
+    if (r->out_scale != 1.0f) {
+        const float s = r->out_scale;
+#pragma omp parallel for schedule(static) if (P * co > 65536)
+        for (size_t i = 0; i < P * co; i++) y[i] /= s;
+    }
+    return DF_OK;
+}
+
+// out [B][T][C] = softmax(Q K^T / sqrt(d)) V per image and head; K/V have Tk tokens per image.
+static void attention(float *out, const float *q, const float *k, const float *v, int B, int T,
+                      int Tk, int C, int heads) {
+    for (int b = 0; b < B; b++)
+        df_attention(out + (size_t)b * T * C, C, q + (size_t)b * T * C, C, k + (size_t)b * Tk * C,
+                     C, v + (size_t)b * Tk * C, C, T, Tk, heads, C / heads);
+}
+
+// BasicTransformerBlock on the token stream s [B][T][C] (in place):
+//   s += attn1(LN1(s)); s += attn2(LN2(s), text); s += FF(LN3(s)) with FF = net.2(GEGLU(net.0))
+static df_status transformer_block(df_unet *u, df_pctx *ctx, const ublock *k, float *s, int B,
+                                   int T, int C, int heads) {
+    const int P = B * T;
+    const float eps = u->cfg.layer_norm_eps;
+    float *n = u->t1, *o = u->t2, *q = u->tq; // [P][C] each
+    // self-attention: local queries against the keys/values of the whole image
+    df_layer_norm(n, s, k->ln1.g.f, k->ln1.b.f, P, C, eps);
+    df_linear(q, n, lin_w(&k->q1, u->wscr), NULL, P, C, C, 0);
+    df_linear(u->tk, n, lin_w(&k->k1, u->wscr), NULL, P, C, C, 0);
+    df_linear(u->tv, n, lin_w(&k->v1, u->wscr), NULL, P, C, C, 0);
+    const float *kf = NULL, *vf = NULL;
+    int Tf = 0;
+    DF_TRY(ctx->ops->attn_kv(ctx, u->idx++, k->attn1, u->tk, u->tv, B, T, C, &kf, &vf, &Tf));
+    attention(o, q, kf, vf, B, T, Tf, C, heads);
+    df_linear(s, o, lin_w(&k->o1, u->wscr), k->o1.b.f, P, C, C, 1);
+    // cross-attention with the cached text K/V
+    df_layer_norm(n, s, k->ln2.g.f, k->ln2.b.f, P, C, eps);
+    df_linear(q, n, lin_w(&k->q2, u->wscr), NULL, P, C, C, 0);
+    attention(o, q, k->ktext, k->vtext, B, T, u->Tt, C, heads);
+    df_linear(s, o, lin_w(&k->o2, u->wscr), k->o2.b.f, P, C, C, 1);
+    // feed-forward in token chunks: g [tc][2F] -> GEGLU -> [tc][F] -> s += . W2^T + b2
+    df_layer_norm(n, s, k->ln3.g.f, k->ln3.b.f, P, C, eps);
+    const int F = 4 * C, tc = (int)ff_chunk_tokens((size_t)P, C);
+    const float *w1 = lin_w(&k->ff1, u->wscr), *w2 = lin_w(&k->ff2, u->wscr2);
+    float *g = u->ffg, *h = u->ffg + (size_t)tc * 2 * F;
+    for (int t0 = 0; t0 < P; t0 += tc) {
+        const int m = P - t0 < tc ? P - t0 : tc;
+        df_linear(g, n + (size_t)t0 * C, w1, k->ff1.b.f, m, C, 2 * F, 0);
+        df_geglu(h, g, m, F);
+        df_linear(s + (size_t)t0 * C, h, w2, k->ff2.b.f, m, F, C, 1);
+    }
+    return DF_OK;
+}
+
+// Transformer2DModel, in place on x [B][T][C]: x += proj_out(blocks(proj_in(GN(x)))).
+static df_status transformer(df_unet *u, df_pctx *ctx, const utrans *tr, float *x, int B, int H,
+                             int W) {
+    const int T = H * W, C = tr->C, P = B * T;
+    DF_TRY(group_norm(u, ctx, &tr->norm, x, u->t1, B, T, u->cfg.transformer_norm_eps, 0));
+    df_linear(u->ts, u->t1, lin_w(&tr->proj_in, u->wscr), tr->proj_in.b.f, P, C, C, 0);
+    for (int j = 0; j < tr->depth; j++)
+        DF_TRY(transformer_block(u, ctx, &tr->blocks[j], u->ts, B, T, C, tr->heads));
+    df_linear(x, u->ts, lin_w(&tr->proj_out, u->wscr), tr->proj_out.b.f, P, C, C, 1);
+    return DF_OK;
+}
+
+// Nearest upsampling of x [B][H][W][C] to [B][Ho][Wo][C] with Ho in {2H-1, 2H} (sdxl.md §2: with
+// an explicit size, src = floor(dst * in / out), which equals dst / 2 here).
+static void upsample(float *y, const float *x, int B, int H, int W, int C, int Ho, int Wo) {
+    if (Ho == 2 * H && Wo == 2 * W) {
+        df_upsample2x(y, x, B, H, W, C);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < B * Ho; r++) {
+        const int b = r / Ho, yy = r % Ho;
+        const float *src = x + ((size_t)b * H + yy / 2) * W * C;
+        float *dst = y + (size_t)r * Wo * C;
+        for (int xx = 0; xx < Wo; xx++)
+            memcpy(dst + (size_t)xx * C, src + (size_t)(xx / 2) * C, (size_t)C * sizeof(float));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward
+
+df_status df_unet_forward(df_unet *u, df_pctx *ctx, const float *x, const float *t, float *out) {
+    const df_unet_config *c = &u->cfg;
+    const int B = u->B, n = c->n_levels, ted = c->time_embed_dim, tp = c->time_proj_dim;
+    DF_FAIL_IF(!u->planned, DF_ERR_ARG, "unet: forward before df_unet_plan");
+    DF_FAIL_IF(!u->text_set, DF_ERR_ARG, "unet: forward before df_unet_set_text");
+    DF_FAIL_IF(ctx->row1 - ctx->row0 != u->Hb || ctx->H_full != u->H, DF_ERR_SHAPE,
+               "unet: context band [%d, %d) of %d rows does not match the plan (%d of %d rows)",
+               ctx->row0, ctx->row1, ctx->H_full, u->Hb, u->H);
+    u->idx = 0;
+    const int *hb = u->hb, *wl = u->wl;
+
+    // 1. Time embedding: emb = linear_2(SiLU(linear_1(sinusoid(t)))) (+ aug)  [B][ted]
+    for (int b = 0; b < B; b++)
+        df_timestep_embedding(u->tproj + (size_t)b * tp, t[b], tp, c->flip_sin_to_cos,
+                              c->freq_shift);
+    debug_dump(u, "time_proj", u->tproj, B, 1, 1, tp);
+    df_linear(u->tmp_e, u->tproj, lin_w(&u->time1, u->wscr), u->time1.b.f, B, tp, ted, 0);
+    df_silu(u->tmp_e, u->tmp_e, (size_t)B * ted);
+    df_linear(u->temb, u->tmp_e, lin_w(&u->time2, u->wscr), u->time2.b.f, B, ted, ted, 0);
+    debug_dump(u, "time_embedding", u->temb, B, 1, 1, ted);
+    if (c->addition_embed) {
+        debug_dump(u, "add_time_proj", u->add_tproj, B * c->n_time_ids, 1, 1,
+                   c->addition_time_embed_dim);
+        debug_dump(u, "add_embedding", u->aug, B, 1, 1, ted);
+        df_add(u->temb, u->temb, u->aug, (size_t)B * ted);
+    }
+    df_silu(u->semb, u->temb, (size_t)B * ted); // every resnet's time_emb_proj input
+
+    // 2. conv_in (pushes skip 0)
+    const float *xin = x;
+    if (c->center_input_sample) {
+        size_t m = (size_t)B * hb[0] * wl[0] * c->in_channels;
+        for (size_t i = 0; i < m; i++) u->t1[i] = 2.0f * x[i] - 1.0f;
+        xin = u->t1;
+    }
+    int sp = 0; // skip stack depth
+    float *h = u->skip[sp++];
+    DF_TRY(conv3(u, ctx, &u->conv_in, xin, h, B, hb[0], wl[0], 1));
+    debug_dump(u, "conv_in", h, B, hb[0], wl[0], c->block_out[0]);
+
+    // 3. Down blocks: each (resnet [, transformer]) output and each downsampler output is a skip
+    char nm[32];
+    for (int i = 0; i < n; i++) {
+        const ublk *d = &u->down[i];
+        for (int j = 0; j < d->nres; j++) {
+            float *y = u->skip[sp++];
+            DF_TRY(resnet(u, ctx, &d->res[j], h, y, B, hb[i], wl[i]));
+            if (d->attn[j].depth) DF_TRY(transformer(u, ctx, &d->attn[j], y, B, hb[i], wl[i]));
+            h = y;
+        }
+        int C = c->block_out[i], lv = i;
+        if (d->has_sample) {
+            float *y = u->skip[sp++];
+            DF_TRY(conv3(u, ctx, &d->sample, h, y, B, hb[i], wl[i], 2));
+            h = y;
+            lv = i + 1;
+        }
+        snprintf(nm, sizeof nm, "down_blocks.%d", i);
+        debug_dump(u, nm, h, B, hb[lv], wl[lv], C);
+    }
+    DF_ASSERT(sp == u->nskip);
+
+    // 4. Mid block: resnet, transformer, resnet
+    const int top = n - 1;
+    int C = c->block_out[top];
+    if (c->mid_attn) {
+        DF_TRY(resnet(u, ctx, &u->mid_res[0], h, u->hA, B, hb[top], wl[top]));
+        DF_TRY(transformer(u, ctx, &u->mid_attn, u->hA, B, hb[top], wl[top]));
+        DF_TRY(resnet(u, ctx, &u->mid_res[1], u->hA, u->hB, B, hb[top], wl[top]));
+        h = u->hB;
+        debug_dump(u, "mid_block", h, B, hb[top], wl[top], C);
+    }
+
+    // 5. Up blocks: concat([h, skip]) -> resnet [-> transformer], LIFO skips; then upsample
+    for (int i = 0; i < n; i++) {
+        const ublk *b = &u->up[i];
+        const int l = n - 1 - i;
+        const size_t P = (size_t)B * hb[l] * wl[l];
+        for (int j = 0; j < b->nres; j++) {
+            const float *s = u->skip[--sp];
+            const int cs = b->res[j].cin - C;
+            df_concat_channels(u->cat, h, s, P, C, cs); // [P][C + cs]
+            float *y = h == u->hA ? u->hB : u->hA;
+            DF_TRY(resnet(u, ctx, &b->res[j], u->cat, y, B, hb[l], wl[l]));
+            if (b->attn[j].depth) DF_TRY(transformer(u, ctx, &b->attn[j], y, B, hb[l], wl[l]));
+            h = y;
+            C = b->res[j].cout;
+        }
+        int lv = l;
+        if (b->has_sample) { // nearest x2 to the next skip's size, then conv
+            lv = l - 1;
+            upsample(u->t1, h, B, hb[l], wl[l], C, hb[lv], wl[lv]);
+            float *y = h == u->hA ? u->hB : u->hA;
+            DF_TRY(conv3(u, ctx, &b->sample, u->t1, y, B, hb[lv], wl[lv], 1));
+            h = y;
+        }
+        snprintf(nm, sizeof nm, "up_blocks.%d", i);
+        debug_dump(u, nm, h, B, hb[lv], wl[lv], C);
+    }
+    DF_ASSERT(sp == 0);
+
+    // 6. out = conv_out(SiLU(conv_norm_out(h)))
+    const int T0 = hb[0] * wl[0];
+    DF_TRY(group_norm(u, ctx, &u->norm_out, h, u->t1, B, T0, c->norm_eps, u->dbg == NULL));
+    if (u->dbg) {
+        debug_dump(u, "conv_norm_out", u->t1, B, hb[0], wl[0], C);
+        df_silu(u->t1, u->t1, (size_t)B * T0 * C);
+    }
+    DF_TRY(conv3(u, ctx, &u->conv_out, u->t1, out, B, hb[0], wl[0], 1));
+    return DF_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cost model (sdxl.md §8.1): multiply-adds per image at a full latent H x W.
+
+static double macs_resnet(const uresnet *r, double T, int ted) {
+    double m = 9.0 * T * r->cin * r->cout + 9.0 * T * r->cout * r->cout + (double)ted * r->cout;
+    if (r->has_sc) m += T * r->cin * r->cout;
+    return m;
+}
+
+static double macs_trans(const utrans *t, double T, int Tt, int X) {
+    if (!t->depth) return 0;
+    const double C = t->C;
+    double m = 2 * T * C * C; // proj_in, proj_out
+    double blk = 4 * T * C * C + 2 * T * T * C      // attn1: q, k, v, out; QK^T, AV
+                 + 2 * T * C * C + 2.0 * Tt * X * C // attn2: q, out; k, v of the text
+                 + 2 * T * Tt * C                   // attn2 core
+                 + T * C * 8 * C + T * 4 * C * C;   // GEGLU proj, net.2
+    return m + t->depth * blk;
+}
+
+double df_unet_macs(const df_unet_config *c, int H, int W, int T_text) {
+    // Uses the same construction rules as resolve_weights, without weights.
+    const int n = c->n_levels, L = c->layers_per_block, X = c->cross_attention_dim;
+    const int ted = c->time_embed_dim;
+    double hs[DF_UNET_MAX_LEVELS], ws[DF_UNET_MAX_LEVELS];
+    hs[0] = H;
+    ws[0] = W;
+    for (int l = 1; l < n; l++) {
+        hs[l] = ceil(hs[l - 1] / 2);
+        ws[l] = ceil(ws[l - 1] / 2);
+    }
+    double m = (double)c->time_proj_dim * ted + (double)ted * ted;
+    if (c->addition_embed) m += (double)c->add_in_dim * ted + (double)ted * ted;
+    m += 9.0 * hs[0] * ws[0] * c->in_channels * c->block_out[0];
+    utrans tr;
+    uresnet r;
+    memset(&tr, 0, sizeof tr);
+    memset(&r, 0, sizeof r);
+    for (int i = 0; i < n; i++) {
+        const double T = hs[i] * ws[i];
+        for (int j = 0; j < L; j++) {
+            r.cin = j == 0 ? (i == 0 ? c->block_out[0] : c->block_out[i - 1]) : c->block_out[i];
+            r.cout = c->block_out[i];
+            r.has_sc = r.cin != r.cout;
+            m += macs_resnet(&r, T, ted);
+            tr.C = c->block_out[i];
+            tr.depth = c->down_attn[i] ? c->tl_down[i][j] : 0;
+            m += macs_trans(&tr, T, T_text, X);
+        }
+        if (i < n - 1) m += 9.0 * hs[i + 1] * ws[i + 1] * c->block_out[i] * c->block_out[i];
+    }
+    if (c->mid_attn) {
+        const double T = hs[n - 1] * ws[n - 1];
+        r.cin = r.cout = c->block_out[n - 1];
+        r.has_sc = 0;
+        m += 2 * macs_resnet(&r, T, ted);
+        tr.C = r.cout;
+        tr.depth = c->tl_mid;
+        m += macs_trans(&tr, T, T_text, X);
+    }
+    for (int i = 0; i < n; i++) {
+        const int l = n - 1 - i, out = c->block_out[l];
+        const int prev = c->block_out[n - 1 - (i == 0 ? 0 : i - 1)];
+        const int in = c->block_out[n - 1 - (i + 1 < n ? i + 1 : n - 1)];
+        const double T = hs[l] * ws[l];
+        for (int j = 0; j <= L; j++) {
+            r.cin = (j == 0 ? prev : out) + (j == L ? in : out);
+            r.cout = out;
+            r.has_sc = r.cin != r.cout;
+            m += macs_resnet(&r, T, ted);
+            tr.C = out;
+            tr.depth = c->up_attn[i] ? c->tl_up[i][j] : 0;
+            m += macs_trans(&tr, T, T_text, X);
+        }
+        if (i < n - 1) m += 9.0 * hs[l - 1] * ws[l - 1] * out * out;
+    }
+    m += 9.0 * hs[0] * ws[0] * c->block_out[0] * c->out_channels;
+    return m;
+}

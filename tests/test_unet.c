@@ -1,0 +1,454 @@
+// UNet tests: golden noise predictions and per-block dumps (tiny SDXL / SD1.5 fixtures, folder and
+// single-file layouts, f16 and f32 weights, cached and per-layer weight conversion), single-file
+// name mapping against the fixture's mapping json, error reporting (missing / mis-shaped / extra
+// tensors, unknown architecture, bad plan), and the cost model against sdxl.md §8.1.
+#include "df_test.h"
+
+#include "kernels/kernels.h"
+#include "model/pctx.h"
+#include "model/unet.h"
+
+#include <cjson/cJSON.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char g_golden[4096];
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+// Reads an f32 tensor of a golden case file (malloc'd); *numel out.
+static float *read_f32(const df_st_file *f, const char *name, const df_st_tensor **tout) {
+    const df_st_tensor *t = df_st_find(f, name);
+    if (!t) {
+        fprintf(stderr, "missing golden tensor %s\n", name);
+        return NULL;
+    }
+    float *d = malloc(t->numel * sizeof(float) + 4);
+    if (df_st_read_f32(f, name, d, t->numel) != DF_OK) {
+        free(d);
+        return NULL;
+    }
+    if (tout) *tout = t;
+    return d;
+}
+
+// NCHW -> NHWC
+static void nchw_to_nhwc(float *dst, const float *src, int B, int C, int H, int W) {
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++)
+                    dst[(((size_t)b * H + y) * W + x) * C + c] =
+                        src[(((size_t)b * C + c) * H + y) * W + x];
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > m || d != d) m = d;
+    }
+    return m;
+}
+
+// Debug dumps compared against dbg.* of the golden file as they arrive.
+typedef struct dbg_ctx {
+    const df_st_file *golden;
+    int seen;
+} dbg_ctx;
+
+static void on_debug(void *user, const char *name, const float *x, int B, int H, int W, int C) {
+    dbg_ctx *d = user;
+    char key[160];
+    snprintf(key, sizeof key, "dbg.%s", name);
+    const df_st_tensor *t = NULL;
+    float *want = df_st_find(d->golden, key) ? read_f32(d->golden, key, &t) : NULL;
+    if (!want) return; // not every dump exists in every case (e.g. SD1.5 has no add_* dumps)
+    size_t n = (size_t)B * H * W * C;
+    df_test_checks++;
+    if (t->numel != n) {
+        fprintf(stderr, "  %s: golden has %zu elements, ours %zu\n", key, t->numel, n);
+        df_test_failures++;
+        free(want);
+        return;
+    }
+    float *w = want;
+    float *tmp = NULL;
+    if (t->ndim == 4) { // NCHW -> NHWC
+        tmp = malloc(n * sizeof(float));
+        nchw_to_nhwc(tmp, want, B, C, H, W);
+        w = tmp;
+    }
+    char label[200];
+    snprintf(label, sizeof label, "%s (max abs %.2e)", key, max_abs_diff(x, w, n));
+    EXPECT_REL_L2(x, w, n, 1e-5, label);
+    EXPECT_LE_F64(max_abs_diff(x, w, n), 1e-4);
+    d->seen++;
+    free(tmp);
+    free(want);
+}
+
+// Runs one golden case on a loaded UNet; returns rel-L2 of out.noise_pred (or -1 on error).
+static double run_case(df_unet *u, const char *folder, const char *case_name, int check_dbg) {
+    char path[4600];
+    snprintf(path, sizeof path, "%s/%s/%s.safetensors", g_golden, folder, case_name);
+    df_st_file *f = NULL;
+    EXPECT_OK(df_st_open(path, &f));
+    if (!f) return -1;
+    const df_st_tensor *ts = NULL, *te = NULL;
+    float *sample = read_f32(f, "in.sample", &ts);
+    float *tstep = read_f32(f, "in.timestep", NULL);
+    float *enc = read_f32(f, "in.encoder_hidden_states", &te);
+    float *want = read_f32(f, "out.noise_pred", NULL);
+    float *temb = df_st_find(f, "in.text_embeds") ? read_f32(f, "in.text_embeds", NULL) : NULL;
+    float *tids = df_st_find(f, "in.time_ids") ? read_f32(f, "in.time_ids", NULL) : NULL;
+    double r = -1;
+    if (!sample || !tstep || !enc || !want) goto done;
+    const int B = (int)ts->shape[0], C = (int)ts->shape[1], H = (int)ts->shape[2],
+              W = (int)ts->shape[3];
+    const size_t n = (size_t)B * C * H * W;
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float)),
+          *yw = malloc(n * sizeof(float)), tb[8];
+    nchw_to_nhwc(x, sample, B, C, H, W);
+    nchw_to_nhwc(yw, want, B, C, H, W);
+    for (int b = 0; b < B; b++) tb[b] = tstep[0]; // the cases broadcast one timestep
+    df_pctx ctx;
+    df_pctx_single_init(&ctx, H);
+    dbg_ctx dc = {f, 0};
+    df_unet_set_debug(u, check_dbg ? on_debug : NULL, &dc);
+    EXPECT_OK(df_unet_plan(u, B, H, W, H));
+    EXPECT_OK(df_unet_set_text(u, B, enc, (int)te->shape[1], temb, tids));
+    double t0 = df_time_s();
+    EXPECT_OK(df_unet_forward(u, &ctx, x, tb, y));
+    double dt = df_time_s() - t0;
+    r = df_rel_l2(y, yw, n);
+    char label[256];
+    snprintf(label, sizeof label, "%s/%s noise_pred (max abs %.2e, %.0f ms)", folder, case_name,
+             max_abs_diff(y, yw, n), dt * 1e3);
+    EXPECT_REL_L2(y, yw, n, 1e-5, label);
+    EXPECT_LE_F64(max_abs_diff(y, yw, n), 1e-4);
+    if (check_dbg) EXPECT_TRUE(dc.seen >= 10); // the per-block dumps were really compared
+    df_unet_set_debug(u, NULL, NULL);
+    free(x);
+    free(y);
+    free(yw);
+done:
+    free(sample);
+    free(tstep);
+    free(enc);
+    free(want);
+    free(temb);
+    free(tids);
+    df_st_close(f);
+    return r;
+}
+
+static const char *const k_cases[] = {"unet_32x32_dbg", "unet_64x64_b1", "unet_64x64_cfg",
+                                      "unet_48x80"};
+
+static void golden_fixture(const char *label, const char *model_path, const char *yaml,
+                           const char *folder, int ncases) {
+    fprintf(stderr, "[%s] %s\n", label, model_path);
+    df_unet *u = NULL;
+    EXPECT_OK(df_unet_load(model_path, yaml, &u));
+    if (!u) return;
+    char desc[512];
+    df_unet_config_describe(df_unet_get_config(u), desc, sizeof desc);
+    fprintf(stderr, "  %s; weights %.1f MB, f32 cache %.1f MB\n", desc,
+            df_unet_weight_bytes(u) / 1e6, df_unet_cache_bytes(u) / 1e6);
+    for (int i = 0; i < ncases; i++) run_case(u, folder, k_cases[i], i == 0);
+    df_unet_destroy(u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single-file name mapping vs the fixture's mapping json
+
+static void test_mapping(void) {
+    char path[4600];
+    snprintf(path, sizeof path, "%s/models/tiny-sd15-single/tiny-sd15.mapping.json", g_golden);
+    FILE *fp = fopen(path, "rb");
+    EXPECT_TRUE(fp != NULL);
+    if (!fp) return;
+    fseek(fp, 0, SEEK_END);
+    long sz = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *txt = malloc((size_t)sz + 1);
+    size_t rd = fread(txt, 1, (size_t)sz, fp);
+    txt[rd] = '\0';
+    fclose(fp);
+    cJSON *root = cJSON_Parse(txt);
+    free(txt);
+    EXPECT_TRUE(root != NULL);
+    snprintf(path, sizeof path, "%s/models/tiny-sd15-single/tiny-sd15.safetensors", g_golden);
+    df_st_file *f = NULL;
+    EXPECT_OK(df_st_open(path, &f));
+    if (!root || !f) {
+        cJSON_Delete(root);
+        df_st_close(f);
+        return;
+    }
+    int n = 0, bad = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, root) {
+        if (strncmp(it->string, "model.diffusion_model.", 22) != 0) continue;
+        char out[512];
+        const char *want = it->valuestring;
+        int hit = df_i_ldm_map_unet(f, it->string, out, sizeof out);
+        n++;
+        if (!hit || strncmp(want, "unet/", 5) != 0 || strcmp(out, want + 5) != 0) {
+            if (bad++ < 5) fprintf(stderr, "  map %s -> %s, want %s\n", it->string, out, want);
+        }
+    }
+    EXPECT_EQ_I64(bad, 0);
+    EXPECT_TRUE(n > 300);
+    char other[64];
+    EXPECT_EQ_I64(df_i_ldm_map_unet(f, "first_stage_model.decoder.conv_in.weight", other, 64), 0);
+    // The mapped table equals the folder's tensor set (names and shapes).
+    df_weights *ws = NULL, *wf = NULL;
+    EXPECT_OK(df_weights_from_single(f, "unet", &ws));
+    snprintf(path, sizeof path, "%s/models/tiny-sd15", g_golden);
+    EXPECT_OK(df_weights_open_dir(path, "unet", &wf));
+    if (ws && wf) {
+        EXPECT_EQ_I64(df_weights_count(ws), df_weights_count(wf));
+        int mism = 0;
+        for (int i = 0; i < df_weights_count(wf); i++) {
+            const df_st_tensor *a = df_weights_at(wf, i), *b = df_weights_find(ws, a->name);
+            if (!b || b->numel != a->numel || b->ndim != a->ndim) mism++;
+        }
+        EXPECT_EQ_I64(mism, 0);
+    }
+    fprintf(stderr, "  mapping: %d UNet names checked, %d wrong\n", n, bad);
+    df_weights_destroy(ws);
+    df_weights_destroy(wf);
+    df_st_close(f);
+    cJSON_Delete(root);
+}
+
+// Row-slice aliases and owned tensors of the weights table.
+static void test_weights_table(void) {
+    float data[12];
+    for (int i = 0; i < 12; i++) data[i] = (float)i;
+    df_st_tensor src;
+    memset(&src, 0, sizeof src);
+    src.name = "fused";
+    src.dtype = DF_DTYPE_F32;
+    src.ndim = 2;
+    src.shape[0] = 6;
+    src.shape[1] = 2;
+    src.numel = 12;
+    src.nbytes = 48;
+    src.data = data;
+    df_weights *w = NULL;
+    EXPECT_OK(df_i_weights_create("test", &w));
+    EXPECT_OK(df_i_weights_add_alias(w, "k", &src, 2, 2));
+    EXPECT_ERR(df_i_weights_add_alias(w, "bad", &src, 5, 2), DF_ERR_SHAPE, "bad");
+    EXPECT_ERR(df_i_weights_add(w, "k", &src), DF_ERR_FORMAT, "duplicate tensor name 'k'");
+    float *own = df_malloc(4 * sizeof(float));
+    int64_t sh[2] = {2, 2};
+    EXPECT_OK(df_i_weights_add_owned(w, "own", DF_DTYPE_F32, 2, sh, own));
+    const df_st_tensor *t = NULL;
+    int64_t want[2] = {2, 2};
+    EXPECT_OK(df_weights_get(w, "k", 2, want, &t));
+    if (t) {
+        float v[4];
+        df_convert_to_f32(v, t->data, t->dtype, 4);
+        EXPECT_TRUE(v[0] == 4.0f && v[3] == 7.0f);
+    }
+    int64_t want4[4] = {2, 2, 1, 1}; // trailing 1s are ignored
+    EXPECT_OK(df_weights_get(w, "own", 4, want4, &t));
+    int64_t wrong[2] = {2, 3};
+    EXPECT_ERR(df_weights_get(w, "k", 2, wrong, &t), DF_ERR_SHAPE, "tensor 'k' has shape [2,2]");
+    EXPECT_ERR(df_weights_get(w, "nope", 2, wrong, &t), DF_ERR_FORMAT, "missing tensor 'nope'");
+    EXPECT_EQ_I64(df_weights_unused(w, NULL, NULL, 0), 0);
+    df_weights_destroy(w);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Error reporting with broken copies of the tiny SD1.5 UNet
+
+// Writes DIR/config.json (copy of the fixture's, with `replace` -> `with` if given) and
+// DIR/diffusion_pytorch_model.safetensors from the fixture's tensors, minus `drop`, with `reshape`
+// stored with shape [`dim`], plus an `extra` tensor.
+static int write_broken(const char *dir, const char *drop, const char *reshape, int64_t dim,
+                        const char *extra, const char *replace, const char *with) {
+    char src[4600], dst[4600];
+    mkdir(dir, 0755);
+    snprintf(src, sizeof src, "%s/models/tiny-sd15/unet/config.json", g_golden);
+    FILE *fi = fopen(src, "rb");
+    if (!fi) return 0;
+    char cfg[8192];
+    size_t n = fread(cfg, 1, sizeof cfg - 1, fi);
+    cfg[n] = '\0';
+    fclose(fi);
+    snprintf(dst, sizeof dst, "%s/config.json", dir);
+    FILE *fo = fopen(dst, "wb");
+    if (!fo) return 0;
+    char *hit = replace ? strstr(cfg, replace) : NULL;
+    if (hit) {
+        fwrite(cfg, 1, (size_t)(hit - cfg), fo);
+        fputs(with, fo);
+        fputs(hit + strlen(replace), fo);
+    } else {
+        fputs(cfg, fo);
+    }
+    fclose(fo);
+    snprintf(src, sizeof src, "%s/models/tiny-sd15/unet/diffusion_pytorch_model.safetensors",
+             g_golden);
+    df_st_file *f = NULL;
+    if (df_st_open(src, &f) != DF_OK) return 0;
+    df_st_writer *w = NULL;
+    df_st_writer_create(&w);
+    static float zeros[256];
+    for (int i = 0; i < df_st_count(f); i++) {
+        const df_st_tensor *t = df_st_get(f, i);
+        if (drop && strcmp(t->name, drop) == 0) continue;
+        if (reshape && strcmp(t->name, reshape) == 0) {
+            df_st_writer_add(w, t->name, DF_DTYPE_F32, 1, &dim, zeros);
+            continue;
+        }
+        df_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data);
+    }
+    int64_t one = 4;
+    if (extra) df_st_writer_add(w, extra, DF_DTYPE_F32, 1, &one, zeros);
+    snprintf(dst, sizeof dst, "%s/diffusion_pytorch_model.safetensors", dir);
+    df_status st = df_st_write(w, dst);
+    df_st_writer_destroy(w);
+    df_st_close(f);
+    return st == DF_OK;
+}
+
+static void test_errors(void) {
+    char dir[256];
+    df_unet *u = NULL;
+    snprintf(dir, sizeof dir, "/tmp/df_test_unet_%d", (int)getpid());
+    mkdir(dir, 0755);
+    char d1[300];
+
+    const char *miss = "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight";
+    snprintf(d1, sizeof d1, "%s/missing", dir);
+    EXPECT_TRUE(write_broken(d1, miss, NULL, 0, NULL, NULL, NULL));
+    EXPECT_ERR(df_unet_load(d1, NULL, &u), DF_ERR_FORMAT, miss);
+    EXPECT_TRUE(u == NULL);
+
+    snprintf(d1, sizeof d1, "%s/shape", dir);
+    EXPECT_TRUE(write_broken(d1, NULL, "mid_block.resnets.0.conv1.bias", 65, NULL, NULL, NULL));
+    EXPECT_ERR(df_unet_load(d1, NULL, &u), DF_ERR_SHAPE,
+               "tensor 'mid_block.resnets.0.conv1.bias' has shape [65], expected [64]");
+
+    snprintf(d1, sizeof d1, "%s/extra", dir);
+    EXPECT_TRUE(write_broken(d1, NULL, NULL, 0, "down_blocks.0.bogus.weight", NULL, NULL));
+    EXPECT_ERR(df_unet_load(d1, NULL, &u), DF_ERR_FORMAT, "'down_blocks.0.bogus.weight'");
+
+    snprintf(d1, sizeof d1, "%s/blocktype", dir);
+    EXPECT_TRUE(write_broken(d1, NULL, NULL, 0, NULL, "\"DownBlock2D\"",
+                             "\"SimpleCrossAttnDownBlock2D\""));
+    EXPECT_ERR(df_unet_load(d1, NULL, &u), DF_ERR_UNSUPPORTED,
+               "down_block_types[3] 'SimpleCrossAttnDownBlock2D'");
+
+    snprintf(d1, sizeof d1, "%s/addemb", dir);
+    EXPECT_TRUE(write_broken(d1, NULL, NULL, 0, NULL, "\"addition_embed_type\": null",
+                             "\"addition_embed_type\": \"image\""));
+    EXPECT_ERR(df_unet_load(d1, NULL, &u), DF_ERR_UNSUPPORTED, "addition_embed_type 'image'");
+
+    snprintf(d1, sizeof d1, "%s/classemb", dir);
+    EXPECT_TRUE(write_broken(d1, NULL, NULL, 0, NULL, "\"class_embed_type\": null",
+                             "\"class_embed_type\": \"timestep\""));
+    EXPECT_ERR(df_unet_load(d1, NULL, &u), DF_ERR_UNSUPPORTED, "class_embed_type");
+
+    // A safetensors file with no UNet tensors at all
+    char fpath[400];
+    snprintf(fpath, sizeof fpath, "%s/novae.safetensors", dir);
+    df_st_writer *w = NULL;
+    df_st_writer_create(&w);
+    static float z[4];
+    int64_t four = 4;
+    df_st_writer_add(w, "first_stage_model.decoder.conv_in.bias", DF_DTYPE_F32, 1, &four, z);
+    EXPECT_OK(df_st_write(w, fpath));
+    df_st_writer_destroy(w);
+    EXPECT_ERR(df_unet_load(fpath, NULL, &u), DF_ERR_UNSUPPORTED, "unknown architecture");
+
+    // Plan: a band that does not divide down to the deepest level (tiny SD1.5: 3 downsamplers)
+    char good[4600];
+    snprintf(good, sizeof good, "%s/models/tiny-sd15", g_golden);
+    EXPECT_OK(df_unet_load(good, NULL, &u));
+    if (u) {
+        EXPECT_ERR(df_unet_plan(u, 1, 64, 64, 12), DF_ERR_SHAPE, "not divisible by 8");
+        EXPECT_OK(df_unet_plan(u, 1, 64, 64, 16));
+        df_pctx ctx;
+        df_pctx_single_init(&ctx, 64);
+        float dummy[4] = {0};
+        EXPECT_ERR(df_unet_forward(u, &ctx, dummy, dummy, dummy), DF_ERR_ARG, "set_text");
+        df_unet_destroy(u);
+        u = NULL;
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "  (could not remove %s)\n", dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cost model vs sdxl.md §8.1 (SDXL 1024²: 3,381 GMAC; SD1.5 512²: 402 GMAC per image)
+
+static void test_macs(void) {
+    static const char *xl =
+        "{\"_class_name\":\"UNet2DConditionModel\",\"addition_embed_type\":\"text_time\","
+        "\"addition_time_embed_dim\":256,\"attention_head_dim\":[5,10,20],"
+        "\"block_out_channels\":[320,640,1280],\"cross_attention_dim\":2048,"
+        "\"down_block_types\":[\"DownBlock2D\",\"CrossAttnDownBlock2D\",\"CrossAttnDownBlock2D\"],"
+        "\"up_block_types\":[\"CrossAttnUpBlock2D\",\"CrossAttnUpBlock2D\",\"UpBlock2D\"],"
+        "\"projection_class_embeddings_input_dim\":2816,\"transformer_layers_per_block\":[1,2,10],"
+        "\"use_linear_projection\":true}";
+    static const char *sd =
+        "{\"_class_name\":\"UNet2DConditionModel\",\"block_out_channels\":[320,640,1280,1280],"
+        "\"cross_attention_dim\":768,\"down_block_types\":[\"CrossAttnDownBlock2D\","
+        "\"CrossAttnDownBlock2D\",\"CrossAttnDownBlock2D\",\"DownBlock2D\"],\"up_block_types\":"
+        "[\"UpBlock2D\",\"CrossAttnUpBlock2D\",\"CrossAttnUpBlock2D\",\"CrossAttnUpBlock2D\"]}";
+    const char *cfgs[2] = {xl, sd};
+    const double want[2] = {3381e9, 402e9};
+    const int res[2] = {128, 64};
+    const char *arch[2] = {"sdxl", "sd1"};
+    for (int i = 0; i < 2; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/tmp/df_test_unet_cfg_%d_%d.json", (int)getpid(), i);
+        FILE *f = fopen(path, "wb");
+        fputs(cfgs[i], f);
+        fclose(f);
+        df_unet_config c;
+        EXPECT_OK(df_unet_config_from_json(path, &c));
+        remove(path);
+        EXPECT_TRUE(strcmp(c.arch, arch[i]) == 0);
+        double m = df_unet_macs(&c, res[i], res[i], 77);
+        fprintf(stderr, "  %s @ %d^2 latent: %.1f GMAC (spec %.0f)\n", c.arch, res[i], m / 1e9,
+                want[i] / 1e9);
+        EXPECT_LE_F64(fabs(m / want[i] - 1), 0.005);
+    }
+}
+
+int main(void) {
+    const char *g = df_test_golden_dir();
+    if (!g) return 77;
+    snprintf(g_golden, sizeof g_golden, "%s", g);
+    char p[4600], y[4600];
+
+    test_weights_table();
+    test_macs();
+    test_mapping();
+    snprintf(p, sizeof p, "%s/models/tiny-sdxl", g_golden);
+    golden_fixture("sdxl folder f16, cached f32", p, NULL, "sdxl", 4);
+    snprintf(p, sizeof p, "%s/models/tiny-sd15", g_golden);
+    golden_fixture("sd15 folder f32, cached f32", p, NULL, "sd15", 4);
+    snprintf(p, sizeof p, "%s/models/tiny-sd15-single/tiny-sd15.safetensors", g_golden);
+    snprintf(y, sizeof y, "%s/models/tiny-sd15-single/tiny-sd15.yaml", g_golden);
+    golden_fixture("sd15 single file f16, cached f32", p, y, "sd15", 4);
+    // Per-layer conversion (no f32 cache): the path real SDXL takes.
+    setenv("DF_UNET_CACHE_MB", "0", 1);
+    snprintf(p, sizeof p, "%s/models/tiny-sdxl", g_golden);
+    golden_fixture("sdxl folder f16, per-layer conversion", p, NULL, "sdxl", 2);
+    snprintf(p, sizeof p, "%s/models/tiny-sd15", g_golden);
+    golden_fixture("sd15 folder f32, per-layer conversion", p, NULL, "sd15", 2);
+    unsetenv("DF_UNET_CACHE_MB");
+    test_errors();
+    return df_test_result();
+}

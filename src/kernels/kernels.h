@@ -24,10 +24,12 @@
 // ---------------------------------------------------------------------------------------------
 // Weight conversion (stored dtype -> f32 scratch)
 
-// dst[i] = (float)src[i] for F32/F16/BF16 src; n elements. src may be unaligned.
+// dst[i] = (float)src[i] for F32/F16/BF16 src; n elements. src may be unaligned; dst must not
+// overlap src. Other dtypes are a DF_ASSERT failure.
 void df_convert_to_f32(float *dst, const void *src, df_dtype dtype, size_t n);
 // Conv weight [Cout][Cin][k][k] (PyTorch, any float dtype) -> packed f32 layout used by df_conv2d:
 // dst[((ky*k + kx)*Cin + ci)*Cout + co]   ("HWIO"). dst holds k*k*Cin*Cout floats.
+// For k = 1 this is the transpose [Cin][Cout]. Uses a temporary of 32*Cin*k*k floats.
 void df_conv_weight_pack(float *dst, const void *src, df_dtype dtype, int cout, int cin, int k);
 
 // ---------------------------------------------------------------------------------------------
@@ -40,7 +42,13 @@ void df_conv_weight_pack(float *dst, const void *src, df_dtype dtype, int cout, 
 //       For stride 2 with even H, bot is never read (pass NULL).
 // w:    packed weights from df_conv_weight_pack ([k][k][Cin][Cout]); bias: [Cout] or NULL.
 // y:    [B][Ho][Wo][Cout]; Wo = W for stride 1, ceil(W/2) for stride 2.
-// k is 1 or 3; stride 1 or 2 (stride 2 only with k 3).
+// k is 1 or 3; stride 1 or 2 (stride 2 only with k 3). For k = 1 top/bot are ignored.
+// Output row oy reads input rows oy*stride - pad .. oy*stride + pad (relative to the band), so a
+// band's result equals the matching rows of the whole-image conv when top/bot hold the
+// neighbouring rows (stride 2: bands start at even rows).
+// y must not overlap x/top/bot. The fast kernel keeps a per-calling-thread im2col scratch of
+// about 16 MiB (more only if 3 rows of [W][3][Cin] floats exceed that; grown on demand, reused),
+// so it may be called from several threads at once.
 void df_conv2d(float *y, const float *x, const float *top, const float *bot, const float *w,
                const float *bias, int B, int H, int W, int cin, int cout, int k, int stride);
 void df_conv2d_ref(float *y, const float *x, const float *top, const float *bot, const float *w,
@@ -48,7 +56,8 @@ void df_conv2d_ref(float *y, const float *x, const float *top, const float *bot,
 
 // ---------------------------------------------------------------------------------------------
 // Linear: y[M][N] = x[M][K] * W^T + b, W is PyTorch [N][K] f32, bias [N] or NULL.
-// If accumulate != 0, y += result (for residual fusion).
+// If accumulate != 0, y += result (for residual fusion). y must not overlap x or W.
+// M, K or N may be 0 (K = 0: y = bias or 0, resp. y += bias).
 void df_linear(float *y, const float *x, const float *w, const float *bias, int M, int K, int N,
                int accumulate);
 void df_linear_ref(float *y, const float *x, const float *w, const float *bias, int M, int K,

@@ -75,6 +75,32 @@ static void test_randn_invariants(void) {
     EXPECT_TRUE(d1[0] == d2[0]);
 }
 
+// The emulated Box-Muller block vs its libm twin over many uniforms, including the edges
+// 0 and 1 - 2^-24 (u1 = 1 and 2^-24) and angles near multiples of pi/4: within 1e-6 abs.
+static void test_fill16_vs_ref(void) {
+    enum { NB = 4096 };
+    static float a[NB * 16], b[NB * 16];
+    df_rng r;
+    df_rng_seed(&r, 99);
+    for (int i = 0; i < NB * 16; i++) a[i] = (float)(df_rng_u32(&r) & 0xffffff) / 16777216.0f;
+    const float top = 1.0f - 1.0f / 16777216.0f;
+    const float edges[8] = {0.0f, top, 0.125f, 0.25f, 0.375f, 0.5f, 0.75f, 0.875f - 1e-7f};
+    for (int j = 0; j < 8; j++) {
+        a[j] = j & 1 ? top : 0.0f; // radius extremes
+        a[j + 8] = edges[j];       // octant boundaries of the angle
+    }
+    memcpy(b, a, sizeof a);
+    for (int i = 0; i < NB; i++) {
+        df_rng_normal_fill_16(a + 16 * i);
+        df_rng_normal_fill_16_ref(b + 16 * i);
+    }
+    df_allclose(a, b, NB * 16, 1e-6f, 0.0f, "fill16 vs ref");
+    size_t exact = 0;
+    for (int i = 0; i < NB * 16; i++) exact += a[i] == b[i];
+    fprintf(stderr, "  fill16 vs libm ref: %zu/%d bit-identical\n", exact, NB * 16);
+    EXPECT_TRUE(a[1] > 5.7f && a[1] < 5.8f); // sqrt(-2 ln 2^-24) * cos(2 pi top) = 5.768
+}
+
 static int check_tensor(const df_st_file *f, const char *name, const float *got, size_t n,
                         float atol) {
     const df_st_tensor *t = df_st_find(f, name);
@@ -109,10 +135,10 @@ static void test_randn_golden(const char *gdir) {
     static const struct {
         const char *suffix;
         size_t n;
-        float atol; // vectorised path ~1 ulp vs torch's AVX2 log/sincos; scalar path exact
-    } shapes[4] = {{"1x4x64x64", 4 * 64 * 64, 1e-6f},
-                   {"1x4x8x8", 4 * 8 * 8, 1e-6f},
-                   {"16", 16, 1e-6f},
+        float atol; // both paths are bit-exact (the README allows 1e-6 for the vectorised one)
+    } shapes[4] = {{"1x4x64x64", 4 * 64 * 64, 0.0f},
+                   {"1x4x8x8", 4 * 8 * 8, 0.0f},
+                   {"16", 16, 0.0f},
                    {"7", 7, 0.0f}};
     static float buf[4 * 64 * 64];
     for (int s = 0; s < 3; s++) {
@@ -133,9 +159,9 @@ static void test_randn_golden(const char *gdir) {
     df_rng_randn(&r, buf, 7);
     check_tensor(f, "out.sequence_seed0.call0.7", buf, 7, 0.0f);
     df_rng_randn(&r, buf, 16);
-    check_tensor(f, "out.sequence_seed0.call1.16", buf, 16, 1e-6f);
+    check_tensor(f, "out.sequence_seed0.call1.16", buf, 16, 0.0f);
     df_rng_randn(&r, buf, 256);
-    check_tensor(f, "out.sequence_seed0.call2.1x4x8x8", buf, 256, 1e-6f);
+    check_tensor(f, "out.sequence_seed0.call2.1x4x8x8", buf, 256, 0.0f);
 
     df_st_close(f);
 }
@@ -143,6 +169,7 @@ static void test_randn_golden(const char *gdir) {
 int main(void) {
     test_mt19937_reference();
     test_randn_invariants();
+    test_fill16_vs_ref();
     const char *gdir = df_test_golden_dir();
     if (gdir) test_randn_golden(gdir);
     const int rc = df_test_result();

@@ -25,7 +25,12 @@ uint64_t df_rng_u64(df_rng *r);
 // One sample of at::normal_distribution<double> (53-bit uniforms, Box-Muller; the second value
 // of each pair is cached in r and returned by the next call). The numel < 16 path of randn.
 double df_rng_normal_f64(df_rng *r);
-// torch.randn(n) into out (f32), continuing r's stream.
+// torch.randn(n) into out (f32), continuing r's stream. Bit-identical to torch 1.13 on x86
+// (AVX2 kernel): the float Box-Muller emulates its polynomial log/sincos operation by operation.
 void df_rng_randn(df_rng *r, float *out, size_t n);
+// One Box-Muller block of randn: d[j], d[j+8] (uniforms in [0,1), j < 8) -> normals.
+void df_rng_normal_fill_16(float *d);
+// Plain libm twin of df_rng_normal_fill_16 (within about 1 ulp of it).
+void df_rng_normal_fill_16_ref(float *d);
 
 #endif // DF_CORE_RNG_H

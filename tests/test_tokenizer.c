@@ -160,6 +160,15 @@ static void test_shipped_vocab(void) {
     EXPECT_ERR(df_tokenizer_load("/nonexistent/tokenizer", -1, &tok), DF_ERR_IO, "vocab.json");
     EXPECT_TRUE(tok == NULL);
     EXPECT_ERR(df_tokenizer_load_default(60000, &tok), DF_ERR_ARG, "pad id 60000");
+
+    // DF_DATA_DIR overrides the shipped location
+    char dir[4096];
+    setenv("DF_DATA_DIR", "/nonexistent-df-data", 1);
+    df_tokenizer_default_dir(dir, sizeof dir);
+    EXPECT_TRUE(strcmp(dir, "/nonexistent-df-data/clip") == 0);
+    EXPECT_ERR(df_tokenizer_load_default(-1, &tok), DF_ERR_IO,
+               "/nonexistent-df-data/clip/vocab.json");
+    unsetenv("DF_DATA_DIR");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,7 +289,8 @@ static void test_golden_case(const char *gdir, const char *case_dir, const char 
 
     for (int k = 0; k < (with_tok2 ? 2 : 1); k++) {
         const char *key = k ? "tok2" : "tok1";
-        snprintf(path, sizeof path, "%s/models/%s/%s", gdir, fixture, k ? "tokenizer_2" : "tokenizer");
+        snprintf(path, sizeof path, "%s/models/%s/%s", gdir, fixture,
+                 k ? "tokenizer_2" : "tokenizer");
         df_tokenizer *tok = NULL;
         EXPECT_OK(df_tokenizer_load(path, -1, &tok));
         if (!tok) continue;

@@ -57,8 +57,9 @@ int df_tokenizer_vocab_size(const df_tokenizer *tok); // largest id + 1 (49408 f
 const char *df_tokenizer_token(const df_tokenizer *tok, int id);
 
 // tokenizer(text, padding="max_length", max_length=77, truncation=True): ids and attention
-// mask [77]. text is UTF-8 (DF_ERR_ARG names the byte offset of invalid UTF-8). *n_tokens, if
-// not NULL, receives the untruncated content-token count (> 75 means the prompt was truncated).
+// mask [77] (mask may be NULL). text is UTF-8 (DF_ERR_ARG names the byte offset of invalid
+// UTF-8). *n_tokens, if not NULL, receives the untruncated content-token count (> 75 means the
+// prompt was truncated).
 df_status df_tokenizer_encode(const df_tokenizer *tok, const char *text, int32_t ids[DF_TOK_CTX],
                               int32_t mask[DF_TOK_CTX], size_t *n_tokens);
 

@@ -553,8 +553,23 @@ static void test_spacings(void) {
             sizeof ref_cases / sizeof ref_cases[0], bad);
     EXPECT_EQ_I64(bad, 0);
 
-    // Euler init_noise_sigma: sqrt(max^2 + 1) for leading, max sigma for linspace / trailing
+    // trailing with n = 61: numpy's arange gives 62 values, the last rounds to timestep -1
+    // (diffusers 0.24 keeps it); we drop it: 61 steps ending at 15.
     c.timestep_spacing = DF_SPACING_TRAILING;
+    const df_sched_kind k61[] = {DF_SCHED_DDIM, DF_SCHED_EULER, DF_SCHED_EULER_A,
+                                 DF_SCHED_DPMPP_2M, DF_SCHED_PNDM};
+    for (size_t k = 0; k < sizeof k61 / sizeof k61[0]; k++) {
+        df_sched *s = NULL;
+        EXPECT_OK(df_sched_create(k61[k], &c, 61, 0, &s));
+        if (!s) continue;
+        const int nc = df_sched_n_calls(s);
+        EXPECT_EQ_I64(nc, k61[k] == DF_SCHED_PNDM ? 62 : 61);
+        EXPECT_TRUE(df_sched_timestep(s, 0) == 999.0f);
+        EXPECT_TRUE(df_sched_timestep(s, nc - 1) == 15.0f);
+        df_sched_destroy(s);
+    }
+
+    // Euler init_noise_sigma: sqrt(max^2 + 1) for leading, max sigma for linspace / trailing
     df_sched *s = NULL;
     EXPECT_OK(df_sched_create(DF_SCHED_EULER, &c, 7, 0, &s));
     if (s) EXPECT_TRUE(df_sched_init_noise_sigma(s) == df_sched_sigmas(s, NULL)[0]);

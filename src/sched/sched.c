@@ -258,6 +258,18 @@ static double np_interp_index(double x, const float *fp, int len) {
 // round half to even (np.round)
 static double np_round(double x) { return rint(x); }
 
+// "trailing": round(np.arange(last, 0, -T / n)) - 1. For some n (61, 103, 121, ... with T = 1000)
+// numpy's float arange yields n + 1 values, the last ~1e-13, so diffusers 0.24 appends a bogus
+// timestep -1 (DDIM then reads alphas_cumprod[-1]); we drop such negative trailing entries.
+// Returns the count (<= cap) or -1.
+static int trailing_timesteps(int T, int last, int n, double *out, int cap) {
+    int len = np_arange_f64((double)last, 0.0, -((double)T / n), out, cap);
+    if (len < 0) return -1;
+    for (int i = 0; i < len; i++) out[i] = np_round(out[i]) - 1.0;
+    while (len > 0 && out[len - 1] < 0) len--;
+    return len;
+}
+
 // ---------------------------------------------------------------------------------------------
 // training tables
 
@@ -322,13 +334,13 @@ static df_status integer_timesteps(df_sched *s, int n, double *t) {
     case DF_SPACING_TRAILING: {
         double *tmp = malloc(sizeof(double) * (size_t)(n + 2));
         DF_FAIL_IF(!tmp, DF_ERR_NOMEM, "timesteps");
-        const int len = np_arange_f64((double)T, 0.0, -((double)T / n), tmp, n + 2);
+        const int len = trailing_timesteps(T, T, n, tmp, n + 2);
         if (len != n) {
             free(tmp);
             return DF_ERROR(DF_ERR_ARG, "trailing spacing gives %d timesteps for %d steps", len,
                             n);
         }
-        for (int i = 0; i < n; i++) t[i] = (double)(int64_t)np_round(tmp[i]) - 1.0;
+        memcpy(t, tmp, sizeof(double) * (size_t)n);
         free(tmp);
         break;
     }
@@ -435,16 +447,12 @@ static df_status setup_euler(df_sched *s, int n) {
         break;
     }
     case DF_SPACING_TRAILING: {
-        const int len = np_arange_f64((double)T, 0.0, -((double)T / n), t, n + 2);
+        // (EulerDiscrete casts to float32 before the -1: exact for these integers)
+        const int len = trailing_timesteps(T, T, n, t, n + 2);
         if (len != n) {
             st = DF_ERROR(DF_ERR_ARG, "trailing spacing gives %d timesteps for %d steps", len,
                           n);
             goto done;
-        }
-        for (int i = 0; i < n; i++) {
-            double v = np_round(t[i]);
-            if (!ancestral) v = (double)(float)v;
-            t[i] = v - 1.0;
         }
         break;
     }
@@ -513,12 +521,11 @@ static df_status setup_dpm(df_sched *s, int n, double lambda_min_clipped) {
         break;
     }
     case DF_SPACING_TRAILING: {
-        len = np_arange_f64((double)last, 0.0, -((double)T / n), t, n + 3);
+        len = trailing_timesteps(T, last, n, t, n + 3);
         if (len < 1) {
             free(t);
             return DF_ERROR(DF_ERR_ARG, "trailing spacing gives no timesteps for %d steps", n);
         }
-        for (int i = 0; i < len; i++) t[i] = (double)(int64_t)np_round(t[i]) - 1.0;
         break;
     }
     default:

@@ -295,18 +295,23 @@ static void test_layer_norm(void) {
 // ---------------------------------------------------------------------------------------------
 // attention
 
-static void check_attention(int Tq, int Tk, int NH, int HS, int pad, float qscale) {
+// kboost > 0: key rows from Tk/2 on are multiplied by kboost, so later key tiles score far above
+// the first tile's maximum (exercises the running-max reference and its exact rescaling path).
+static void check_attention_k(int Tq, int Tk, int NH, int HS, int pad, float qscale,
+                              float kboost) {
     const int D = NH * HS, ldq = D + pad, ldk = D + 2 * pad, ldv = D + 3 * pad, ldo = D + pad;
     float *q = rand_buf((size_t)Tq * ldq, qscale, 0.0f);
     float *k = rand_buf((size_t)Tk * ldk, 1.0f, 0.0f);
     float *v = rand_buf((size_t)Tk * ldv, 1.0f, 0.0f);
     float *o = rand_buf((size_t)Tq * ldo, 1.0f, 0.0f);
+    if (kboost > 0)
+        for (size_t i = (size_t)(Tk / 2) * ldk; i < (size_t)Tk * ldk; i++) k[i] *= kboost;
     float *o_ref = copy_buf(o, (size_t)Tq * ldo); // padding columns must stay untouched
     df_attention(o, ldo, q, ldq, k, ldk, v, ldv, Tq, Tk, NH, HS);
     df_attention_ref(o_ref, ldo, q, ldq, k, ldk, v, ldv, Tq, Tk, NH, HS);
     char label[96];
-    snprintf(label, sizeof label, "attention Tq=%d Tk=%d NH=%d HS=%d pad=%d qs=%g", Tq, Tk, NH,
-             HS, pad, qscale);
+    snprintf(label, sizeof label, "attention Tq=%d Tk=%d NH=%d HS=%d pad=%d qs=%g kb=%g", Tq, Tk,
+             NH, HS, pad, qscale, kboost);
     df_allclose(o, o_ref, (size_t)Tq * ldo, 2e-6f, 2e-5f, label);
     EXPECT_REL_L2(o, o_ref, (size_t)Tq * ldo, 2e-6, label);
     // out aliasing q (ldo == ldq)
@@ -325,6 +330,10 @@ static void check_attention(int Tq, int Tk, int NH, int HS, int pad, float qscal
     df_free(o_ref);
 }
 
+static void check_attention(int Tq, int Tk, int NH, int HS, int pad, float qscale) {
+    check_attention_k(Tq, Tk, NH, HS, pad, qscale, 0.0f);
+}
+
 static void test_attention(void) {
     for (int threads = 1; threads <= 2; threads++) {
         df_set_threads(threads);
@@ -338,6 +347,9 @@ static void test_attention(void) {
         check_attention(257, 1100, 1, 32, 0, 1.0f);  // 3 key tiles, partial blocks
         check_attention(130, 1030, 2, 16, 2, 12.0f); // peaked softmax: running-max rescaling
         check_attention(40, 600, 1, 512, 0, 0.2f);   // VAE-like head size
+        check_attention_k(70, 1200, 2, 16, 0, 1.0f, 8.0f);  // later tiles up to ~2^40 above
+        check_attention_k(70, 1200, 2, 16, 0, 1.0f, 40.0f); // far above: rescaling path
+        check_attention_k(33, 900, 1, 16, 0, 1.0f, -40.0f); // far below: underflow to 0
     }
     df_set_threads(1);
 }

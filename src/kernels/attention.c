@@ -1,14 +1,23 @@
 // Scaled dot-product attention (no mask), heads as contiguous channel blocks.
 //
-// Fast kernel: flash-style online softmax. Work items are (head, block of DF_ATT_BQ queries);
-// for each item the keys are visited in tiles of DF_ATT_BK:
-//   S = scale * Q_blk K_tile^T          (cblas_sgemm on strided views, lda = ldq, ldb = ldk)
-//   m' = max(m, rowmax S); P = exp(S - m'); l = l * exp(m - m') + rowsum P; O *= exp(m - m')
-//   O += P V_tile                       (cblas_sgemm, ldb = ldv)
-// and finally out = O / l. Scratch per thread: S [BQ][BK] + O [BQ][HS] + 2 [BQ] floats, never
+// Fast kernel: flash-style online softmax. Work items are (head, block of bq <= DF_ATT_BQ
+// queries); for each item the keys are visited in tiles of DF_ATT_BK. Scores are kept transposed
+// (keys x queries) so the softmax statistics vectorize across queries without horizontal
+// reductions, and the OpenBLAS kernels run at a better shape for these thin GEMMs (measured):
+//   St = log2(e)/sqrt(HS) * K_tile Q_blk^T   (cblas_sgemm on strided views, lda = ldk, ldb = ldq)
+//   first tile: m = colmax St; later tiles keep m as the reference unless a score exceeds it by
+//   more than DF_ATT_SLACK (then m' = max(m, colmax St), l *= 2^(m - m'), O *= 2^(m - m'))
+//   P = 2^(St - m); l += colsum P
+//   O += P^T V_tile                          (cblas_sgemm, ldb = ldv)
+// and finally out = O / l. Scratch per thread: St [BK][bq] + O [bq][HS] + 4 [bq] floats, never
 // O(Tq*Tk). Items run on OpenMP threads with OpenBLAS set to one thread for the duration (the
 // pthread OpenBLAS must not fan out from inside an OpenMP region); a single item, or a call made
-// from inside a parallel region, runs serially with OpenBLAS threading untouched.
+// from inside a parallel region, runs serially with OpenBLAS threading untouched. bq is halved
+// (down to DF_ATT_BQ_MIN) while there are fewer than 3 items per thread.
+// The exp2 is a vectorized polynomial (relative error < 1e-8 before float rounding), AVX-512
+// intrinsics when available, else an `omp simd` loop. Denormals are flushed (FTZ/DAZ set per
+// thread for the duration of the call, then restored): entries below 2^-126 of a row whose
+// maximum is 1 cannot change the result, and denormal arithmetic is ~100x slower.
 // Each item reads only its own Q rows/head block before writing the same out rows/head block, so
 // out may alias q with ldo == ldq.
 #include "kernels/kernels.h"
@@ -17,89 +26,280 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__AVX512F__) || defined(__SSE__)
+#    include <immintrin.h>
+#endif
 #ifdef _OPENMP
 #    include <omp.h>
 #endif
 
-#define DF_ATT_BQ 256 // queries per work item
-#define DF_ATT_BK 512 // keys per tile
+#ifndef DF_ATT_BQ
+#    define DF_ATT_BQ 512 // queries per work item (at most)
+#endif
+#ifndef DF_ATT_BQ_MIN
+#    define DF_ATT_BQ_MIN 64 // smallest query block when splitting for more parallel items
+#endif
+#ifndef DF_ATT_BK
+#    define DF_ATT_BK 256 // keys per tile
+#endif
+// How far (log2 units) a later tile's scores may exceed the running max before the exact
+// rescaling path is taken: exp2 values up to 2^64 are harmless in float sums and GEMMs.
+#define DF_ATT_SLACK 64.0f
 
-// Same vectorizable expf as in elementwise.c: ~2 ulp, 0 below -87.33.
-static inline float at_expf(float x) {
-    const float hi = 88.0f, lo = -87.3365478515625f;
-    float xc = x > hi ? hi : x;
-    xc = xc < lo ? lo : xc;
-    float n = fmaf(xc, 1.44269504088896341f, 12582912.0f) - 12582912.0f;
-    float r = fmaf(n, -0.693359375f, xc);
-    r = fmaf(n, 2.12194440e-4f, r);
-    float p = 1.9875691500e-4f;
-    p = fmaf(p, r, 1.3981999507e-3f);
-    p = fmaf(p, r, 8.3334519073e-3f);
-    p = fmaf(p, r, 4.1665795894e-2f);
-    p = fmaf(p, r, 1.6666665459e-1f);
-    p = fmaf(p, r, 5.0000001201e-1f);
-    p = fmaf(p, r * r, r) + 1.0f;
-    int32_t e = ((int32_t)n + 127) << 23;
-    float s;
-    memcpy(&s, &e, sizeof s);
-    float res = p * s;
-    return x < lo ? 0.0f : res;
+// exp2 for the shifted scores d = s - m (log2 domain: the QK^T GEMM is scaled by log2(e)/sqrt(HS)).
+// Round-to-nearest range reduction d = n + r, |r| <= 1/2 (exact); 2^r by a degree-6 fit at the
+// Chebyshev nodes (relative error 2.5e-9, ~0.6 ulp after float evaluation); times 2^n.
+// Results below 2^-126 flush to 0 (nothing that small relative to a row maximum can change a
+// float softmax); the scalar version clamps d to [-126, 127].
+#define AT_C1 6.9314720670e-01f
+#define AT_C2 2.4022650922e-01f
+#define AT_C3 5.5503272267e-02f
+#define AT_C4 9.6180566785e-03f
+#define AT_C5 1.3400428177e-03f
+#define AT_C6 1.5461444696e-04f
+static inline float at_exp2f(float d) {
+    d = d < -126.0f ? -126.0f : d;
+    d = d > 127.0f ? 127.0f : d;
+    const float n = (d + 12582912.0f) - 12582912.0f; // round to nearest, |d| < 2^22
+    const float r = d - n;
+    float p = AT_C6;
+    p = fmaf(p, r, AT_C5);
+    p = fmaf(p, r, AT_C4);
+    p = fmaf(p, r, AT_C3);
+    p = fmaf(p, r, AT_C2);
+    p = fmaf(p, r, AT_C1);
+    p = fmaf(p, r, 1.0f);
+    const int32_t e = ((int32_t)n + 127) << 23; // 2^n, n in [-126, 127]
+    float sc;
+    memcpy(&sc, &e, sizeof sc);
+    return d <= -126.0f ? 0.0f : p * sc;
 }
+
+#if defined(__AVX512F__)
+// Same polynomial, 16 lanes; vscalefps applies 2^n (0 for n far below, with FTZ).
+static inline __m512 at_exp2_16(__m512 d) {
+    const __m512 n = _mm512_roundscale_ps(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 r = _mm512_sub_ps(d, n);
+    __m512 p = _mm512_set1_ps(AT_C6);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(AT_C5));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(AT_C4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(AT_C3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(AT_C2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(AT_C1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+static inline __mmask16 at_mask(int w) { // lanes [0, w) of 16, w may be <= 0 or >= 16
+    return w >= 16 ? (__mmask16)0xFFFF : w <= 0 ? (__mmask16)0 : (__mmask16)((1u << w) - 1u);
+}
+
+// St [nk][nq] (row stride nq): mx[i] = max_j St[j][i]. Column blocks of 64 kept in registers.
+static void at_col_max(float *mx, const float *St, int nk, int nq) {
+    for (int i0 = 0; i0 < nq; i0 += 64) {
+        const int w = nq - i0;
+        const __mmask16 k0 = at_mask(w), k1 = at_mask(w - 16), k2 = at_mask(w - 32),
+                        k3 = at_mask(w - 48);
+        const __m512 ninf = _mm512_set1_ps(-INFINITY);
+        __m512 m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
+        for (int j = 0; j < nk; j++) {
+            const float *row = St + (size_t)j * (size_t)nq + i0;
+            m0 = _mm512_max_ps(m0, _mm512_maskz_loadu_ps(k0, row));
+            m1 = _mm512_max_ps(m1, _mm512_maskz_loadu_ps(k1, row + 16));
+            m2 = _mm512_max_ps(m2, _mm512_maskz_loadu_ps(k2, row + 32));
+            m3 = _mm512_max_ps(m3, _mm512_maskz_loadu_ps(k3, row + 48));
+        }
+        _mm512_mask_storeu_ps(mx + i0, k0, m0);
+        _mm512_mask_storeu_ps(mx + i0 + 16, k1, m1);
+        _mm512_mask_storeu_ps(mx + i0 + 32, k2, m2);
+        _mm512_mask_storeu_ps(mx + i0 + 48, k3, m3);
+    }
+}
+
+// St[j][i] = exp2(St[j][i] - m[i]); sum[i] = sum_j St[j][i].
+static void at_col_exp2(float *sum, float *St, int nk, int nq, const float *m) {
+    for (int i0 = 0; i0 < nq; i0 += 64) {
+        const int w = nq - i0;
+        const __mmask16 k0 = at_mask(w), k1 = at_mask(w - 16), k2 = at_mask(w - 32),
+                        k3 = at_mask(w - 48);
+        const __m512 m0 = _mm512_maskz_loadu_ps(k0, m + i0);
+        const __m512 m1 = _mm512_maskz_loadu_ps(k1, m + i0 + 16);
+        const __m512 m2 = _mm512_maskz_loadu_ps(k2, m + i0 + 32);
+        const __m512 m3 = _mm512_maskz_loadu_ps(k3, m + i0 + 48);
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        for (int j = 0; j < nk; j++) {
+            float *row = St + (size_t)j * (size_t)nq + i0;
+            const __m512 e0 = at_exp2_16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k0, row), m0));
+            const __m512 e1 = at_exp2_16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k1, row + 16), m1));
+            const __m512 e2 = at_exp2_16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k2, row + 32), m2));
+            const __m512 e3 = at_exp2_16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k3, row + 48), m3));
+            _mm512_mask_storeu_ps(row, k0, e0);
+            _mm512_mask_storeu_ps(row + 16, k1, e1);
+            _mm512_mask_storeu_ps(row + 32, k2, e2);
+            _mm512_mask_storeu_ps(row + 48, k3, e3);
+            s0 = _mm512_add_ps(s0, e0);
+            s1 = _mm512_add_ps(s1, e1);
+            s2 = _mm512_add_ps(s2, e2);
+            s3 = _mm512_add_ps(s3, e3);
+        }
+        _mm512_mask_storeu_ps(sum + i0, k0, s0);
+        _mm512_mask_storeu_ps(sum + i0 + 16, k1, s1);
+        _mm512_mask_storeu_ps(sum + i0 + 32, k2, s2);
+        _mm512_mask_storeu_ps(sum + i0 + 48, k3, s3);
+    }
+}
+
+// Fast path for tiles after the first: St[j][i] = exp2(St[j][i] - m[i]) with the running max m
+// of earlier tiles as the reference (no max pass, no rescaling); sum[i] = column sums. Returns 1
+// (St then garbage) if some column's tile maximum exceeds m[i] + DF_ATT_SLACK, else 0.
+static int at_col_exp2_fast(float *sum, float *St, int nk, int nq, const float *m) {
+    int over = 0;
+    for (int i0 = 0; i0 < nq; i0 += 64) {
+        const int w = nq - i0;
+        const __mmask16 k0 = at_mask(w), k1 = at_mask(w - 16), k2 = at_mask(w - 32),
+                        k3 = at_mask(w - 48);
+        const __m512 m0 = _mm512_maskz_loadu_ps(k0, m + i0);
+        const __m512 m1 = _mm512_maskz_loadu_ps(k1, m + i0 + 16);
+        const __m512 m2 = _mm512_maskz_loadu_ps(k2, m + i0 + 32);
+        const __m512 m3 = _mm512_maskz_loadu_ps(k3, m + i0 + 48);
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        __m512 x0 = _mm512_set1_ps(-INFINITY), x1 = x0, x2 = x0, x3 = x0;
+        for (int j = 0; j < nk; j++) {
+            float *row = St + (size_t)j * (size_t)nq + i0;
+            const __m512 d0 = _mm512_sub_ps(_mm512_maskz_loadu_ps(k0, row), m0);
+            const __m512 d1 = _mm512_sub_ps(_mm512_maskz_loadu_ps(k1, row + 16), m1);
+            const __m512 d2 = _mm512_sub_ps(_mm512_maskz_loadu_ps(k2, row + 32), m2);
+            const __m512 d3 = _mm512_sub_ps(_mm512_maskz_loadu_ps(k3, row + 48), m3);
+            x0 = _mm512_max_ps(x0, d0);
+            x1 = _mm512_max_ps(x1, d1);
+            x2 = _mm512_max_ps(x2, d2);
+            x3 = _mm512_max_ps(x3, d3);
+            const __m512 e0 = at_exp2_16(d0), e1 = at_exp2_16(d1);
+            const __m512 e2 = at_exp2_16(d2), e3 = at_exp2_16(d3);
+            _mm512_mask_storeu_ps(row, k0, e0);
+            _mm512_mask_storeu_ps(row + 16, k1, e1);
+            _mm512_mask_storeu_ps(row + 32, k2, e2);
+            _mm512_mask_storeu_ps(row + 48, k3, e3);
+            s0 = _mm512_add_ps(s0, e0);
+            s1 = _mm512_add_ps(s1, e1);
+            s2 = _mm512_add_ps(s2, e2);
+            s3 = _mm512_add_ps(s3, e3);
+        }
+        const __m512 lim = _mm512_set1_ps(DF_ATT_SLACK);
+        // masked-off lanes computed 0 - 0 = 0 <= limit; NaN scores compare false (no fallback)
+        over |= _mm512_cmp_ps_mask(x0, lim, _CMP_GT_OQ) | _mm512_cmp_ps_mask(x1, lim, _CMP_GT_OQ) |
+                _mm512_cmp_ps_mask(x2, lim, _CMP_GT_OQ) | _mm512_cmp_ps_mask(x3, lim, _CMP_GT_OQ);
+        _mm512_mask_storeu_ps(sum + i0, k0, s0);
+        _mm512_mask_storeu_ps(sum + i0 + 16, k1, s1);
+        _mm512_mask_storeu_ps(sum + i0 + 32, k2, s2);
+        _mm512_mask_storeu_ps(sum + i0 + 48, k3, s3);
+    }
+    return over != 0;
+}
+#else
+static void at_col_max(float *mx, const float *St, int nk, int nq) {
+    for (int i = 0; i < nq; i++) mx[i] = -INFINITY;
+    for (int j = 0; j < nk; j++) {
+        const float *row = St + (size_t)j * (size_t)nq;
+#    pragma omp simd
+        for (int i = 0; i < nq; i++) mx[i] = row[i] > mx[i] ? row[i] : mx[i];
+    }
+}
+
+static void at_col_exp2(float *sum, float *St, int nk, int nq, const float *m) {
+    for (int i = 0; i < nq; i++) sum[i] = 0.0f;
+    for (int j = 0; j < nk; j++) {
+        float *row = St + (size_t)j * (size_t)nq;
+#    pragma omp simd
+        for (int i = 0; i < nq; i++) {
+            const float e = at_exp2f(row[i] - m[i]);
+            row[i] = e;
+            sum[i] += e;
+        }
+    }
+}
+
+static int at_col_exp2_fast(float *sum, float *St, int nk, int nq, const float *m) {
+    float xmax = -INFINITY;
+    for (int i = 0; i < nq; i++) sum[i] = 0.0f;
+    for (int j = 0; j < nk; j++) {
+        float *row = St + (size_t)j * (size_t)nq;
+#    pragma omp simd reduction(max : xmax)
+        for (int i = 0; i < nq; i++) {
+            const float d = row[i] - m[i];
+            xmax = d > xmax ? d : xmax;
+            const float e = at_exp2f(d);
+            row[i] = e;
+            sum[i] += e;
+        }
+    }
+    return xmax > DF_ATT_SLACK;
+}
+#endif
 
 typedef struct at_args {
     float *out;
     const float *q, *k, *v;
     int ldo, ldq, ldk, ldv, Tq, Tk, NH, HS;
-    float scale;
+    int bq;      // query block of one work item
+    float scale; // log2(e) / sqrt(HS)
 } at_args;
 
-// One work item: head h, queries [i0, i0+nq). S: [BQ][BK], O: [BQ][HS], m/l: [BQ] scratch.
-static void at_item(const at_args *a, int h, int i0, int nq, float *S, float *O, float *m,
-                    float *l) {
+// Per-thread scratch.
+typedef struct at_scratch {
+    float *St;              // [BK][bq] scores / probabilities, transposed (keys x queries)
+    float *O;               // [bq][HS] unnormalized output
+    float *m, *l, *t1, *t2; // [bq] running max, running sum, tile max / rescale, tile sum
+} at_scratch;
+
+// One work item: head h, queries [i0, i0+nq).
+static void at_item(const at_args *a, const at_scratch *w, int h, int i0, int nq) {
     const int HS = a->HS;
     const float *q = a->q + (size_t)i0 * (size_t)a->ldq + (size_t)h * (size_t)HS;
     const float *kh = a->k + (size_t)h * (size_t)HS;
     const float *vh = a->v + (size_t)h * (size_t)HS;
+    float *St = w->St, *O = w->O, *m = w->m, *l = w->l, *tmax = w->t1, *tsum = w->t2;
     for (int j0 = 0; j0 < a->Tk; j0 += DF_ATT_BK) {
         const int nk = a->Tk - j0 < DF_ATT_BK ? a->Tk - j0 : DF_ATT_BK;
-        // S [nq][nk] = scale * Q [nq][HS] * K_tile^T
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, HS, a->scale, q, a->ldq,
-                    kh + (size_t)j0 * (size_t)a->ldk, a->ldk, 0.0f, S, nk);
-        for (int r = 0; r < nq; r++) {
-            float *s = S + (size_t)r * (size_t)nk;
-            float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-            for (int j = 0; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
-            const float mnew = (j0 == 0 || mx > m[r]) ? mx : m[r];
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int j = 0; j < nk; j++) {
-                const float e = at_expf(s[j] - mnew);
-                s[j] = e;
-                sum += e;
+        // St [nk][nq] = log2(e)/sqrt(HS) * K_tile [nk][HS] * Q^T  (scores in the log2 domain)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nk, nq, HS, a->scale,
+                    kh + (size_t)j0 * (size_t)a->ldk, a->ldk, q, a->ldq, 0.0f, St, nq);
+        if (j0 == 0) {
+            at_col_max(m, St, nk, nq);
+            at_col_exp2(l, St, nk, nq, m);
+        } else if (!at_col_exp2_fast(tsum, St, nk, nq, m)) {
+            for (int i = 0; i < nq; i++) l[i] += tsum[i];
+        } else {
+            // rare: scores jumped far above the running max; recompute the tile and rescale
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nk, nq, HS, a->scale,
+                        kh + (size_t)j0 * (size_t)a->ldk, a->ldk, q, a->ldq, 0.0f, St, nq);
+            at_col_max(tmax, St, nk, nq);
+            float *alpha = tmax; // reused: rescale factor 2^(m_old - m_new) per query
+            for (int i = 0; i < nq; i++) {
+                const float mnew = tmax[i] > m[i] ? tmax[i] : m[i];
+                alpha[i] = at_exp2f(m[i] - mnew);
+                m[i] = mnew;
             }
-            if (j0 == 0) {
-                l[r] = sum;
-            } else {
-                const float alpha = at_expf(m[r] - mnew);
-                l[r] = l[r] * alpha + sum;
-                if (alpha != 1.0f) {
-                    float *o = O + (size_t)r * (size_t)HS;
+            at_col_exp2(tsum, St, nk, nq, m);
+            for (int i = 0; i < nq; i++) {
+                l[i] = l[i] * alpha[i] + tsum[i];
+                if (alpha[i] != 1.0f) {
+                    float *o = O + (size_t)i * (size_t)HS;
+                    const float al = alpha[i];
 #pragma omp simd
-                    for (int c = 0; c < HS; c++) o[c] *= alpha;
+                    for (int c = 0; c < HS; c++) o[c] *= al;
                 }
             }
-            m[r] = mnew;
         }
-        // O [nq][HS] (+)= P [nq][nk] * V_tile [nk][HS]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, HS, nk, 1.0f, S, nk,
+        // O [nq][HS] (+)= P [nq][nk] * V_tile [nk][HS], P = St^T
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nq, HS, nk, 1.0f, St, nq,
                     vh + (size_t)j0 * (size_t)a->ldv, a->ldv, j0 == 0 ? 0.0f : 1.0f, O, HS);
     }
     float *out = a->out + (size_t)i0 * (size_t)a->ldo + (size_t)h * (size_t)HS;
-    for (int r = 0; r < nq; r++) {
-        const float inv = 1.0f / l[r];
-        const float *o = O + (size_t)r * (size_t)HS;
-        float *dst = out + (size_t)r * (size_t)a->ldo;
+    for (int i = 0; i < nq; i++) {
+        const float inv = 1.0f / l[i];
+        const float *o = O + (size_t)i * (size_t)HS;
+        float *dst = out + (size_t)i * (size_t)a->ldo;
 #pragma omp simd
         for (int c = 0; c < HS; c++) dst[c] = o[c] * inv;
     }
@@ -107,53 +307,65 @@ static void at_item(const at_args *a, int h, int i0, int nq, float *S, float *O,
 
 // Runs all items; called by every thread of a parallel region (the orphaned `omp for` shares the
 // items dynamically) or outside any region (serial).
-static void at_run_items(const at_args *a, int nitems) {
-    const int nqb = (a->Tq + DF_ATT_BQ - 1) / DF_ATT_BQ;
-    const int bq = a->Tq < DF_ATT_BQ ? a->Tq : DF_ATT_BQ;
+static void at_run_items(const at_args *a) {
+    const int bq = a->bq, nqb = (a->Tq + bq - 1) / bq, nitems = a->NH * nqb;
     const int bk = a->Tk < DF_ATT_BK ? a->Tk : DF_ATT_BK;
-    float *S = df_malloc((size_t)bq * (size_t)bk * sizeof(float));     // [BQ][BK]
-    float *O = df_malloc((size_t)bq * (size_t)a->HS * sizeof(float));  // [BQ][HS]
-    float *ml = df_malloc(2 * (size_t)bq * sizeof(float));             // m [BQ], l [BQ]
-    DF_ASSERT(S != NULL && O != NULL && ml != NULL);
+    at_scratch w;
+    w.St = df_malloc((size_t)bk * (size_t)bq * sizeof(float));     // [BK][bq]
+    w.O = df_malloc((size_t)bq * (size_t)a->HS * sizeof(float));   // [bq][HS]
+    w.m = df_malloc(4 * (size_t)bq * sizeof(float));               // [4][bq]
+    DF_ASSERT(w.St != NULL && w.O != NULL && w.m != NULL);
+    w.l = w.m + bq;
+    w.t1 = w.l + bq;
+    w.t2 = w.t1 + bq;
+#if defined(__SSE__)
+    const unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040u); // FTZ | DAZ
+#endif
 #pragma omp for schedule(dynamic, 1)
     for (int it = 0; it < nitems; it++) {
-        const int h = it / nqb, qb = it % nqb;
-        const int i0 = qb * DF_ATT_BQ;
-        const int nq = a->Tq - i0 < DF_ATT_BQ ? a->Tq - i0 : DF_ATT_BQ;
-        at_item(a, h, i0, nq, S, O, ml, ml + bq);
+        const int h = it / nqb, i0 = (it % nqb) * bq;
+        at_item(a, &w, h, i0, a->Tq - i0 < bq ? a->Tq - i0 : bq);
     }
-    df_free(S);
-    df_free(O);
-    df_free(ml);
+#if defined(__SSE__)
+    _mm_setcsr(csr);
+#endif
+    df_free(w.St);
+    df_free(w.O);
+    df_free(w.m);
 }
 
 void df_attention(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                   const float *v, int ldv, int Tq, int Tk, int NH, int HS) {
     if (Tq <= 0 || NH <= 0 || HS <= 0) return;
     DF_ASSERT(Tk > 0);
-    const at_args a = {out, q, k, v, ldo, ldq, ldk, ldv, Tq, Tk, NH, HS,
-                       (float)(1.0 / sqrt((double)HS))};
-    const int nitems = NH * ((Tq + DF_ATT_BQ - 1) / DF_ATT_BQ);
     int nt = 1;
 #ifdef _OPENMP
     if (!omp_in_parallel()) nt = omp_get_max_threads();
-    if (nt > nitems) nt = nitems;
 #endif
+    // Query block: as large as possible, halved while there are fewer than 3 items per thread.
+    int bq = DF_ATT_BQ;
+    while (bq > DF_ATT_BQ_MIN && (int64_t)NH * ((Tq + bq - 1) / bq) < 3 * (int64_t)nt) bq /= 2;
+    if (bq > Tq) bq = Tq;
+    const at_args a = {out, q, k, v, ldo, ldq, ldk, ldv, Tq, Tk, NH, HS, bq,
+                       (float)(1.4426950408889634 / sqrt((double)HS))};
+    const int nitems = NH * ((Tq + bq - 1) / bq);
+    if (nt > nitems) nt = nitems;
     if (nt <= 1) {
-        at_run_items(&a, nitems);
+        at_run_items(&a);
         return;
     }
     const int saved = openblas_get_num_threads();
     openblas_set_num_threads(1);
 #pragma omp parallel num_threads(nt)
-    at_run_items(&a, nitems);
+    at_run_items(&a);
     openblas_set_num_threads(saved);
 }
 
 // Plain reference: per head and query, scores in double over all keys.
 void df_attention_ref(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                       const float *v, int ldv, int Tq, int Tk, int NH, int HS) {
-    double *p = df_malloc((size_t)(Tk > 0 ? Tk : 1) * sizeof(double)); // [Tk]
+    double *p = df_malloc((size_t)(Tk > 0 ? Tk : 1) * sizeof(double));   // [Tk]
     double *acc = df_malloc((size_t)(HS > 0 ? HS : 1) * sizeof(double)); // [HS]
     DF_ASSERT(p != NULL && acc != NULL);
     const double scale = 1.0 / sqrt((double)HS);

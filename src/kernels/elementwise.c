@@ -135,14 +135,19 @@ void df_softmax(float *x, int R, int N) {
         float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
         for (int i = 0; i < N; i++) mx = row[i] > mx ? row[i] : mx;
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int i = 0; i < N; i++) {
-            float e = ew_expf(row[i] - mx);
-            row[i] = e;
-            sum += e;
+        double sum = 0.0; // float partial sums over blocks of 256, added in double
+        for (int i0 = 0; i0 < N; i0 += 256) {
+            const int i1 = N - i0 < 256 ? N : i0 + 256;
+            float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+            for (int i = i0; i < i1; i++) {
+                const float e = ew_expf(row[i] - mx);
+                row[i] = e;
+                part += e;
+            }
+            sum += part;
         }
-        const float inv = 1.0f / sum;
+        const float inv = (float)(1.0 / sum);
 #pragma omp simd
         for (int i = 0; i < N; i++) row[i] *= inv;
     }

@@ -868,6 +868,35 @@ static void test_config_and_errors(void) {
     EXPECT_EQ_I64(c.prediction_type, DF_PRED_V);
     EXPECT_EQ_I64(c.timestep_spacing, DF_SPACING_TRAILING);
 
+    // Python-json tokens (diffusers writes lambda_min_clipped: -Infinity)
+    EXPECT_OK(df_sched_config_parse_json(
+        "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"lambda_min_clipped\": -Infinity, "
+        "\"x\": NaN, \"y\": \"Infinity \\\" NaN\", \"beta_end\": 0.02}",
+        "t", &c, &k));
+    EXPECT_TRUE(isinf(c.lambda_min_clipped) && c.lambda_min_clipped < 0);
+    EXPECT_TRUE(c.beta_end == 0.02);
+    {
+        df_sched *d = NULL;
+        EXPECT_OK(df_sched_create(k, &c, 10, 0, &d));
+        if (d) EXPECT_TRUE(df_sched_timestep(d, 0) == 999.0f); // linspace default, unclipped
+        df_sched_destroy(d);
+    }
+    // lambda_min_clipped -2 clips the 123 highest timesteps (lambda(999) = -2.68): with linspace
+    // (numpy replica) timesteps 876, 788, ..., 88
+    c.lambda_min_clipped = -2.0;
+    c.beta_schedule = DF_BETA_SCALED_LINEAR;
+    c.beta_start = 0.00085;
+    c.beta_end = 0.012;
+    {
+        df_sched *d = NULL;
+        EXPECT_OK(df_sched_create(k, &c, 10, 0, &d));
+        if (d) {
+            EXPECT_TRUE(df_sched_timestep(d, 0) == 876.0f);
+            EXPECT_TRUE(df_sched_timestep(d, 1) == 788.0f);
+            EXPECT_TRUE(df_sched_timestep(d, 9) == 88.0f);
+        }
+        df_sched_destroy(d);
+    }
     EXPECT_ERR(df_sched_config_parse_json("{", "bad.json", &c, &k), DF_ERR_FORMAT,
                "bad.json: invalid JSON");
     EXPECT_ERR(df_sched_config_parse_json("[1]", "bad.json", &c, &k), DF_ERR_FORMAT,

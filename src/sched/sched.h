@@ -165,8 +165,8 @@ df_status df_sched_scale_model_input(const df_sched *s, int i, const float *x, f
                                      size_t n);
 // One scheduler step for call i with model output eps: x <- prev_sample (in place).
 // noise: n standard normals in x's layout, required iff df_sched_needs_noise (else ignored).
-// pred_x0 (may be NULL): the predicted original sample (DDIM, Euler, Euler a, DPM: the
-// converted x0 of this step; PNDM: zeros are not produced, it is left untouched).
+// pred_x0 (may be NULL): the predicted original sample (DDIM, Euler, Euler a; DPM: the x0 its
+// convert_model_output computes). PNDM has none: pred_x0 is left untouched.
 // Multistep kinds (DPM, PNDM) must be stepped in order i = 0, 1, ... (DF_ERR_ARG otherwise);
 // n must equal the numel given at create (or at the first step).
 df_status df_sched_step(df_sched *s, int i, const float *eps, float *x, size_t n,

@@ -64,15 +64,58 @@ static df_status get_enum(const cJSON *root, const char *key, const char *what,
                     key, it->valuestring, list);
 }
 
+// Python's json module writes the non-JSON tokens Infinity / -Infinity / NaN (diffusers saves
+// DPMSolverMultistepScheduler's lambda_min_clipped as -Infinity). Rewrite them outside strings
+// as 1e999 (strtod: inf) / null. Returns a malloc'ed copy or NULL.
+static char *sanitize_json(const char *in) {
+    const size_t n = strlen(in);
+    char *out = malloc(2 * n + 1); // "NaN" -> "null" grows by one per 3 chars at most
+    if (!out) return NULL;
+    size_t o = 0;
+    int in_str = 0;
+    for (size_t i = 0; i < n;) {
+        const char ch = in[i];
+        if (in_str) {
+            out[o++] = ch;
+            if (ch == '\\' && i + 1 < n) out[o++] = in[++i];
+            else if (ch == '"') in_str = 0;
+            i++;
+        } else if (ch == '"') {
+            in_str = 1;
+            out[o++] = in[i++];
+        } else if (strncmp(in + i, "Infinity", 8) == 0) {
+            memcpy(out + o, "1e999", 5);
+            o += 5;
+            i += 8;
+        } else if (strncmp(in + i, "NaN", 3) == 0) {
+            memcpy(out + o, "null", 4);
+            o += 4;
+            i += 3;
+        } else {
+            out[o++] = in[i++];
+        }
+    }
+    out[o] = 0;
+    return out;
+}
+
 df_status df_sched_config_parse_json(const char *json, const char *what, df_sched_config *cfg,
                                      df_sched_kind *kind) {
     DF_FAIL_IF(!json || !cfg, DF_ERR_ARG, "NULL argument");
     if (!what) what = "scheduler config";
     if (kind) *kind = DF_SCHED_NONE;
     df_sched_config_init(cfg);
-    cJSON *root = cJSON_Parse(json);
-    DF_FAIL_IF(!root, DF_ERR_FORMAT, "%s: invalid JSON near \"%.20s\"", what,
-               cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "");
+    char *clean = sanitize_json(json);
+    DF_FAIL_IF(!clean, DF_ERR_NOMEM, "%s: JSON copy", what);
+    cJSON *root = cJSON_Parse(clean);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        df_status e = DF_ERROR(DF_ERR_FORMAT, "%s: invalid JSON near \"%.20s\"", what,
+                               at ? at : "");
+        free(clean);
+        return e;
+    }
+    free(clean);
     df_status st = DF_OK;
     if (!cJSON_IsObject(root)) {
         st = DF_ERROR(DF_ERR_FORMAT, "%s: top level is not a JSON object", what);

@@ -1,0 +1,9 @@
+// distrifuse umbrella header: everything an application needs (status codes, the text-to-image
+// pipeline). MPI-free: the distributed runtime's headers are not included.
+#ifndef DF_DF_H
+#define DF_DF_H
+
+#include "distrifuse/pipeline.h"
+#include "distrifuse/status.h"
+
+#endif // DF_DF_H

@@ -1,0 +1,195 @@
+// Table-driven command-line parser (see args.h).
+#include "args.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_find(const cli_opt *opts, int n_opts, const char *long_name) {
+    for (int i = 0; i < n_opts; i++)
+        if (opts[i].kind != CLI_SECTION && strcmp(opts[i].long_name, long_name) == 0) return i;
+    return -1;
+}
+
+// "a|b|c" contains s as a whole item.
+static int choice_ok(const char *choices, const char *s) {
+    size_t n = strlen(s);
+    const char *p = choices;
+    while (*p) {
+        const char *e = strchr(p, '|');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, s, n) == 0) return 1;
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+// Writes the choices as "a, b, c".
+static void choices_text(const char *choices, char *buf, size_t cap) {
+    size_t o = 0;
+    for (const char *p = choices; *p && o + 3 < cap; p++) {
+        if (*p == '|') {
+            buf[o++] = ',';
+            buf[o++] = ' ';
+        } else {
+            buf[o++] = *p;
+        }
+    }
+    buf[o] = 0;
+}
+
+static int set_value(const cli_opt *o, void *dst, const char *name, const char *v, char *err,
+                     size_t cap) {
+    char *field = (char *)dst + o->offset;
+    char *end = NULL;
+    errno = 0;
+    switch (o->kind) {
+    case CLI_INT: {
+        long x = strtol(v, &end, 10);
+        if (!*v || *end || errno || x < INT32_MIN || x > INT32_MAX) {
+            snprintf(err, cap, "invalid value '%s' for %s (expected an integer)", v, name);
+            return -1;
+        }
+        *(int *)field = (int)x;
+        return 0;
+    }
+    case CLI_I64: {
+        long long x = strtoll(v, &end, 10);
+        if (!*v || *end || errno) {
+            snprintf(err, cap, "invalid value '%s' for %s (expected an integer)", v, name);
+            return -1;
+        }
+        *(int64_t *)field = (int64_t)x;
+        return 0;
+    }
+    case CLI_FLOAT: {
+        float x = strtof(v, &end);
+        if (!*v || *end || errno || !isfinite(x)) {
+            snprintf(err, cap, "invalid value '%s' for %s (expected a number)", v, name);
+            return -1;
+        }
+        *(float *)field = x;
+        return 0;
+    }
+    case CLI_STR: *(const char **)field = v; return 0;
+    case CLI_CHOICE:
+        if (!choice_ok(o->choices, v)) {
+            char list[256];
+            choices_text(o->choices, list, sizeof list);
+            snprintf(err, cap, "invalid value '%s' for %s (choose from %s)", v, name, list);
+            return -1;
+        }
+        *(const char **)field = v;
+        return 0;
+    default: snprintf(err, cap, "internal: option %s has no value kind", name); return -1;
+    }
+}
+
+int cli_parse(const cli_opt *opts, int n_opts, void *dst, int argc, char **argv, int *seen,
+              char *err, size_t err_cap) {
+    if (seen) memset(seen, 0, (size_t)n_opts * sizeof *seen);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int idx = -1;
+        const char *inline_val = NULL;
+        char name[128];
+        if (a[0] == '-' && a[1] == '-' && a[2]) {
+            const char *eq = strchr(a + 2, '=');
+            size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+            if (len >= sizeof name) len = sizeof name - 1;
+            memcpy(name, a + 2, len);
+            name[len] = 0;
+            idx = cli_find(opts, n_opts, name);
+            if (eq) inline_val = eq + 1;
+            snprintf(name, sizeof name, "--%.*s", (int)len, a + 2);
+        } else if (a[0] == '-' && a[1] && !a[2]) {
+            for (int k = 0; k < n_opts; k++)
+                if (opts[k].kind != CLI_SECTION && opts[k].short_name == a[1]) idx = k;
+            snprintf(name, sizeof name, "-%c", a[1]);
+        } else {
+            snprintf(err, err_cap, "unexpected argument '%s' (options start with - or --)", a);
+            return -1;
+        }
+        if (idx < 0) {
+            snprintf(err, err_cap, "unknown option '%s' (see --help)", a);
+            return -1;
+        }
+        const cli_opt *o = &opts[idx];
+        if (seen) seen[idx]++;
+        if (o->kind == CLI_FLAG) {
+            if (inline_val) {
+                snprintf(err, err_cap, "option %s takes no value", name);
+                return -1;
+            }
+            *(int *)((char *)dst + o->offset) = o->value;
+            continue;
+        }
+        const char *v = inline_val;
+        if (!v) {
+            if (i + 1 >= argc) {
+                snprintf(err, err_cap, "option %s needs a value (%s)", name,
+                         o->metavar ? o->metavar : "VALUE");
+                return -1;
+            }
+            v = argv[++i];
+        }
+        if (set_value(o, dst, name, v, err, err_cap) != 0) return -1;
+    }
+    return 0;
+}
+
+static void render_default(const cli_opt *o, const void *defaults, char *buf, size_t cap) {
+    buf[0] = 0;
+    if (o->def) {
+        snprintf(buf, cap, "%s", o->def);
+        return;
+    }
+    if (!defaults) return;
+    const char *field = (const char *)defaults + o->offset;
+    switch (o->kind) {
+    case CLI_INT: snprintf(buf, cap, "%d", *(const int *)field); break;
+    case CLI_I64: snprintf(buf, cap, "%lld", (long long)*(const int64_t *)field); break;
+    case CLI_FLOAT: snprintf(buf, cap, "%g", (double)*(const float *)field); break;
+    case CLI_STR:
+    case CLI_CHOICE: {
+        const char *s = *(const char *const *)field;
+        snprintf(buf, cap, "%s", s ? s : "none");
+        break;
+    }
+    default: break;
+    }
+}
+
+void cli_print_options(FILE *f, const cli_opt *opts, int n_opts, const void *defaults) {
+    for (int i = 0; i < n_opts; i++) {
+        const cli_opt *o = &opts[i];
+        if (o->kind == CLI_SECTION) {
+            fprintf(f, "\n%s:\n", o->long_name);
+            continue;
+        }
+        char left[128];
+        int n = o->short_name
+                    ? snprintf(left, sizeof left, "  -%c, --%s", o->short_name, o->long_name)
+                    : snprintf(left, sizeof left, "      --%s", o->long_name);
+        if (n < 0 || (size_t)n >= sizeof left) n = (int)strlen(left);
+        if (o->kind == CLI_CHOICE) {
+            char list[128];
+            snprintf(list, sizeof list, "%s", o->choices);
+            for (char *c = list; *c; c++)
+                if (*c == '|') *c = ',';
+            snprintf(left + n, sizeof left - (size_t)n, " {%s}", list);
+        } else if (o->kind != CLI_FLAG) {
+            snprintf(left + n, sizeof left - (size_t)n, " %s", o->metavar ? o->metavar : "VALUE");
+        }
+        char def[256];
+        render_default(o, defaults, def, sizeof def);
+        if (strlen(left) > 32) fprintf(f, "%s\n%34s", left, "");
+        else fprintf(f, "%-34s", left);
+        fprintf(f, "%s", o->help);
+        if (def[0]) fprintf(f, " (default: %s)", def);
+        fputc('\n', f);
+    }
+}

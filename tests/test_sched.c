@@ -333,7 +333,6 @@ static void test_tables(void) {
         int T = 0;
         const float *b = df_sched_betas(s, &T);
         EXPECT_EQ_I64(T, (int64_t)nb);
-        err_acc eb = {0}, ea = {0};
         double rb = 0, ra = 0;
         int exb = 0, exa = 0;
         for (int i = 0; i < T && i < (int)nb; i++) {
@@ -345,10 +344,9 @@ static void test_tables(void) {
             ra = fmax(ra, fabs((double)a[i] - ac[i]) / fabs((double)ac[i]));
             exa += a[i] == ac[i];
         }
-        (void)eb;
-        (void)ea;
-        fprintf(stderr, "  betas: max rel err %.3g (%d/%d bit-exact); alphas_cumprod: %.3g (%d/%d)\n",
-                rb, exb, T, ra, exa, T);
+        fprintf(stderr,
+                "  betas: max rel err %.3g (%d/%d bit-exact); alphas_cumprod: %.3g (%d/%d)\n", rb,
+                exb, T, ra, exa, T);
         EXPECT_LE_F64(rb, 1e-6);
         EXPECT_LE_F64(ra, 1e-6);
     }
@@ -491,8 +489,8 @@ static void test_steps_file(const char *file, df_sched_kind kind, const df_sched
                 "pred_x0 %.2e | rel-L2 max %.2e | bit-exact %d/%d | free-run final rel-L2 %.2e\n",
                 file, n_calls, e_in.max_norm_abs, e_prev.max_norm_abs, e_x0.max_norm_abs,
                 fmax(e_in.max_rel_l2, fmax(e_prev.max_rel_l2, e_x0.max_rel_l2)),
-                e_in.exact + e_prev.exact + e_x0.exact, e_in.tensors + e_prev.tensors + e_x0.tensors,
-                rl);
+                e_in.exact + e_prev.exact + e_x0.exact,
+                e_in.tensors + e_prev.tensors + e_x0.tensors, rl);
         EXPECT_LE_F64(e_in.max_norm_abs, 1e-6);
         EXPECT_LE_F64(e_prev.max_norm_abs, 1e-6);
         EXPECT_LE_F64(e_x0.max_norm_abs, 1e-6);

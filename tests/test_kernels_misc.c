@@ -129,12 +129,17 @@ static void test_softmax(void) {
         float *x = rand_buf(n, 20.0f, 0.0f);
         if (N > 3) { // huge spread in row 0: most entries underflow
             x[0] = 500.0f;
-            x[1] = -1e30f;
+            x[1] = -INFINITY; // masked entry
             x[2] = 499.0f;
+            x[3] = -1e30f;
         }
         float *xr = copy_buf(x, n);
         df_softmax(x, R, N);
         df_softmax_ref(xr, R, N);
+        if (N > 3) {
+            EXPECT_TRUE(x[1] == 0.0f && x[3] == 0.0f);
+            EXPECT_LE_F64(fabs(x[0] - 1.0 / (1.0 + exp(-1.0))), 1e-6);
+        }
         df_allclose(x, xr, n, 1e-7f, 5e-6f, "softmax");
         double worst = 0;
         for (int r = 0; r < R; r++) {

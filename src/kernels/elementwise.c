@@ -21,12 +21,13 @@
 // ---------------------------------------------------------------------------------------------
 // Vectorizable scalar math (inlined into simd loops)
 
-// exp(x) in float: ~2 ulp relative error for x in [-87.33, 88]; 0 below -87.33 (where expf
-// would go subnormal), clamped to exp(88) above; NaN propagates.
+// exp(x) in float: ~2 ulp relative error for x in [-87.33, 88]; clamped to exp(-87.33) ~ 1.2e-38
+// below (no subnormals) and to exp(88) above. NaN gives exp(-87.33).
 static inline float ew_expf(float x) {
     const float hi = 88.0f, lo = -87.3365478515625f;
-    float xc = x > hi ? hi : x;
-    xc = xc < lo ? lo : xc;
+    // clamps written as max/min selects (NaN -> lo), which vectorize without mask juggling
+    float xc = x > lo ? x : lo;
+    xc = xc < hi ? xc : hi;
     float n = fmaf(xc, 1.44269504088896341f, 12582912.0f) - 12582912.0f; // round(x / ln2)
     float r = fmaf(n, -0.693359375f, xc);
     r = fmaf(n, 2.12194440e-4f, r);
@@ -40,8 +41,7 @@ static inline float ew_expf(float x) {
     int32_t e = ((int32_t)n + 127) << 23; // 2^n, n in [-126, 127]
     float s;
     memcpy(&s, &e, sizeof s);
-    float res = p * s;
-    return x < lo ? 0.0f : res;
+    return p * s;
 }
 
 static inline float ew_silu(float x) {
@@ -141,7 +141,8 @@ void df_softmax(float *x, int R, int N) {
             float part = 0.0f;
 #pragma omp simd reduction(+ : part)
             for (int i = i0; i < i1; i++) {
-                const float e = ew_expf(row[i] - mx);
+                const float d = row[i] - mx;
+                const float e = d > -87.0f ? ew_expf(d) : 0.0f; // exact 0 for -inf masks
                 row[i] = e;
                 part += e;
             }

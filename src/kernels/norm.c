@@ -17,11 +17,12 @@
 // Elements per thread below which we do not open a parallel region.
 #define DF_NORM_PAR_MIN 65536
 
-// Same vectorizable expf as in elementwise.c (see there): ~2 ulp, 0 below -87.33.
+// Same vectorizable expf as in elementwise.c (see there): ~2 ulp, clamped to [-87.33, 88].
 static inline float nm_expf(float x) {
     const float hi = 88.0f, lo = -87.3365478515625f;
-    float xc = x > hi ? hi : x;
-    xc = xc < lo ? lo : xc;
+    // clamps written as max/min selects (NaN -> lo), which vectorize without mask juggling
+    float xc = x > lo ? x : lo;
+    xc = xc < hi ? xc : hi;
     float n = fmaf(xc, 1.44269504088896341f, 12582912.0f) - 12582912.0f;
     float r = fmaf(n, -0.693359375f, xc);
     r = fmaf(n, 2.12194440e-4f, r);
@@ -35,8 +36,7 @@ static inline float nm_expf(float x) {
     int32_t e = ((int32_t)n + 127) << 23;
     float s;
     memcpy(&s, &e, sizeof s);
-    float res = p * s;
-    return x < lo ? 0.0f : res;
+    return p * s;
 }
 
 static int nm_threads_for(size_t work) {

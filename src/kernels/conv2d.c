@@ -203,10 +203,18 @@ void df_conv2d(float *y, const float *x, const float *top, const float *bot, con
                 const int nr = rows < H - r0 ? rows : H - r0;
                 gather3(A3, x, top, bot, n, r0 - 1, nr + 2, H, W, cin);
                 float *yc = y + ((size_t)n * H + r0) * W * cout; // [nr][W][Cout]
-                for (int ky = 0; ky < 3; ky++)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr * W, cout, K,
-                                1.0f, A3 + (size_t)ky * W * K, K, w + (size_t)ky * K * cout,
-                                cout, 1.0f, yc, cout);
+                for (int ky = 0; ky < 3; ky++) {
+                    // Output rows [o0, o1) of the chunk; skip the one whose tap row is zero
+                    // padding (ky 0 at the image top, ky 2 at the image bottom).
+                    int o0 = 0, o1 = nr;
+                    if (ky == 0 && !in_row(x, top, bot, n, r0 - 1, H, W, cin, 1)) o0 = 1;
+                    if (ky == 2 && !in_row(x, top, bot, n, r0 + nr, H, W, cin, 1)) o1 = nr - 1;
+                    if (o1 <= o0) continue;
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (o1 - o0) * W, cout,
+                                K, 1.0f, A3 + (size_t)(ky + o0) * W * K, K,
+                                w + (size_t)ky * K * cout, cout, 1.0f, yc + (size_t)o0 * W * cout,
+                                cout);
+                }
             }
         return;
     }

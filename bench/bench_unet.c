@@ -1,0 +1,213 @@
+// UNet step benchmark: one CFG-batch UNet evaluation at a real resolution, against the sgemm
+// ceiling measured in the same run.
+//
+//   df-bench-unet --model PATH --height H --width W [--steps S] [--threads T] [--batch B]
+//                 [--yaml LDM_YAML] [--keep-coretype]
+//
+// PATH: a diffusers pipeline folder, a unet folder or a single-file checkpoint. H and W are image
+// pixels (latent H/8 x W/8). Runs df_unet_set_text once, one warm-up forward, then S timed
+// forwards (batch B, default 2 = CFG) with the single-rank context. GFLOP/s use the config's
+// multiply-add count (df_unet_macs, sdxl.md §8.1: convs, linears, attention QK^T and AV; x2 for
+// FLOPs); the ceiling is cblas_sgemm M=4096, N=K=1280 (best of 3 after a warm-up, measured
+// before and after the steps; the better figure counts). Prints a summary, then as the last line
+// one JSON object: step_s, step_s_min, gflops, sgemm_gflops, ratio, peak_rss_mb, weights_mb,
+// arena_mb, threads, ... .
+//
+// OpenBLAS 0.3.21 (Debian 12) falls back to its Prescott kernels on some virtualised Xeons; as in
+// df-bench-kernels the program then re-executes itself with OPENBLAS_CORETYPE set (unless
+// --keep-coretype or OPENBLAS_CORETYPE is given).
+#include "core/core.h"
+#include "kernels/kernels.h"
+#include "model/pctx.h"
+#include "model/unet.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
+
+static void fill_rand(float *p, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) {
+        g_rng ^= g_rng << 13;
+        g_rng ^= g_rng >> 7;
+        g_rng ^= g_rng << 17;
+        p[i] = scale * (float)((double)(g_rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    }
+}
+
+static float *alloc_or_die(size_t n) {
+    float *p = df_malloc((n ? n : 1) * sizeof(float));
+    if (!p) {
+        fprintf(stderr, "df-bench-unet: out of memory (%zu floats)\n", n);
+        exit(1);
+    }
+    return p;
+}
+
+// Best GFLOP/s of cblas_sgemm 4096 x 1280 x 1280 over 3 runs after a warm-up.
+static double sgemm_ceiling(void) {
+    const int M = 4096, N = 1280, K = 1280;
+    float *a = alloc_or_die((size_t)M * K), *b = alloc_or_die((size_t)K * N),
+          *c = alloc_or_die((size_t)M * N);
+    fill_rand(a, (size_t)M * K, 1.0f);
+    fill_rand(b, (size_t)K * N, 1.0f);
+    double best = 1e30;
+    for (int r = 0; r < 4; r++) {
+        double t0 = df_time_s();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c,
+                    N);
+        double dt = df_time_s() - t0;
+        if (r > 0 && dt < best) best = dt;
+    }
+    df_free(a);
+    df_free(b);
+    df_free(c);
+    return 2.0 * M * N * K / best * 1e-9;
+}
+
+static void fix_blas_coretype(char **argv) {
+    const char *core = openblas_get_corename();
+    if (getenv("OPENBLAS_CORETYPE") || !core || strcmp(core, "Prescott") != 0) return;
+    const char *want = NULL;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) want = "SkylakeX";
+    else if (__builtin_cpu_supports("avx2")) want = "Haswell";
+#endif
+    if (!want) return;
+    fprintf(stderr, "df-bench-unet: OpenBLAS chose %s kernels; re-running with "
+            "OPENBLAS_CORETYPE=%s (--keep-coretype to measure as is)\n", core, want);
+    setenv("OPENBLAS_CORETYPE", want, 1);
+    execv("/proc/self/exe", argv);
+    fprintf(stderr, "df-bench-unet: re-exec failed; measuring with %s kernels\n", core);
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: df-bench-unet --model PATH --height H --width W [--steps S] "
+                    "[--threads T] [--batch B] [--yaml LDM_YAML] [--keep-coretype]\n"
+                    "  H, W: image pixels (multiples of 8); defaults: steps 3, batch 2, "
+                    "threads all\n");
+}
+
+int main(int argc, char **argv) {
+    const char *model = NULL, *yaml = NULL;
+    int height = 0, width = 0, steps = 3, threads = 0, B = 2, keep_core = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--model") && more) model = argv[++i];
+        else if (!strcmp(a, "--height") && more) height = atoi(argv[++i]);
+        else if (!strcmp(a, "--width") && more) width = atoi(argv[++i]);
+        else if (!strcmp(a, "--steps") && more) steps = atoi(argv[++i]);
+        else if ((!strcmp(a, "--threads") || !strcmp(a, "-t")) && more) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--batch") && more) B = atoi(argv[++i]);
+        else if (!strcmp(a, "--yaml") && more) yaml = argv[++i];
+        else if (!strcmp(a, "--keep-coretype")) keep_core = 1;
+        else {
+            usage();
+            return 2;
+        }
+    }
+    if (!model || height <= 0 || width <= 0 || height % 8 || width % 8 || steps < 1 || B < 1) {
+        usage();
+        return 2;
+    }
+    if (!keep_core) fix_blas_coretype(argv);
+    df_set_threads(threads);
+    threads = df_get_threads();
+
+    double t0 = df_time_s();
+    df_unet *u = NULL;
+    df_status st = df_unet_load(model, yaml, &u);
+    if (st != DF_OK) {
+        fprintf(stderr, "df-bench-unet: %s: %s\n", df_status_str(st), df_last_error());
+        return 1;
+    }
+    const double load_s = df_time_s() - t0;
+    const df_unet_config *c = df_unet_get_config(u);
+    char desc[512];
+    df_unet_config_describe(c, desc, sizeof desc);
+    const int h = height / 8, w = width / 8, Tt = 77;
+    st = df_unet_plan(u, B, h, w, h);
+    if (st != DF_OK) {
+        fprintf(stderr, "df-bench-unet: %s: %s\n", df_status_str(st), df_last_error());
+        df_unet_destroy(u);
+        return 1;
+    }
+    const size_t nx = (size_t)B * h * w * c->in_channels, ny = (size_t)B * h * w * c->out_channels;
+    float *x = alloc_or_die(nx), *y = alloc_or_die(ny);
+    float *enc = alloc_or_die((size_t)B * Tt * c->cross_attention_dim);
+    float *pooled = alloc_or_die((size_t)B * (c->text_embeds_dim > 0 ? c->text_embeds_dim : 1));
+    float *tids = alloc_or_die((size_t)B * (c->n_time_ids > 0 ? c->n_time_ids : 1));
+    fill_rand(x, nx, 1.0f);
+    fill_rand(enc, (size_t)B * Tt * c->cross_attention_dim, 1.0f);
+    fill_rand(pooled, (size_t)B * (c->text_embeds_dim > 0 ? c->text_embeds_dim : 1), 1.0f);
+    for (int b = 0; b < B; b++) {
+        const float ids[6] = {(float)height, (float)width, 0, 0, (float)height, (float)width};
+        for (int i = 0; i < c->n_time_ids; i++) tids[b * c->n_time_ids + i] = ids[i % 6];
+    }
+    float tsteps[64];
+    for (int b = 0; b < B && b < 64; b++) tsteps[b] = 981.0f;
+
+    const double ceil1 = sgemm_ceiling();
+    t0 = df_time_s();
+    st = df_unet_set_text(u, B, enc, Tt, pooled, tids);
+    const double text_s = df_time_s() - t0;
+    df_pctx ctx;
+    df_pctx_single_init(&ctx, h);
+    double warm_s = 0, sum = 0, best = 1e30;
+    for (int s = 0; s <= steps && st == DF_OK; s++) {
+        t0 = df_time_s();
+        st = df_unet_forward(u, &ctx, x, tsteps, y);
+        const double dt = df_time_s() - t0;
+        if (s == 0) warm_s = dt;
+        else {
+            sum += dt;
+            if (dt < best) best = dt;
+        }
+    }
+    if (st != DF_OK) {
+        fprintf(stderr, "df-bench-unet: %s: %s\n", df_status_str(st), df_last_error());
+        df_unet_destroy(u);
+        return 1;
+    }
+    const double ceil2 = sgemm_ceiling();
+    const double ceil_gf = ceil1 > ceil2 ? ceil1 : ceil2;
+    double checksum = 0;
+    for (size_t i = 0; i < ny; i++) checksum += y[i];
+    const double step_s = sum / steps;
+    const double flops = 2.0 * df_unet_macs(c, h, w, Tt) * B;
+    const double gflops = flops / step_s * 1e-9;
+    const double weights_mb = df_unet_weight_bytes(u) / 1048576.0;
+    const double arena_mb = df_unet_arena_bytes(u) / 1048576.0;
+    const double cache_mb = df_unet_cache_bytes(u) / 1048576.0;
+    const double rss = df_peak_rss_mb();
+    printf("df-bench-unet: %s\n", desc);
+    printf("  image %dx%d (latent %dx%d), batch %d, threads %d, BLAS core %s\n", height, width, h,
+           w, B, threads, openblas_get_corename());
+    printf("  load %.2f s, set_text %.3f s, warm-up %.3f s\n", load_s, text_s, warm_s);
+    printf("  step %.3f s (min %.3f, %d steps), %.1f GFLOP per step, %.1f GFLOP/s\n", step_s,
+           best, steps, flops * 1e-9, gflops);
+    printf("  sgemm 4096x1280x1280 ceiling %.1f GFLOP/s -> ratio %.3f\n", ceil_gf,
+           gflops / ceil_gf);
+    printf("  weights %.1f MB (mmapped), f32 cache %.1f MB, arena %.1f MB, peak RSS %.1f MB "
+           "(output checksum %.6g)\n", weights_mb, cache_mb, arena_mb, rss, checksum);
+    printf("{\"model\": \"%s\", \"arch\": \"%s\", \"height\": %d, \"width\": %d, \"batch\": %d, "
+           "\"steps\": %d, \"threads\": %d, \"step_s\": %.4f, \"step_s_min\": %.4f, "
+           "\"gflop_per_step\": %.2f, \"gflops\": %.2f, \"sgemm_gflops\": %.2f, \"ratio\": %.4f, "
+           "\"peak_rss_mb\": %.1f, \"weights_mb\": %.1f, \"cache_mb\": %.1f, \"arena_mb\": %.1f, "
+           "\"load_s\": %.3f, \"set_text_s\": %.4f, \"blas_core\": \"%s\"}\n",
+           model, c->arch, height, width, B, steps, threads, step_s, best, flops * 1e-9, gflops,
+           ceil_gf, gflops / ceil_gf, rss, weights_mb, cache_mb, arena_mb, load_s, text_s,
+           openblas_get_corename());
+    df_free(x);
+    df_free(y);
+    df_free(enc);
+    df_free(pooled);
+    df_free(tids);
+    df_unet_destroy(u);
+    return 0;
+}

@@ -356,6 +356,28 @@ static void test_attention(void) {
         check_attention_k(70, 1200, 2, 16, 0, 1.0f, 40.0f); // far above: rescaling path
         check_attention_k(33, 900, 1, 16, 0, 1.0f, -40.0f); // far below: underflow to 0
     }
+    // called from inside a caller's parallel region: each thread's call must do all its items
+    df_set_threads(2);
+    {
+        const int Tq = 100, Tk = 300, NH = 3, HS = 8, D = NH * HS;
+        float *q = rand_buf((size_t)2 * Tq * D, 1.0f, 0.0f), *k = rand_buf((size_t)2 * Tk * D, 1.0f, 0.0f);
+        float *v = rand_buf((size_t)2 * Tk * D, 1.0f, 0.0f);
+        float *o = df_calloc((size_t)2 * Tq * D, sizeof(float));
+        float *o_ref = df_calloc((size_t)2 * Tq * D, sizeof(float));
+#pragma omp parallel for num_threads(2)
+        for (int b = 0; b < 2; b++)
+            df_attention(o + (size_t)b * Tq * D, D, q + (size_t)b * Tq * D, D,
+                         k + (size_t)b * Tk * D, D, v + (size_t)b * Tk * D, D, Tq, Tk, NH, HS);
+        for (int b = 0; b < 2; b++)
+            df_attention_ref(o_ref + (size_t)b * Tq * D, D, q + (size_t)b * Tq * D, D,
+                             k + (size_t)b * Tk * D, D, v + (size_t)b * Tk * D, D, Tq, Tk, NH, HS);
+        df_allclose(o, o_ref, (size_t)2 * Tq * D, 2e-6f, 2e-5f, "attention inside omp parallel");
+        df_free(q);
+        df_free(k);
+        df_free(v);
+        df_free(o);
+        df_free(o_ref);
+    }
     df_set_threads(1);
 }
 

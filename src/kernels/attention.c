@@ -305,9 +305,11 @@ static void at_item(const at_args *a, const at_scratch *w, int h, int i0, int nq
     }
 }
 
-// Runs all items; called by every thread of a parallel region (the orphaned `omp for` shares the
-// items dynamically) or outside any region (serial).
-static void at_run_items(const at_args *a) {
+// Runs the work items. shared != 0: called by every thread of our parallel region, the items are
+// shared out dynamically; shared == 0: this caller runs all items (serial, or a call made from
+// inside someone else's parallel region, where an orphaned `omp for` would wrongly split the
+// items across the caller's team).
+static void at_run_items(const at_args *a, int shared) {
     const int bq = a->bq, nqb = (a->Tq + bq - 1) / bq, nitems = a->NH * nqb;
     const int bk = a->Tk < DF_ATT_BK ? a->Tk : DF_ATT_BK;
     at_scratch w;
@@ -322,10 +324,17 @@ static void at_run_items(const at_args *a) {
     const unsigned csr = _mm_getcsr();
     _mm_setcsr(csr | 0x8040u); // FTZ | DAZ
 #endif
+    if (shared) {
 #pragma omp for schedule(dynamic, 1)
-    for (int it = 0; it < nitems; it++) {
-        const int h = it / nqb, i0 = (it % nqb) * bq;
-        at_item(a, &w, h, i0, a->Tq - i0 < bq ? a->Tq - i0 : bq);
+        for (int it = 0; it < nitems; it++) {
+            const int h = it / nqb, i0 = (it % nqb) * bq;
+            at_item(a, &w, h, i0, a->Tq - i0 < bq ? a->Tq - i0 : bq);
+        }
+    } else {
+        for (int it = 0; it < nitems; it++) {
+            const int h = it / nqb, i0 = (it % nqb) * bq;
+            at_item(a, &w, h, i0, a->Tq - i0 < bq ? a->Tq - i0 : bq);
+        }
     }
 #if defined(__SSE__)
     _mm_setcsr(csr);
@@ -352,13 +361,13 @@ void df_attention(float *out, int ldo, const float *q, int ldq, const float *k, 
     const int nitems = NH * ((Tq + bq - 1) / bq);
     if (nt > nitems) nt = nitems;
     if (nt <= 1) {
-        at_run_items(&a);
+        at_run_items(&a, 0);
         return;
     }
     const int saved = openblas_get_num_threads();
     openblas_set_num_threads(1);
 #pragma omp parallel num_threads(nt)
-    at_run_items(&a);
+    at_run_items(&a, 1);
     openblas_set_num_threads(saved);
 }
 

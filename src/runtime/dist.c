@@ -166,8 +166,7 @@ df_status df_dist_init(int *argc, char ***argv, int thread_multiple) {
 df_status df_dist_finalize(void) { return df_mpi_finalize(); }
 void df_dist_abort(int code) { df_mpi_abort(code); }
 
-df_status df_dist_create(const df_dist_params *p, df_dist **out) {
-    *out = NULL;
+static df_status check_params(const df_dist_params *p) {
     DF_FAIL_IF((unsigned)p->parallelism >= DF_PAR_COUNT, DF_ERR_ARG, "bad parallelism %d",
                (int)p->parallelism);
     DF_FAIL_IF((unsigned)p->sync_mode >= DF_SYNC_COUNT, DF_ERR_ARG, "bad sync mode %d",
@@ -182,18 +181,40 @@ df_status df_dist_create(const df_dist_params *p, df_dist **out) {
                "comm dtype must be f32 or f16 (got %s)", df_comm_dtype_name(p->comm_dtype));
     DF_FAIL_IF((unsigned)p->progress >= DF_PROGRESS_COUNT, DF_ERR_ARG, "bad progress %d",
                (int)p->progress);
+    if (p->progress == DF_PROGRESS_THREAD && df_mpi_active() && !df_mpi_thread_multiple())
+        return DF_ERROR(DF_ERR_UNSUPPORTED,
+                        "progress=thread needs MPI_THREAD_MULTIPLE: initialise with "
+                        "df_dist_init(..., thread_multiple = 1)");
     if (p->parallelism == DF_PAR_TENSOR)
         return DF_ERROR(DF_ERR_UNSUPPORTED,
                         "tensor parallelism is not implemented: it needs per-layer hooks in the "
                         "UNet (head/channel slices and all-reduces) that the patch-context "
                         "interface does not have; use --parallelism patch or naive_patch");
+    return DF_OK;
+}
+
+// All ranks learn whether any rank failed; a rank that did not fail itself reports that.
+static df_status agree(df_comm *world, df_status local) {
+    df_status all = df_comm_agree(world, local);
+    if (all == DF_OK || local != DF_OK) return local != DF_OK ? local : all;
+    return DF_ERROR(all, "another rank failed (%s); see its message", df_status_str(all));
+}
+
+df_status df_dist_create(const df_dist_params *p, df_dist **out) {
+    *out = NULL;
     df_dist *d = calloc(1, sizeof *d);
     DF_FAIL_IF(!d, DF_ERR_NOMEM, "out of memory");
     d->prm = *p;
     df_status st = df_comm_world(&d->world);
+    if (st != DF_OK) {
+        free(d);
+        return st;
+    }
+    st = check_params(p);
     if (st == DF_OK)
         st = df_topo_compute(df_comm_size(d->world), df_comm_rank(d->world), p->split_batch,
                              p->n_images, &d->topo);
+    st = agree(d->world, st);
     if (st == DF_OK) st = df_comm_split(d->world, d->topo.group, d->topo.rank, &d->batch);
     if (st == DF_OK && df_comm_size(d->batch) != d->topo.P) {
         st = DF_ERROR(DF_ERR_INTERNAL, "batch group has %d ranks, expected %d",
@@ -239,6 +260,25 @@ static df_status ensure(float **p, size_t *cap, size_t n) {
     return DF_OK;
 }
 
+static df_status plan_buffers(df_dist *d, const df_dist_model *m, int H, int W) {
+    int P = d->topo.P;
+    d->H = H;
+    d->W = W;
+    d->cin = m->in_channels;
+    d->cout = m->out_channels;
+    size_t B = (size_t)d->topo.B, px = (size_t)H * W / (size_t)P;
+    DF_TRY(ensure(&d->xs, &d->xs_n, B * px * (size_t)d->cin));
+    DF_TRY(ensure(&d->ys, &d->ys_n, B * px * (size_t)d->cout));
+    DF_TRY(ensure(&d->gb, &d->gb_n, (size_t)d->topo.N * B * px * (size_t)d->cout));
+    df_patch_destroy(d->patch);
+    d->patch = NULL;
+    if (uses_patch_ctx(d)) {
+        DF_TRY(df_patch_create(d->batch, &d->prm, &d->patch));
+        if (d->trace_steps) DF_TRY(df_patch_trace_enable(d->patch, d->trace_steps));
+    }
+    return DF_OK;
+}
+
 df_status df_dist_plan(df_dist *d, const df_dist_model *m, int H, int W) {
     DF_FAIL_IF(!m || !m->forward, DF_ERR_ARG, "no model");
     DF_FAIL_IF(m->in_channels < 1 || m->out_channels < 1, DF_ERR_ARG, "bad model channels");
@@ -258,18 +298,9 @@ df_status df_dist_plan(df_dist *d, const df_dist_model *m, int H, int W) {
         d->planned = 0;
     }
     if (d->planned) return DF_OK;
-    d->H = H;
-    d->W = W;
-    d->cin = m->in_channels;
-    d->cout = m->out_channels;
-    size_t B = (size_t)d->topo.B, px = (size_t)H * W / (size_t)P;
-    DF_TRY(ensure(&d->xs, &d->xs_n, B * px * (size_t)d->cin));
-    DF_TRY(ensure(&d->ys, &d->ys_n, B * px * (size_t)d->cout));
-    DF_TRY(ensure(&d->gb, &d->gb_n, (size_t)d->topo.N * B * px * (size_t)d->cout));
-    if (uses_patch_ctx(d)) {
-        DF_TRY(df_patch_create(d->batch, &d->prm, &d->patch));
-        if (d->trace_steps) DF_TRY(df_patch_trace_enable(d->patch, d->trace_steps));
-    }
+    df_status st = plan_buffers(d, m, H, W);
+    st = agree(d->world, st);
+    if (st != DF_OK) return st;
     d->planned = 1;
     return DF_OK;
 }
@@ -341,9 +372,8 @@ df_status df_dist_eval(df_dist *d, const df_dist_model *m, int step, const float
             cut(d->xs, x_mine, B, H, W, Cin, p * hs, (p + 1) * hs, 0, W);
             st = m->forward(m->self, df_patch_ctx(d->patch), d->xs, B, images, H, W, timestep,
                             d->ys);
-            df_status st2 = df_patch_end(d->patch);
-            if (st == DF_OK) st = st2;
-            else df_patch_abort_step(d->patch);
+            if (st == DF_OK) st = df_patch_end(d->patch);
+            else df_patch_abort_step(d->patch); // keep the model's error message
         }
         df_xchg_stats xs;
         df_xchg_stats_get(x, &xs);

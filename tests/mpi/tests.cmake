@@ -28,3 +28,35 @@ add_test(NAME mpi_overlap_smoke_n2
   WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
 set_tests_properties(mpi_overlap_smoke_n2 PROPERTIES TIMEOUT 120 LABELS "mpi"
   ENVIRONMENT "${DF_MPI_ENV}")
+
+# DistriFusion goldens (tiny SDXL, 10 steps): N = 1 checks the single-device latents; N = 2 / 4
+# check every manifest configuration of that world size (split in groups to bound each test).
+df_executable(test_mpi_golden tests ${CMAKE_CURRENT_LIST_DIR}/test_mpi_golden.c)
+target_include_directories(test_mpi_golden PRIVATE ${CJSON_INCLUDE_DIR})
+add_test(NAME mpi_golden_single COMMAND test_mpi_golden WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+set_tests_properties(mpi_golden_single PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "mpi"
+  ENVIRONMENT "${DF_MPI_ENV}")
+foreach(spec "2;ddim" "2;euler" "4;ddim_n4_split" "4;ddim_n4_nosplit" "4;euler")
+  list(GET spec 0 np)
+  list(GET spec 1 filt)
+  add_test(NAME mpi_golden_n${np}_${filt}
+    COMMAND ${DF_MPIEXEC} -n ${np} $<TARGET_FILE:test_mpi_golden> ${filt}
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(mpi_golden_n${np}_${filt} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+    LABELS "mpi" ENVIRONMENT "${DF_MPI_ENV}")
+endforeach()
+
+# Failure paths: non-zero exit on every rank with a message, never a hang (timeout 60 s -> 124
+# counts as a failure of the test).
+df_executable(test_mpi_fail tests ${CMAKE_CURRENT_LIST_DIR}/test_mpi_fail.c)
+foreach(spec "badcfg;3;setup failed.*even number of ranks" "badshape;2;multiple of 4"
+             "error;2;simulated model failure" "die;2;exiting abruptly")
+  list(GET spec 0 mode)
+  list(GET spec 1 np)
+  list(GET spec 2 msg)
+  add_test(NAME mpi_fail_${mode}
+    COMMAND sh -c "timeout 60 ${MPIEXEC_EXECUTABLE} --oversubscribe -n ${np} $<TARGET_FILE:test_mpi_fail> ${mode} > mpi_fail_${mode}.log 2>&1; rc=$?; cat mpi_fail_${mode}.log; echo exit=$rc; [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -Eq '${msg}' mpi_fail_${mode}.log"
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(mpi_fail_${mode} PROPERTIES TIMEOUT 90 LABELS "mpi"
+    ENVIRONMENT "${DF_MPI_ENV}")
+endforeach()

@@ -17,7 +17,7 @@
 static char g_dir[4096];
 
 static const char *gpath(const char *rel) {
-    static char buf[8][4200];
+    static char buf[8][4352];
     static int k = 0;
     k = (k + 1) % 8;
     snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, rel);

@@ -1,0 +1,116 @@
+// AutoencoderKL (diffusers) decoder, optional encoder, and diffusers' tiled decoding
+// (spec sdxl.md §4).
+//
+// Decoder: z -> post_quant_conv (1x1) -> conv_in (3x3) -> mid (resnet, single-head attention over
+// all pixels with GroupNorm + residual, resnet) -> up blocks (layers_per_block + 1 resnets each,
+// nearest x2 upsample + 3x3 conv except the last) -> GroupNorm + SiLU -> conv_out. GroupNorm eps
+// 1e-6, SiLU everywhere, no time embedding. Channels of up block i: block_out[levels-1-i].
+//
+// Layout: NHWC f32 ([B][H][W][C]). The decoder takes the already-scaled latents
+// (latents / scaling_factor, computed by the caller) and returns the raw decoder output (not
+// clamped; the pipeline maps it with clamp(x/2 + 0.5, 0, 1)).
+//
+// Memory (untiled, per image): two ping-pong activation buffers of the largest tensor
+// (max over levels of H_l * W_l * C_l floats: at 1024^2 SDXL the 256-channel full-resolution
+// tensor, 1.07 GB each), plus bounded band scratch: GroupNorm statistics are taken over the whole
+// tensor, then normalisation + SiLU + 3x3 conv run in row bands (with halo rows), so no
+// normalised full-size copy exists. The mid attention uses the tiled online-softmax kernel
+// (df_attention), never a T x T score matrix. Weights stay in their stored dtype and are
+// converted per layer into a scratch.
+//
+// Tiling (diffusers AutoencoderKL.tiled_decode, 0.24): tile_sample_min_size = sample_size
+// (config; overridable), tile_latent_min_size = int(sample / 2^(levels-1)), overlap factor 0.25:
+// latent tiles of tile_latent at a stride of int(tile_latent * 0.75), each decoded on its own
+// (GroupNorm / attention statistics are per tile), blended with the tile above (blend_v) and to
+// the left (blend_h) over int(sample * 0.25) pixels with weights y/e, cropped to
+// sample - blend pixels and concatenated. Tiling applies only when a latent side exceeds
+// tile_latent_min_size; its output differs from the untiled decode.
+#ifndef DF_MODEL_VAE_H
+#define DF_MODEL_VAE_H
+
+#include "core/core.h"
+#include "model/weights.h"
+
+#include <stddef.h>
+
+#define DF_VAE_MAX_LEVELS 8
+
+typedef struct df_vae_config {
+    int in_channels;     // image channels (3)
+    int out_channels;    // decoded image channels (3)
+    int latent_channels; // 4
+    int levels;          // len(block_out_channels)
+    int block_out[DF_VAE_MAX_LEVELS];
+    int layers_per_block; // encoder resnets per block; the decoder has layers_per_block + 1
+    int groups;           // norm_num_groups (32)
+    int sample_size;      // tile_sample_min_size for tiling (SDXL 1024, SD 1.5 512)
+    float scaling_factor; // for the caller (SDXL 0.13025, SD 1.5 0.18215)
+    int force_upcast;     // informational (we always compute in f32)
+    int mid_attention;    // mid_block_add_attention (default 1)
+    int use_quant_conv;   // quant_conv present (default 1)
+    int use_post_quant_conv; // post_quant_conv present (default 1)
+} df_vae_config;
+
+// Reads a diffusers AutoencoderKL config.json (defaults as in diffusers for absent keys). Only
+// DownEncoderBlock2D / UpDecoderBlock2D and act_fn silu are supported (DF_ERR_UNSUPPORTED).
+df_status df_vae_config_load(const char *path, df_vae_config *cfg);
+df_status df_vae_config_parse(const char *json, const char *label, df_vae_config *cfg);
+// Real SD VAE configs (single-file checkpoints carry none): block_out 128/256/512/512,
+// layers_per_block 2, groups 32; sdxl: sample_size 1024, scaling 0.13025; otherwise (SD 1.x)
+// sample_size 512, scaling 0.18215.
+void df_vae_config_sd(df_vae_config *cfg, int sdxl);
+
+typedef struct df_vae df_vae;
+
+// Binds the decoder (and, if with_encoder, the encoder) to a weights table (borrowed: it must
+// outlive the model). Every tensor is looked up and shape-checked here; a missing tensor is
+// DF_ERR_FORMAT naming it. Attention projections may be stored as Linear [C][C] or as LDM 1x1
+// convs [C][C][1][1]; the deprecated names query/key/value/proj_attn are accepted.
+df_status df_vae_create(const df_vae_config *cfg, df_weights *w, int with_encoder, df_vae **out);
+// MODEL_DIR/COMPONENT/config.json + the component's weights (owned by the model).
+df_status df_vae_load(const char *model_dir, const char *component, int with_encoder,
+                      df_vae **out);
+void df_vae_destroy(df_vae *m); // accepts NULL
+const df_vae_config *df_vae_get_config(const df_vae *m);
+int df_vae_scale_factor(const df_vae *m); // 2^(levels-1): image pixels per latent pixel
+
+// Intermediate activation callback (untiled decode only): NAME is the golden name without
+// "dbg." ("post_quant_conv", "decoder.conv_in", "decoder.mid_block", "decoder.up_blocks.<i>"),
+// x is [H][W][C] of image `b`.
+typedef void (*df_vae_dump_fn)(void *user, const char *name, int b, const float *x, int H, int W,
+                               int C);
+
+enum { DF_VAE_TILING_AUTO = 0, DF_VAE_TILING_OFF = 1, DF_VAE_TILING_FORCE = 2 };
+#define DF_VAE_DEFAULT_MEM_LIMIT ((size_t)4 << 30) // bytes of activations before AUTO tiles
+
+typedef struct df_vae_decode_opts {
+    // AUTO: tile when df_vae_decode_bytes() exceeds mem_limit (and a latent side exceeds the
+    // tile size); FORCE: diffusers' enable_vae_tiling() (tile whenever a side exceeds the tile
+    // size); OFF: never.
+    int tiling;
+    size_t mem_limit;     // 0 = DF_VAE_DEFAULT_MEM_LIMIT
+    int tile_sample_size; // 0 = config sample_size (diffusers tile_sample_min_size)
+    double tile_overlap;  // 0 = 0.25 (tile_overlap_factor)
+    df_vae_dump_fn dump;  // may be NULL
+    void *dump_user;
+} df_vae_decode_opts;
+
+// z [B][h][w][latent_channels] (scaled latents) -> image [B][f*h][f*w][out_channels],
+// f = df_vae_scale_factor(). opts may be NULL (AUTO with the defaults). Tiling parameters that
+// would not reproduce an f*h x f*w image (tile sizes inconsistent with the scale factor) are
+// DF_ERR_UNSUPPORTED.
+df_status df_vae_decode(df_vae *m, const float *z, int B, int h, int w, float *image,
+                        const df_vae_decode_opts *opts);
+// Estimated activation bytes of an untiled decode of one h x w latent (buffers + scratch).
+size_t df_vae_decode_bytes(const df_vae *m, int h, int w);
+// 1 if df_vae_decode would tile with these options, 0 if not.
+int df_vae_decode_tiles(const df_vae *m, int h, int w, const df_vae_decode_opts *opts);
+
+// Encoder (img2img; the model must be created with_encoder): image [B][H][W][in_channels] in
+// [-1, 1] -> mean, logvar [B][H/f][W/f][latent_channels] (logvar clamped to [-30, 20], as
+// DiagonalGaussianDistribution). Latent = (mean or mean + exp(logvar/2) * noise) * scaling_factor
+// is left to the caller. H, W multiples of f.
+df_status df_vae_encode(df_vae *m, const float *image, int B, int H, int W, float *mean,
+                        float *logvar);
+
+#endif // DF_MODEL_VAE_H

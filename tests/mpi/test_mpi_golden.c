@@ -6,7 +6,8 @@
 // the single-device diffusers latents are checked instead, and with N > 1 the synchronous
 // configurations are also run with the exact GroupNorm (gn_compat 0) and compared with the
 // single-device run.
-// Usage: [mpiexec -n N] test_mpi_golden [substring]   (only configs whose name contains it)
+// Usage: [mpiexec -n N] test_mpi_golden [f1,f2,...]   (only configs whose name contains one of
+// the comma-separated substrings; all configs of this N without an argument)
 #include "../df_test.h"
 #include "io/safetensors.h"
 #include "model/unet.h"
@@ -22,6 +23,16 @@
 enum { HL = 64, WL = 64, CL = 4, T_TXT = 77, D_TXT = 64, D_POOL = 32, STEPS = 10 };
 static int g_N, g_R;
 static char g_dir[4096];
+
+// 1 if name contains one of the comma-separated substrings of filter (or filter is empty)
+static int selected(const char *name, const char *filter) {
+    if (!filter || !*filter) return 1;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", filter);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","))
+        if (strstr(name, tok)) return 1;
+    return 0;
+}
 
 static char *read_text(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -197,7 +208,7 @@ int main(int argc, char **argv) {
     if (g_N == 1) {
         const char *sn[2] = {"ddim", "euler"};
         for (int k = 0; k < 2; k++) {
-            if (!strstr(sn[k], filter) && *filter) continue;
+            if (!selected(sn[k], filter)) continue;
             df_dist_params p = df_dist_params_default();
             p.gn_compat = 1;
             double t;
@@ -226,7 +237,7 @@ int main(int argc, char **argv) {
         cJSON *cf = cJSON_GetObjectItem(it, "config");
         if (!name || !cf) continue;
         int ws = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(cf, "world_size"));
-        if (ws != g_N || (*filter && !strstr(name, filter))) continue;
+        if (ws != g_N || !selected(name, filter)) continue;
         df_dist_params p = df_dist_params_default();
         p.gn_compat = 1;
         p.comm_checkpoint = 20;

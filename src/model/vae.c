@@ -225,6 +225,7 @@ typedef struct vae_encoder {
 
 struct df_vae {
     df_vae_config cfg;
+    size_t band_floats; // 0 = VAE_BAND_FLOATS
     df_weights *w;
     int owns_weights;
     vae_decoder dec;
@@ -502,15 +503,21 @@ static size_t enc_max_t(const df_vae_config *c, int H, int W) {
     return mx;
 }
 
-static size_t band_floats(const df_vae_config *c, int wmax) {
-    const size_t need = 3 * (size_t)wmax * (size_t)max_channels(c);
-    return need > VAE_BAND_FLOATS ? need : VAE_BAND_FLOATS;
+static size_t band_floats(const df_vae *m, int wmax) {
+    const size_t need = 3 * (size_t)wmax * (size_t)max_channels(&m->cfg);
+    const size_t want = m->band_floats ? m->band_floats : VAE_BAND_FLOATS;
+    return need > want ? need : want;
 }
 
-static size_t rt_bytes(const df_vae_config *c, size_t max_t, int wmax) {
+static size_t rt_bytes(const df_vae *m, size_t max_t, int wmax) {
+    const df_vae_config *c = &m->cfg;
     const size_t C = (size_t)max_channels(c);
-    return sizeof(float) * (2 * max_t + 3 * band_floats(c, wmax) + 10 * C * C + 6 * C) +
+    return sizeof(float) * (2 * max_t + 3 * band_floats(m, wmax) + 10 * C * C + 6 * C) +
            2 * sizeof(double) * (size_t)c->groups;
+}
+
+void df_vae_set_band_floats(df_vae *m, size_t floats) {
+    if (m) m->band_floats = floats;
 }
 
 static void rt_free(vae_rt *rt) {
@@ -536,7 +543,7 @@ static df_status rt_alloc(vae_rt *rt, const df_vae *m, size_t max_t, int wmax) {
     rt->m = m;
     const size_t C = (size_t)max_channels(&m->cfg);
     rt->max_t = max_t;
-    rt->s_floats = band_floats(&m->cfg, wmax);
+    rt->s_floats = band_floats(m, wmax);
     rt->A = df_malloc(max_t * sizeof(float));
     rt->B = df_malloc(max_t * sizeof(float));
     rt->s1 = df_malloc(rt->s_floats * sizeof(float));
@@ -556,7 +563,7 @@ static df_status rt_alloc(vae_rt *rt, const df_vae *m, size_t max_t, int wmax) {
         !rt->stats) {
         rt_free(rt);
         return DF_ERROR(DF_ERR_NOMEM, "VAE activations: %.1f MiB",
-                        (double)rt_bytes(&m->cfg, max_t, wmax) / (1 << 20));
+                        (double)rt_bytes(m, max_t, wmax) / (1 << 20));
     }
     return DF_OK;
 }
@@ -804,7 +811,7 @@ static long tiled_extent(const tile_plan *p, int n, int f) {
 size_t df_vae_decode_bytes(const df_vae *m, int h, int w) {
     if (!m || h < 1 || w < 1) return 0;
     const int f = df_vae_scale_factor(m);
-    return rt_bytes(&m->cfg, dec_max_t(&m->cfg, h, w), w * f);
+    return rt_bytes(m, dec_max_t(&m->cfg, h, w), w * f);
 }
 
 int df_vae_decode_tiles(const df_vae *m, int h, int w, const df_vae_decode_opts *o) {

@@ -103,6 +103,11 @@ df_status df_vae_decode(df_vae *m, const float *z, int B, int h, int w, float *i
                         const df_vae_decode_opts *opts);
 // Estimated activation bytes of an untiled decode of one h x w latent (buffers + scratch).
 size_t df_vae_decode_bytes(const df_vae *m, int h, int w);
+// Row-band scratch size (floats per scratch buffer, 3 buffers) of the banded GroupNorm + conv
+// layers; 0 restores the default (4 Mi floats). It is raised to at least one row plus two halo
+// rows of the widest tensor. Small values force thin bands (tests); results do not depend on it
+// beyond float rounding in the GEMMs.
+void df_vae_set_band_floats(df_vae *m, size_t floats);
 // 1 if df_vae_decode would tile with these options, 0 if not.
 int df_vae_decode_tiles(const df_vae *m, int h, int w, const df_vae_decode_opts *opts);
 

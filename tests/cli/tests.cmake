@@ -1,0 +1,28 @@
+# Command-line tests of the `distrifuse` binary (tests/cli/cli_test.sh CASE) and the end-to-end
+# golden pipeline cases of tests/test_pipeline.c, one CTest test per case so they run in parallel.
+# Included by CMakeLists.txt.
+if(TARGET distrifuse-cli)
+  set(DF_CLI_ENV "DF_BIN=${CMAKE_BINARY_DIR}/distrifuse;DF_MAKE_MODEL=${CMAKE_BINARY_DIR}/tools/df-make-model;DF_SRC=${CMAKE_SOURCE_DIR};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+  foreach(case help usage_errors runtime_errors generate latent_roundtrip demo)
+    add_test(NAME cli_${case}
+      COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/cli_test.sh ${case}
+      WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+    set_tests_properties(cli_${case} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS "cli"
+      ENVIRONMENT "${DF_CLI_ENV}")
+  endforeach()
+endif()
+
+# tests/test_pipeline.c without arguments runs its fast checks (registered as `pipeline` by the
+# tests/test_*.c rule); each golden case runs as its own test here.
+if(TARGET test_pipeline)
+  foreach(case sdxl/pipe_euler_512 sdxl/pipe_ddim_512 sdxl/pipe_dpmpp2m_512
+               sdxl/pipe_euler_384x640 sdxl/pipe_ddim_512_negprompt
+               sd15/pipe_pndm_512 sd15/pipe_pndm_256 sd15/pipe_ddim_512 sd15/pipe_euler_512
+               sd15/pipe_dpmpp2m_384x640)
+    string(REPLACE "/" "." tname ${case})
+    add_test(NAME pipeline_golden.${tname} COMMAND test_pipeline ${case}
+      WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+    set_tests_properties(pipeline_golden.${tname} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900
+      LABELS "golden;slow")
+  endforeach()
+endif()

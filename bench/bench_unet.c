@@ -11,7 +11,8 @@
 // FLOPs); the ceiling is cblas_sgemm M=4096, N=K=1280 (best of 3 after a warm-up, measured
 // before and after the steps; the better figure counts). Prints a summary, then as the last line
 // one JSON object: step_s, step_s_min, gflops, sgemm_gflops, ratio, peak_rss_mb, weights_mb,
-// arena_mb, threads, ... .
+// arena_mb, threads, ..., and the same figures by process CPU time ("cpu_time": meaningful on a
+// shared machine, where wall time includes time the process waited for a core).
 //
 // OpenBLAS 0.3.21 (Debian 12) falls back to its Prescott kernels on some virtualised Xeons; as in
 // df-bench-kernels the program then re-executes itself with OPENBLAS_CORETYPE set (unless
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
@@ -38,6 +40,12 @@ static void fill_rand(float *p, size_t n, float scale) {
     }
 }
 
+static double cpu_time_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static float *alloc_or_die(size_t n) {
     float *p = df_malloc((n ? n : 1) * sizeof(float));
     if (!p) {
@@ -47,42 +55,56 @@ static float *alloc_or_die(size_t n) {
     return p;
 }
 
-// Best GFLOP/s of cblas_sgemm 4096 x 1280 x 1280 over 3 runs after a warm-up.
-static double sgemm_ceiling(void) {
+// Best GFLOP/s of cblas_sgemm 4096 x 1280 x 1280 over 3 runs after a warm-up (wall time; *cpu_gf
+// by process CPU time).
+static double sgemm_ceiling(double *cpu_gf) {
     const int M = 4096, N = 1280, K = 1280;
     float *a = alloc_or_die((size_t)M * K), *b = alloc_or_die((size_t)K * N),
           *c = alloc_or_die((size_t)M * N);
     fill_rand(a, (size_t)M * K, 1.0f);
     fill_rand(b, (size_t)K * N, 1.0f);
-    double best = 1e30;
+    double best = 1e30, best_cpu = 1e30;
     for (int r = 0; r < 4; r++) {
-        double t0 = df_time_s();
+        double t0 = df_time_s(), c0 = cpu_time_s();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c,
                     N);
-        double dt = df_time_s() - t0;
+        double dt = df_time_s() - t0, dc = cpu_time_s() - c0;
         if (r > 0 && dt < best) best = dt;
+        if (r > 0 && dc < best_cpu) best_cpu = dc;
     }
+    *cpu_gf = 2.0 * M * N * K / best_cpu * 1e-9;
     df_free(a);
     df_free(b);
     df_free(c);
     return 2.0 * M * N * K / best * 1e-9;
 }
 
-static void fix_blas_coretype(char **argv) {
+// Re-executes once with OMP_WAIT_POLICY=passive (OpenMP threads spinning between our parallel
+// loops steal the cores OpenBLAS's own pthreads need: up to 10x slower steps on a loaded machine)
+// and a better OPENBLAS_CORETYPE when OpenBLAS fell back to Prescott; both are read at library
+// load. Variables the user set are kept.
+static void fix_env(char **argv) {
+    int again = 0;
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        again = 1;
+    }
     const char *core = openblas_get_corename();
-    if (getenv("OPENBLAS_CORETYPE") || !core || strcmp(core, "Prescott") != 0) return;
-    const char *want = NULL;
+    if (!getenv("OPENBLAS_CORETYPE") && core && strcmp(core, "Prescott") == 0) {
+        const char *want = NULL;
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) want = "SkylakeX";
-    else if (__builtin_cpu_supports("avx2")) want = "Haswell";
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f")) want = "SkylakeX";
+        else if (__builtin_cpu_supports("avx2")) want = "Haswell";
 #endif
-    if (!want) return;
-    fprintf(stderr, "df-bench-unet: OpenBLAS chose %s kernels; re-running with "
-            "OPENBLAS_CORETYPE=%s (--keep-coretype to measure as is)\n", core, want);
-    setenv("OPENBLAS_CORETYPE", want, 1);
-    execv("/proc/self/exe", argv);
-    fprintf(stderr, "df-bench-unet: re-exec failed; measuring with %s kernels\n", core);
+        if (want) {
+            fprintf(stderr, "df-bench-unet: OpenBLAS chose %s kernels; re-running with "
+                    "OPENBLAS_CORETYPE=%s (--keep-coretype to measure as is)\n", core, want);
+            setenv("OPENBLAS_CORETYPE", want, 1);
+            again = 1;
+        }
+    }
+    if (again) execv("/proc/self/exe", argv);
 }
 
 static void usage(void) {
@@ -115,7 +137,7 @@ int main(int argc, char **argv) {
         usage();
         return 2;
     }
-    if (!keep_core) fix_blas_coretype(argv);
+    if (!keep_core) fix_env(argv);
     df_set_threads(threads);
     threads = df_get_threads();
 
@@ -152,20 +174,23 @@ int main(int argc, char **argv) {
     float tsteps[64];
     for (int b = 0; b < B && b < 64; b++) tsteps[b] = 981.0f;
 
-    const double ceil1 = sgemm_ceiling();
+    double ceil1_cpu, ceil2_cpu;
+    const double ceil1 = sgemm_ceiling(&ceil1_cpu);
     t0 = df_time_s();
     st = df_unet_set_text(u, B, enc, Tt, pooled, tids);
     const double text_s = df_time_s() - t0;
     df_pctx ctx;
     df_pctx_single_init(&ctx, h);
-    double warm_s = 0, sum = 0, best = 1e30;
+    double warm_s = 0, sum = 0, best = 1e30, cpu_sum = 0;
     for (int s = 0; s <= steps && st == DF_OK; s++) {
         t0 = df_time_s();
+        const double c0 = cpu_time_s();
         st = df_unet_forward(u, &ctx, x, tsteps, y);
-        const double dt = df_time_s() - t0;
+        const double dt = df_time_s() - t0, dc = cpu_time_s() - c0;
         if (s == 0) warm_s = dt;
         else {
             sum += dt;
+            cpu_sum += dc;
             if (dt < best) best = dt;
         }
     }
@@ -174,13 +199,16 @@ int main(int argc, char **argv) {
         df_unet_destroy(u);
         return 1;
     }
-    const double ceil2 = sgemm_ceiling();
+    const double ceil2 = sgemm_ceiling(&ceil2_cpu);
     const double ceil_gf = ceil1 > ceil2 ? ceil1 : ceil2;
+    const double ceil_cpu = ceil1_cpu > ceil2_cpu ? ceil1_cpu : ceil2_cpu;
     double checksum = 0;
     for (size_t i = 0; i < ny; i++) checksum += y[i];
     const double step_s = sum / steps;
     const double flops = 2.0 * df_unet_macs(c, h, w, Tt) * B;
     const double gflops = flops / step_s * 1e-9;
+    // CPU-time figures: stay meaningful when other processes share the cores.
+    const double cpu_gflops = flops / (cpu_sum / steps) * 1e-9;
     const double weights_mb = df_unet_weight_bytes(u) / 1048576.0;
     const double arena_mb = df_unet_arena_bytes(u) / 1048576.0;
     const double cache_mb = df_unet_cache_bytes(u) / 1048576.0;
@@ -193,16 +221,20 @@ int main(int argc, char **argv) {
            best, steps, flops * 1e-9, gflops);
     printf("  sgemm 4096x1280x1280 ceiling %.1f GFLOP/s -> ratio %.3f\n", ceil_gf,
            gflops / ceil_gf);
+    printf("  by process CPU time: step %.3f CPU-s, %.1f GFLOP/CPU-s vs sgemm %.1f -> ratio %.3f\n",
+           cpu_sum / steps, cpu_gflops, ceil_cpu, cpu_gflops / ceil_cpu);
     printf("  weights %.1f MB (mmapped), f32 cache %.1f MB, arena %.1f MB, peak RSS %.1f MB "
            "(output checksum %.6g)\n", weights_mb, cache_mb, arena_mb, rss, checksum);
     printf("{\"model\": \"%s\", \"arch\": \"%s\", \"height\": %d, \"width\": %d, \"batch\": %d, "
            "\"steps\": %d, \"threads\": %d, \"step_s\": %.4f, \"step_s_min\": %.4f, "
            "\"gflop_per_step\": %.2f, \"gflops\": %.2f, \"sgemm_gflops\": %.2f, \"ratio\": %.4f, "
            "\"peak_rss_mb\": %.1f, \"weights_mb\": %.1f, \"cache_mb\": %.1f, \"arena_mb\": %.1f, "
-           "\"load_s\": %.3f, \"set_text_s\": %.4f, \"blas_core\": \"%s\"}\n",
+           "\"load_s\": %.3f, \"set_text_s\": %.4f, \"blas_core\": \"%s\", "
+           "\"cpu_time\": {\"step_cpu_s\": %.4f, \"gflops\": %.2f, \"sgemm_gflops\": %.2f, "
+           "\"ratio\": %.4f}}\n",
            model, c->arch, height, width, B, steps, threads, step_s, best, flops * 1e-9, gflops,
            ceil_gf, gflops / ceil_gf, rss, weights_mb, cache_mb, arena_mb, load_s, text_s,
-           openblas_get_corename());
+           openblas_get_corename(), cpu_sum / steps, cpu_gflops, ceil_cpu, cpu_gflops / ceil_cpu);
     df_free(x);
     df_free(y);
     df_free(enc);

@@ -340,17 +340,21 @@ static void convert_par(float *dst, const df_st_tensor *t) {
 }
 
 // Conv weight [Cout][Cin][3][3] -> HWIO [3][3][Cin][Cout] (df_conv_weight_pack's layout), in
-// parallel over 16-wide Cout tiles. tmp holds the f32 [Cout][Cin][9] copy.
+// parallel over 16-wide Cout tiles. Each tile converts its own rows into tmp (the f32
+// [Cout][Cin][9] image, so a tile's rows are cache-hot when they are transposed).
 static void pack_conv_par(float *dst, float *tmp, const df_st_tensor *t, int cout, int cin) {
-    convert_par(tmp, t);
     const int nt = (cout + 15) / 16;
+    const size_t row = (size_t)cin * 9, es = df_dtype_size(t->dtype);
 #pragma omp parallel for schedule(static) if ((size_t)cout * cin > 65536)
     for (int tile = 0; tile < nt; tile++) {
         const int c0 = tile * 16, c1 = c0 + 16 < cout ? c0 + 16 : cout;
+        df_convert_to_f32(tmp + c0 * row, (const unsigned char *)t->data + c0 * row * es,
+                          t->dtype, (size_t)(c1 - c0) * row);
         for (int ci = 0; ci < cin; ci++)
             for (int tap = 0; tap < 9; tap++) {
                 float *d = dst + ((size_t)tap * cin + ci) * cout; // [Cout] row
-                for (int co = c0; co < c1; co++) d[co] = tmp[((size_t)co * cin + ci) * 9 + tap];
+                const float *s = tmp + (size_t)ci * 9 + tap;
+                for (int co = c0; co < c1; co++) d[co] = s[co * row];
             }
     }
 }

@@ -259,6 +259,24 @@ static void at_item(const at_args *a, const at_scratch *w, int h, int i0, int nq
     const float *kh = a->k + (size_t)h * (size_t)HS;
     const float *vh = a->v + (size_t)h * (size_t)HS;
     float *St = w->St, *O = w->O, *m = w->m, *l = w->l, *tmax = w->t1, *tsum = w->t2;
+    float *out = a->out + (size_t)i0 * (size_t)a->ldo + (size_t)h * (size_t)HS;
+    if (a->Tk <= DF_ATT_BK) {
+        // single key tile (cross-attention): plain softmax, normalize P, GEMM straight into out
+        const int nk = a->Tk;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nk, nq, HS, a->scale, kh, a->ldk, q,
+                    a->ldq, 0.0f, St, nq);
+        at_col_max(m, St, nk, nq);
+        at_col_exp2(l, St, nk, nq, m);
+        for (int i = 0; i < nq; i++) l[i] = 1.0f / l[i];
+        for (int j = 0; j < nk; j++) {
+            float *row = St + (size_t)j * (size_t)nq;
+#pragma omp simd
+            for (int i = 0; i < nq; i++) row[i] *= l[i];
+        }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nq, HS, nk, 1.0f, St, nq, vh, a->ldv,
+                    0.0f, out, a->ldo);
+        return;
+    }
     for (int j0 = 0; j0 < a->Tk; j0 += DF_ATT_BK) {
         const int nk = a->Tk - j0 < DF_ATT_BK ? a->Tk - j0 : DF_ATT_BK;
         // St [nk][nq] = log2(e)/sqrt(HS) * K_tile [nk][HS] * Q^T  (scores in the log2 domain)
@@ -295,7 +313,6 @@ static void at_item(const at_args *a, const at_scratch *w, int h, int i0, int nq
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nq, HS, nk, 1.0f, St, nq,
                     vh + (size_t)j0 * (size_t)a->ldv, a->ldv, j0 == 0 ? 0.0f : 1.0f, O, HS);
     }
-    float *out = a->out + (size_t)i0 * (size_t)a->ldo + (size_t)h * (size_t)HS;
     for (int i = 0; i < nq; i++) {
         const float inv = 1.0f / l[i];
         const float *o = O + (size_t)i * (size_t)HS;

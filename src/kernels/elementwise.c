@@ -117,6 +117,7 @@ void df_add(float *y, const float *a, const float *b, size_t n) {
 void df_geglu(float *y, const float *x, int T, int N) {
     const size_t work = (size_t)T * (size_t)N;
     const int par = work >= (size_t)DF_EW_CHUNK * DF_EW_MIN_CHUNKS && (const float *)y != x;
+    (void)par; // unused without OpenMP
 #pragma omp parallel for schedule(static) if (par)
     for (int t = 0; t < T; t++) {
         const float *xr = x + (size_t)t * 2 * (size_t)N; // [2N]
@@ -129,6 +130,7 @@ void df_geglu(float *y, const float *x, int T, int N) {
 // Row softmax, in place: x [R][N]. max-subtracted, exact up to float rounding.
 void df_softmax(float *x, int R, int N) {
     const size_t work = (size_t)R * (size_t)N;
+    (void)work;
 #pragma omp parallel for schedule(static) if (work >= (size_t)DF_EW_CHUNK * DF_EW_MIN_CHUNKS)
     for (int r = 0; r < R; r++) {
         float *row = x + (size_t)r * (size_t)N;

@@ -138,6 +138,7 @@ void df_group_norm_apply(float *y, const float *x, const float *mean, const floa
         bc[c] = beta ? beta[c] : 0.0f;
     }
     const int nt = nm_threads_for((size_t)T * (size_t)C);
+    (void)nt;
     if (silu) {
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
         for (int t = 0; t < T; t++) {
@@ -199,6 +200,7 @@ void df_group_norm(float *y, const float *x, const float *gamma, const float *be
 void df_layer_norm(float *y, const float *x, const float *gamma, const float *beta, int T, int C,
                    float eps) {
     const int nt = nm_threads_for((size_t)T * (size_t)C);
+    (void)nt;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int t = 0; t < T; t++) {
         const float *xr = x + (size_t)t * (size_t)C;

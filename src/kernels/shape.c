@@ -13,6 +13,7 @@ void df_upsample2x(float *y, const float *x, int B, int H, int W, int C) {
     const size_t c = (size_t)C, w2 = 2 * (size_t)W;
     const ptrdiff_t rows = (ptrdiff_t)B * H;
     const size_t bytes = (size_t)rows * 4 * (size_t)W * c * sizeof(float);
+    (void)bytes;
 #pragma omp parallel for schedule(static) if (bytes >= DF_SHAPE_PAR_MIN)
     for (ptrdiff_t r = 0; r < rows; r++) { // r = b*H + yy (source row)
         const float *src = x + (size_t)r * (size_t)W * c;  // [W][C]
@@ -29,6 +30,7 @@ void df_upsample2x(float *y, const float *x, int B, int H, int W, int C) {
 void df_concat_channels(float *y, const float *a, const float *b, size_t P, int Ca, int Cb) {
     const size_t ca = (size_t)Ca, cb = (size_t)Cb, cy = ca + cb;
     const size_t bytes = P * cy * sizeof(float);
+    (void)bytes;
 #pragma omp parallel for schedule(static) if (bytes >= DF_SHAPE_PAR_MIN)
     for (ptrdiff_t p = 0; p < (ptrdiff_t)P; p++) {
         float *yr = y + (size_t)p * cy;

@@ -247,6 +247,7 @@ static void test_group_norm(void) {
             for (int i = 0; i < 2 * G; i++) sum[i] += part[i];
         }
         check_stats(sum, whole, G, "band stats sum");
+        df_free(x);
     }
 
     // finalize known values: group of {1,2,3,4}: mean 2.5, var 1.25

@@ -1,6 +1,6 @@
 // Kernel benchmark: GFLOP/s of the GEMM-heavy kernels against the cblas_sgemm ceiling.
 //
-//   df-bench-kernels [-t N] [--quick] [--reps R] [--keep-coretype]
+//   df-bench-kernels [-t N] [--quick] [--reps R]
 //
 // Measures, with N threads (default 1): cblas_sgemm M=4096 N=K=1280 (the ceiling), df_conv2d 3x3
 // at the SDXL UNet shapes (B=1) 128x128x320, 64x64x640, 32x32x1280 (Cin = Cout), df_linear
@@ -11,9 +11,9 @@
 //
 // OpenBLAS 0.3.21 (Debian 12, DYNAMIC_ARCH) does not recognise some newer Xeons (e.g. under KVM)
 // and falls back to its "Prescott" (SSE3) kernels, 4-5x slower than its SkylakeX/Haswell ones.
-// Unless --keep-coretype is given or OPENBLAS_CORETYPE is already set, the benchmark then
-// re-executes itself with OPENBLAS_CORETYPE=SkylakeX (AVX-512 CPUs) or Haswell (AVX2 CPUs).
-// The JSON line reports the BLAS core in use ("blas_core").
+// Every distrifuse program then re-executes itself with OPENBLAS_CORETYPE=SkylakeX (AVX-512) or
+// Haswell (AVX2) before main (tools/common/blas_select.c; DF_KEEP_BLAS_CORETYPE=1 measures the
+// library's own choice). The JSON line reports the BLAS core in use ("blas_core").
 #include "core/core.h"
 #include "kernels/kernels.h"
 
@@ -156,37 +156,14 @@ static void bench_conv(bench_row *row, int H, int W, int cin, int cout, int k, i
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: df-bench-kernels [-t threads] [--quick] [--reps R] [--keep-coretype]\n");
-}
-
-// Re-executes this program with a better OPENBLAS_CORETYPE when OpenBLAS fell back to its
-// generic Prescott kernels on a CPU with AVX2/AVX-512 (see the header comment). Returns only
-// when no re-execution happened.
-static void fix_blas_coretype(char **argv) {
-    const char *core = openblas_get_corename();
-    if (getenv("OPENBLAS_CORETYPE") || !core || strcmp(core, "Prescott") != 0) return;
-    const char *want = NULL;
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) want = "SkylakeX";
-    else if (__builtin_cpu_supports("avx2")) want = "Haswell";
-#endif
-    if (!want) return;
-    fprintf(stderr,
-            "df-bench-kernels: OpenBLAS chose %s kernels on a CPU with %s; re-running with "
-            "OPENBLAS_CORETYPE=%s (use --keep-coretype to measure as is)\n",
-            core, strcmp(want, "SkylakeX") ? "AVX2" : "AVX-512", want);
-    setenv("OPENBLAS_CORETYPE", want, 1);
-    execv("/proc/self/exe", argv);
-    fprintf(stderr, "df-bench-kernels: re-exec failed; measuring with %s kernels\n", core);
+    fprintf(stderr, "usage: df-bench-kernels [-t threads] [--quick] [--reps R]\n");
 }
 
 int main(int argc, char **argv) {
-    int threads = 1, quick = 0, reps = 0, keep_core = 0;
+    int threads = 1, quick = 0, reps = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = 1;
-        else if (!strcmp(argv[i], "--keep-coretype")) keep_core = 1;
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else {
             usage();
@@ -194,7 +171,6 @@ int main(int argc, char **argv) {
         }
     }
     if (reps <= 0) reps = quick ? 2 : 4;
-    if (!keep_core) fix_blas_coretype(argv);
     df_set_threads(threads);
     threads = df_get_threads();
     const char *blas_core = openblas_get_corename();

@@ -202,6 +202,7 @@ static df_status agree(df_comm *world, df_status local) {
 
 df_status df_dist_create(const df_dist_params *p, df_dist **out) {
     *out = NULL;
+    if (!df_mpi_active()) DF_TRY(df_mpi_init(NULL, NULL, p->progress == DF_PROGRESS_THREAD));
     df_dist *d = calloc(1, sizeof *d);
     DF_FAIL_IF(!d, DF_ERR_NOMEM, "out of memory");
     d->prm = *p;

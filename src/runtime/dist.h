@@ -142,10 +142,19 @@ typedef struct df_dist_step_stats {
     int n_waits_blocked;
 } df_dist_step_stats;
 
-// Initialises MPI when launched by mpiexec (else single-process); see df_mpi_init.
+// Initialises MPI when launched by mpiexec (else single-process); see df_mpi_init. Optional:
+// df_dist_create initialises with thread_multiple = (progress == thread) when it was not called.
 df_status df_dist_init(int *argc, char ***argv, int thread_multiple);
+// Exit protocol of the top level (main):
+//  - success: destroy the df_dist objects, then df_dist_finalize() on every rank (a rank that
+//    exits without it makes mpiexec report the job as failed);
+//  - an error from df_dist_create / df_dist_plan / df_dist_unet_create is reported identically
+//    on every rank (they agree on failure): print it, df_dist_finalize(), exit non-zero;
+//  - an error from df_dist_eval (or anything else mid-run) may be local to one rank while the
+//    others wait inside a collective: print it, then df_dist_abort(code), which ends every
+//    rank of the job with a non-zero exit (MPI_Abort; without MPI it returns and the caller
+//    exits). Never exit() from inside the library.
 df_status df_dist_finalize(void);
-// Terminates the whole job with `code` when running under MPI (top level only).
 void df_dist_abort(int code);
 
 // Validates the parameters and builds the topology and communicators (collective over the

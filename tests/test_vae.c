@@ -458,6 +458,9 @@ static void check_errors(df_vae *ref, const float *z8) {
                DF_ERR_UNSUPPORTED, "AttnUpDecoderBlock2D");
     EXPECT_ERR(df_vae_config_parse("{\"block_out_channels\": [32, 48]}", "cfg", &bad),
                DF_ERR_FORMAT, "not divisible");
+    EXPECT_ERR(df_vae_config_parse("[1]", "cfg", &bad), DF_ERR_FORMAT, "not a JSON object");
+    EXPECT_ERR(df_vae_load(gpath("models/tiny-sdxl"), "no_such_vae", 0, &m), DF_ERR_IO,
+               "no_such_vae");
 }
 
 int main(void) {

@@ -67,7 +67,10 @@ df_status df_clip_config_parse(const char *json, const char *label, df_clip_conf
     df_clip_config c;
     config_defaults(&c);
     cJSON *root = cJSON_Parse(json);
-    DF_FAIL_IF(!root || !cJSON_IsObject(root), DF_ERR_FORMAT, "%s: not a JSON object", label);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return DF_ERROR(DF_ERR_FORMAT, "%s: not a JSON object", label);
+    }
     df_status st = DF_OK;
     if ((st = json_int(root, "hidden_size", label, &c.hidden)) != DF_OK ||
         (st = json_int(root, "intermediate_size", label, &c.intermediate)) != DF_OK ||

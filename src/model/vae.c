@@ -143,7 +143,10 @@ df_status df_vae_config_parse(const char *json, const char *label, df_vae_config
     df_vae_config c;
     config_defaults(&c);
     cJSON *root = cJSON_Parse(json);
-    DF_FAIL_IF(!root || !cJSON_IsObject(root), DF_ERR_FORMAT, "%s: not a JSON object", label);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return DF_ERROR(DF_ERR_FORMAT, "%s: not a JSON object", label);
+    }
     df_status st = parse_root(root, label, &c);
     cJSON_Delete(root);
     if (st == DF_OK) *cfg = c;

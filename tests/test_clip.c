@@ -11,6 +11,8 @@
 
 #include <cjson/cJSON.h>
 
+#include <unistd.h>
+
 #define TOL_REL 1e-5
 #define TOL_ABS 1e-4
 
@@ -431,6 +433,155 @@ static void check_errors(const char *te_dir, df_clip *ref) {
                "no_such_encoder");
 }
 
+// ---------------------------------------------------------------------------------------------
+// SDXL single file (SGM layout): no fixture exists, so one is written from the tiny-sdxl folder
+// weights: text_encoder under conditioner.embedders.0.transformer.* (HF names), text_encoder_2
+// in OpenCLIP layout under conditioner.embedders.1.model.* (fused attn.in_proj_weight/bias
+// [3C][C] / [3C], text_projection stored as x @ P, i.e. transposed, ln_1/ln_2/mlp.c_fc/c_proj,
+// positional_embedding, ln_final, logit_scale). Loading it through df_weights_from_single must
+// reproduce the text_encoders golden.
+
+typedef struct blob {
+    void *p[64];
+    int n;
+} blob;
+
+static void *keep(blob *b, size_t bytes) {
+    void *p = malloc(bytes);
+    if (b->n < 64) b->p[b->n++] = p;
+    return p;
+}
+
+static int st_add(df_st_writer *wr, const char *name, const df_st_tensor *t) {
+    return df_st_writer_add(wr, name, t->dtype, t->ndim, t->shape, t->data) == DF_OK;
+}
+
+static int write_sdxl_single(const char *path) {
+    df_weights *w1 = NULL, *w2 = NULL;
+    df_st_writer *wr = NULL;
+    blob b = {{0}, 0};
+    int ok = df_weights_open_dir(gpath("models/tiny-sdxl"), "text_encoder", &w1) == DF_OK &&
+             df_weights_open_dir(gpath("models/tiny-sdxl"), "text_encoder_2", &w2) == DF_OK &&
+             df_st_writer_create(&wr) == DF_OK;
+    char name[256];
+    for (int i = 0; ok && i < df_weights_count(w1); i++) {
+        const df_st_tensor *t = df_weights_at(w1, i);
+        snprintf(name, sizeof name, "conditioner.embedders.0.transformer.%s", t->name);
+        ok = st_add(wr, name, t);
+    }
+    static const char *const ren[][2] = {
+        {"layer_norm1.", "ln_1."}, {"layer_norm2.", "ln_2."}, {"mlp.fc1.", "mlp.c_fc."},
+        {"mlp.fc2.", "mlp.c_proj."}, {"self_attn.out_proj.", "attn.out_proj."}};
+    for (int i = 0; ok && i < df_weights_count(w2); i++) {
+        const df_st_tensor *t = df_weights_at(w2, i);
+        const char *n = t->name;
+        int layer, off = 0;
+        if (strcmp(n, "text_model.embeddings.token_embedding.weight") == 0) {
+            ok = st_add(wr, "conditioner.embedders.1.model.token_embedding.weight", t);
+        } else if (strcmp(n, "text_model.embeddings.position_embedding.weight") == 0) {
+            ok = st_add(wr, "conditioner.embedders.1.model.positional_embedding", t);
+        } else if (strncmp(n, "text_model.final_layer_norm.", 28) == 0) {
+            snprintf(name, sizeof name, "conditioner.embedders.1.model.ln_final.%s", n + 28);
+            ok = st_add(wr, name, t);
+        } else if (strcmp(n, "text_projection.weight") == 0) { // [P][D] -> P^T [D][P]
+            const size_t r = (size_t)t->shape[0], c = (size_t)t->shape[1];
+            const size_t es = df_dtype_size(t->dtype);
+            unsigned char *d = keep(&b, t->nbytes);
+            for (size_t y = 0; y < r; y++)
+                for (size_t x = 0; x < c; x++)
+                    memcpy(d + (x * r + y) * es, (const unsigned char *)t->data + (y * c + x) * es,
+                           es);
+            const int64_t sh[2] = {(int64_t)c, (int64_t)r};
+            ok = df_st_writer_add(wr, "conditioner.embedders.1.model.text_projection", t->dtype,
+                                  2, sh, d) == DF_OK;
+        } else if (sscanf(n, "text_model.encoder.layers.%d.%n", &layer, &off) == 1 && off > 0) {
+            const char *tail = n + off;
+            if (strncmp(tail, "self_attn.q_proj.", 17) == 0) { // fuse q, k, v rows
+                const char *kind = tail + 17;                   // weight / bias
+                const df_st_tensor *qkv[3];
+                static const char *const pn[3] = {"q", "k", "v"};
+                for (int j = 0; j < 3; j++) {
+                    snprintf(name, sizeof name, "text_model.encoder.layers.%d.self_attn.%s_proj.%s",
+                             layer, pn[j], kind);
+                    qkv[j] = df_weights_find(w2, name);
+                }
+                unsigned char *d = keep(&b, 3 * t->nbytes);
+                for (int j = 0; j < 3; j++) memcpy(d + j * t->nbytes, qkv[j]->data, t->nbytes);
+                int64_t sh[2] = {3 * t->shape[0], t->ndim > 1 ? t->shape[1] : 0};
+                snprintf(name, sizeof name,
+                         "conditioner.embedders.1.model.transformer.resblocks.%d.attn.in_proj_%s",
+                         layer, kind);
+                ok = df_st_writer_add(wr, name, t->dtype, t->ndim, sh, d) == DF_OK;
+            } else if (strncmp(tail, "self_attn.k_proj.", 17) == 0 ||
+                       strncmp(tail, "self_attn.v_proj.", 17) == 0) {
+                continue; // fused above
+            } else {
+                int done = 0;
+                for (size_t k = 0; k < sizeof ren / sizeof ren[0] && !done; k++) {
+                    const size_t L = strlen(ren[k][0]);
+                    if (strncmp(tail, ren[k][0], L) != 0) continue;
+                    snprintf(name, sizeof name,
+                             "conditioner.embedders.1.model.transformer.resblocks.%d.%s%s", layer,
+                             ren[k][1], tail + L);
+                    ok = st_add(wr, name, t);
+                    done = 1;
+                }
+                if (!done) ok = 0;
+            }
+        } else {
+            ok = 0;
+        }
+    }
+    const float ls = 4.6052f; // an ignored extra
+    const int64_t one[1] = {1};
+    if (ok) ok = df_st_writer_add(wr, "conditioner.embedders.1.model.logit_scale", DF_DTYPE_F32,
+                                  0, one, &ls) == DF_OK;
+    if (ok) ok = df_st_write(wr, path) == DF_OK;
+    if (!ok) fprintf(stderr, "writing %s failed: %s\n", path, df_last_error());
+    df_st_writer_destroy(wr);
+    for (int i = 0; i < b.n; i++) free(b.p[i]);
+    df_weights_destroy(w1);
+    df_weights_destroy(w2);
+    return ok;
+}
+
+static void check_sdxl_single(void) {
+    char path[] = "/tmp/df_test_clip_sdxl_single_XXXXXX";
+    int fd = mkstemp(path);
+    EXPECT_TRUE(fd >= 0);
+    if (fd < 0) return;
+    close(fd);
+    EXPECT_TRUE(write_sdxl_single(path));
+    df_st_file *f = NULL, *g = NULL;
+    df_weights *w1 = NULL, *w2 = NULL;
+    df_clip *te1 = NULL, *te2 = NULL;
+    df_clip_config c1, c2;
+    EXPECT_OK(df_st_open(path, &f));
+    EXPECT_OK(df_clip_config_load(gpath("models/tiny-sdxl/text_encoder/config.json"), &c1));
+    EXPECT_OK(df_clip_config_load(gpath("models/tiny-sdxl/text_encoder_2/config.json"), &c2));
+    if (f) {
+        EXPECT_OK(df_weights_from_single(f, "text_encoder", &w1));
+        EXPECT_OK(df_weights_from_single(f, "text_encoder_2", &w2));
+    }
+    if (w1) EXPECT_OK(df_clip_create(&c1, w1, &te1));
+    if (w2) EXPECT_OK(df_clip_create(&c2, w2, &te2));
+    EXPECT_OK(df_st_open(gpath("sdxl/text_encoders.safetensors"), &g));
+    if (te1 && te2 && g) {
+        check_encoder(te1, g, "te1", "sdxl-single");
+        check_encoder(te2, g, "te2", "sdxl-single");
+        char msg[256];
+        EXPECT_EQ_I64(df_weights_unused(w1, "", msg, sizeof msg), 0);
+        EXPECT_EQ_I64(df_weights_unused(w2, "", msg, sizeof msg), 0);
+    }
+    df_clip_destroy(te1);
+    df_clip_destroy(te2);
+    df_weights_destroy(w1);
+    df_weights_destroy(w2);
+    df_st_close(g);
+    df_st_close(f);
+    unlink(path);
+}
+
 int main(void) {
     const char *gd = df_test_golden_dir();
     if (!gd) return 77;
@@ -463,6 +614,7 @@ int main(void) {
     df_st_close(g);
     df_clip_destroy(te1);
     df_clip_destroy(te2);
+    check_sdxl_single();
 
     // SD 1.5 folder (F32) and the LDM single file (F16), same golden
     df_tokenizer *tok = NULL;

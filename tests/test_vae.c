@@ -182,6 +182,7 @@ static void golden_suite(df_vae *m, const char *dir, const char *what, float **z
     const char *cases[3] = {"vae_8x8_dbg", "vae_32x32", "vae_24x40"};
     float **keep[3] = {z8, z32, NULL};
     for (int i = 0; i < 3; i++) {
+        if (i == 1 && strstr(what, "thin")) continue; // keep the test short: 8x8 and 24x40
         snprintf(file, sizeof file, "%s/%s.safetensors", dir, cases[i]);
         float *z = decode_case(m, file, what, &h, &w);
         if (keep[i]) *keep[i] = z;

@@ -111,7 +111,8 @@ typedef struct df_gen_params {
     const float *init_latent_data; // the same in memory (NCHW f32); used when init_latent is NULL
     const char *save_latent;       // writes the final latents (before the VAE) as
                                    // safetensors, tensor "latents" [1][4][h][w] F32; NULL = no
-    int threads;                   // compute threads; <= 0 = all cores (default 0)
+    int threads;                   // compute threads (OpenMP + OpenBLAS); <= 0 leaves the
+                                   // current setting (by default all cores) (default 0)
     df_progress_fn progress;       // may be NULL
     df_latents_fn on_step_latents; // may be NULL
     void *user;                    // passed to the callbacks

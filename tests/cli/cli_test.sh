@@ -147,6 +147,33 @@ demo)
   run 0 -m "$T/tiny-sd15.safetensors" -p "a lighthouse" -W 64 -H 64 --steps 2 -o "$T/s.png" -q
   python3 "$HERE/png_check.py" "$T/s.png" 64 64 || fail "single-file PNG"
   ;;
+mpi)
+  # The same pipeline under mpiexec: full_sync (every step synchronous, exact GroupNorm) equals
+  # the single-process run up to float order; the default DistriFusion mode runs and reports
+  # statistics; a rank count the topology cannot use is a usage error.
+  need_golden
+  MPI=${DF_MPIEXEC:-mpiexec}
+  command -v "$MPI" >/dev/null 2>&1 || { echo "SKIP: no mpiexec"; exit 77; }
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+  ARGS=(-m "$SDXL" -p "a cat" -W 128 -H 128 --steps 4 -q)
+  run 0 "${ARGS[@]}" -o "$T/s.png" --save-latent "$T/s.safetensors"
+  "$MPI" --oversubscribe -n 2 "$BIN" "${ARGS[@]}" --sync-mode full_sync --no-split-batch \
+      -o "$T/m.png" --save-latent "$T/m.safetensors" >"$T/out" 2>"$T/err" \
+    || { cat "$T/err"; fail "mpiexec -n 2 full_sync"; }
+  [ "$(cat "$T/out")" = "$T/m.png" ] || fail "stdout of rank 0 should be the path only"
+  python3 "$HERE/golden_check.py" relcmp "$T/s.safetensors" "$T/m.safetensors" 1e-5 \
+    || fail "full_sync latents differ from the single process"
+  "$MPI" --oversubscribe -n 2 "$BIN" -m "$SDXL" -p "a cat" -W 128 -H 128 --steps 6 \
+      --warmup-steps 1 --stats -o "$T/a.png" >"$T/out" 2>"$T/err" \
+    || { cat "$T/err"; fail "mpiexec -n 2 corrected_async_gn"; }
+  grep -q "comm (rank 0, patch/corrected_async_gn" "$T/err" || { cat "$T/err"; fail "--stats"; }
+  python3 "$HERE/png_check.py" "$T/a.png" 128 128 || fail "distributed PNG"
+  "$MPI" --oversubscribe -n 3 "$BIN" "${ARGS[@]}" -o "$T/x.png" >"$T/out" 2>"$T/err"
+  rc=$?
+  [ "$rc" -eq 2 ] || { cat "$T/err"; fail "3 ranks with split batch: exit $rc, expected 2"; }
+  grep -q "^distrifuse: error: .*even number of ranks" "$T/err" || { cat "$T/err"; fail "3 ranks msg"; }
+  [ ! -e "$T/x.png" ] || fail "output written after an error"
+  ;;
 *)
   fail "unknown case"
   ;;

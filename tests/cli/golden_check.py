@@ -3,6 +3,8 @@
 
 golden_check.py extract GOLDEN.safetensors TENSOR OUT.safetensors
     writes TENSOR (F32) as the single tensor "latents" of OUT (for --init-latent).
+golden_check.py relcmp A.safetensors B.safetensors TOL
+    rel-L2 of the "latents" tensors of B against A <= TOL.
 golden_check.py compare GOLDEN.safetensors LATENTS.safetensors IMAGE.png
     LATENTS ("latents", from --save-latent) vs out.latents: rel-L2 <= 1e-4; IMAGE vs out.image
     mapped like diffusers (clamp(x/2+0.5, 0, 1) in f32, (x*255).round()): +-1 on >= 99% of the
@@ -51,6 +53,14 @@ def f32(x):
 
 
 def main():
+    if sys.argv[1] == "relcmp":  # relcmp A.safetensors B.safetensors TOL: "latents" tensors
+        _, a = tensor(sys.argv[2], "latents")
+        _, b = tensor(sys.argv[3], "latents")
+        rel = math.sqrt(sum((x - y) ** 2 for x, y in zip(b, a)) / sum(y * y for y in a))
+        print("rel-L2 %.3e" % rel)
+        if len(a) != len(b) or not rel <= float(sys.argv[4]):
+            sys.exit("latents differ (rel-L2 %.3e)" % rel)
+        return
     if sys.argv[1] == "extract":
         shape, a = tensor(sys.argv[2], sys.argv[3])
         write_st(sys.argv[4], "latents", shape, a)

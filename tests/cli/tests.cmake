@@ -2,8 +2,8 @@
 # golden pipeline cases of tests/test_pipeline.c, one CTest test per case so they run in parallel.
 # Included by CMakeLists.txt.
 if(TARGET distrifuse-cli)
-  set(DF_CLI_ENV "DF_BIN=${CMAKE_BINARY_DIR}/distrifuse;DF_MAKE_MODEL=${CMAKE_BINARY_DIR}/tools/df-make-model;DF_SRC=${CMAKE_SOURCE_DIR};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
-  foreach(case help usage_errors runtime_errors generate latent_roundtrip demo)
+  set(DF_CLI_ENV "DF_BIN=${CMAKE_BINARY_DIR}/distrifuse;DF_MAKE_MODEL=${CMAKE_BINARY_DIR}/tools/df-make-model;DF_SRC=${CMAKE_SOURCE_DIR};DF_MPIEXEC=${MPIEXEC_EXECUTABLE};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+  foreach(case help usage_errors runtime_errors generate latent_roundtrip demo mpi)
     add_test(NAME cli_${case}
       COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/cli_test.sh ${case}
       WORKING_DIRECTORY ${CMAKE_BINARY_DIR})

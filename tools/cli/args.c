@@ -163,6 +163,26 @@ static void render_default(const cli_opt *o, const void *defaults, char *buf, si
     }
 }
 
+enum { HELP_COL = 34, HELP_WIDTH = 100 };
+
+// Prints text from column HELP_COL, wrapped at spaces to HELP_WIDTH columns.
+static void print_wrapped(FILE *f, const char *text) {
+    const int room = HELP_WIDTH - HELP_COL;
+    const char *p = text;
+    while (*p) {
+        int len = (int)strlen(p);
+        if (len > room) {
+            len = room;
+            while (len > 0 && p[len] != ' ') len--;
+            if (len == 0) len = room; // a word longer than the line
+        }
+        fprintf(f, "%.*s\n", len, p);
+        p += len;
+        while (*p == ' ') p++;
+        if (*p) fprintf(f, "%*s", HELP_COL, "");
+    }
+}
+
 void cli_print_options(FILE *f, const cli_opt *opts, int n_opts, const void *defaults) {
     for (int i = 0; i < n_opts; i++) {
         const cli_opt *o = &opts[i];
@@ -184,12 +204,12 @@ void cli_print_options(FILE *f, const cli_opt *opts, int n_opts, const void *def
         } else if (o->kind != CLI_FLAG) {
             snprintf(left + n, sizeof left - (size_t)n, " %s", o->metavar ? o->metavar : "VALUE");
         }
-        char def[256];
+        char def[256], text[1024];
         render_default(o, defaults, def, sizeof def);
-        if (strlen(left) > 32) fprintf(f, "%s\n%34s", left, "");
-        else fprintf(f, "%-34s", left);
-        fprintf(f, "%s", o->help);
-        if (def[0]) fprintf(f, " (default: %s)", def);
-        fputc('\n', f);
+        if (def[0]) snprintf(text, sizeof text, "%s (default: %s)", o->help, def);
+        else snprintf(text, sizeof text, "%s", o->help);
+        if (strlen(left) > HELP_COL - 2) fprintf(f, "%s\n%*s", left, HELP_COL, "");
+        else fprintf(f, "%-*s", HELP_COL, left);
+        print_wrapped(f, text);
     }
 }

@@ -501,7 +501,7 @@ static df_status rec_gn(df_pctx *ctx, int idx, const char *name, const double *s
 static const df_pctx_ops k_rec_ops = {rec_conv, rec_attn, rec_gn};
 
 static void test_bands(const char *label, const char *model_path, int B, int H, int W,
-                       int nbands) {
+                       int nbands, int want_calls) {
     df_unet *u = NULL;
     EXPECT_OK(df_unet_load(model_path, NULL, &u));
     if (!u) return;
@@ -557,6 +557,7 @@ static void test_bands(const char *label, const char *model_path, int B, int H, 
     fprintf(stderr, "  %-60s rel-L2 %.3e%s\n", lab, worst, worst <= 1e-5 ? "" : "  FAIL");
     if (!(worst <= 1e-5)) df_test_failures++;
     EXPECT_EQ_I64(r->bad_names, 0);
+    EXPECT_EQ_I64(r->n, want_calls);
     for (int i = 0; i < r->n; i++) {
         free(r->it[i].a);
         free(r->it[i].b);
@@ -691,9 +692,10 @@ int main(int argc, char **argv) {
     golden_fixture("sd15 folder f32, per-layer conversion", p, NULL, "sd15", 0x1);
     unsetenv("DF_UNET_CACHE_MB");
     snprintf(p, sizeof p, "%s/models/tiny-sdxl", g_golden);
-    test_bands("sdxl", p, 2, 32, 24, 2);
+    // tiny-sdxl: distrifuser registers 102 tensors (39 halo convs + 46 GN + 17 attn1), + conv_in
+    test_bands("sdxl", p, 2, 32, 24, 2, 103);
     snprintf(p, sizeof p, "%s/models/tiny-sd15", g_golden);
-    test_bands("sd15", p, 1, 32, 40, 4);
+    test_bands("sd15", p, 1, 32, 40, 4, 129);
     snprintf(p, sizeof p, "%s/models/tiny-sdxl", g_golden);
     test_odd_sizes(p);
     test_errors();

@@ -11,15 +11,24 @@
 //   df_unet_destroy(u)
 //
 // Layout: activations NHWC f32. x and out are [B][Hb][W][C] with Hb = ctx->row1 - ctx->row0 (the
-// whole latent with df_pctx_single). Weights stay mmapped in their stored dtype and are converted
-// per layer into a reusable f32 scratch (or cached as f32 when the whole model is small).
+// whole latent with df_pctx_single); at level l the band has Hb >> l rows (ceil halving for a
+// whole image of any size). Weights stay mmapped in their stored dtype; each layer's matrix is
+// converted right before use into one of two reusable f32 scratch buffers (conv weights packed
+// HWIO), f32-stored aligned linears are used in place, and 1-D tensors are converted once. When
+// all matrices fit DF_UNET_CACHE_MB (environment, default 256 MB of f32) they are converted once
+// at load instead (tiny models). Memory: SDXL 1024^2 batch 2 plans about 1.1 GB (arena + text K/V
+// cache + weight scratch) beside the mmapped weights.
+// A df_unet runs one forward at a time (its buffers are shared); kernels use all threads.
 //
 // Patch-context calls, in this order every forward (idx = 0, 1, 2, ... per call):
 //   conv_in (conv_halo) ; per resnet: norm1 (gn_stats), conv1 (conv_halo), norm2, conv2 ;
 //   per transformer: norm (gn_stats), then attn1 (attn_kv) of each block ; downsampler and
 //   upsampler convs (conv_halo, after the block's resnets/transformers) ; conv_norm_out (gn_stats),
 //   conv_out (conv_halo). `name` is the layer's weight prefix ("down_blocks.1.resnets.0.conv1",
-//   "mid_block.attentions.0.transformer_blocks.3.attn1", "conv_in", ...).
+//   "mid_block.attentions.0.transformer_blocks.3.attn1", "conv_in", ...). conv_in (idx 0) gets the
+//   band input x itself; a stride-2 downsampler asks for pad 1 (only `top` is read for an even
+//   band height); an upsampler conv asks about its nearest-upsampled input. tiny-sdxl makes 103
+//   calls (conv_in + 39 halo convs + 46 GroupNorms + 17 attn1), SDXL 156, SD1.5 129.
 #ifndef DF_MODEL_UNET_H
 #define DF_MODEL_UNET_H
 

@@ -440,7 +440,7 @@ void df_model_describe(const df_model *m, char *buf, size_t cap) {
         snprintf(te2, sizeof te2, " + %dx%d (proj %d)", c2->layers, c2->hidden,
                  c2->projection_dim);
     snprintf(buf, cap,
-             "%s (%s, %s): unet %s; text %dx%d%s; vae %d levels x%d scale %.5g; "
+             "%s (%s, %s): %s; text %dx%d%s; vae %d levels x%d scale %.5g; "
              "scheduler %s",
              m->name, df_arch_name(m->arch), m->single_file ? "single file" : "diffusers",
              u, c1->layers, c1->hidden, te2, v->levels, df_vae_scale_factor(m->vae),

@@ -159,8 +159,8 @@ typedef struct df_gen_info {
     df_timings timings;
     char infotext[4096]; // A1111 "parameters" text:
                          // "<prompt>\nNegative prompt: <neg>\nSteps: N, Sampler: X, CFG scale:
-                         //  G, Seed: S, Size: WxH, Model: name" (the negative line only when
-                         //  a negative prompt was given)
+                         //  G, Seed: S, Size: WxH, Model: name" (the negative line only for
+                         //  a non-empty negative prompt)
 } df_gen_info;
 
 // Runs the whole pipeline: tokenize, encode the prompt(s), sample, decode. `image` receives a

@@ -240,7 +240,8 @@ static void make_infotext(const df_model *m, const df_gen_params *p, df_gen_info
         }                                                                                      \
     } while (0)
     DF_APPEND("%s\n", p->prompt);
-    if (p->negative_prompt) DF_APPEND("Negative prompt: %s\n", p->negative_prompt);
+    if (p->negative_prompt && *p->negative_prompt)
+        DF_APPEND("Negative prompt: %s\n", p->negative_prompt);
     DF_APPEND("Steps: %d, Sampler: %s, CFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s",
               gi->steps, gi->sampler, (double)gi->cfg_scale, (long long)gi->seed, gi->width,
               gi->height, df_model_name(m));

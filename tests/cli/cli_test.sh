@@ -68,6 +68,9 @@ usage_errors)
   expect_error 2 "invalid value '1.5x' for --cfg-scale" -m "$SD15" -p x --cfg-scale 1.5x
   expect_error 2 "cfg-scale must be >= 0" -m "$SD15" -p x --cfg-scale -2
   expect_error 2 "guidance rescale 2 must be in" -m "$SD15" -p x --guidance-rescale 2
+  expect_error 2 "threads must be >= 0" -m "$SD15" -p x -t -1
+  expect_error 2 "warmup-steps must be >= 0" -m "$SD15" -p x --warmup-steps -1
+  expect_error 2 "invalid value 'f8' for --comm-dtype" -m "$SD15" -p x --comm-dtype f8
   expect_error 2 "no model given" -p x
   expect_error 2 "no prompt given" -m "$SD15"
   expect_error 2 "needs a value" -m "$SD15" -p
@@ -119,6 +122,11 @@ generate)
   python3 "$HERE/png_check.py" "$T/x.png" 64 64 \
     $'a cat\nSteps: 2, Sampler: euler_a, CFG scale: 5, Seed: 42, Size: 64x64, Model: tiny-sdxl, Clip skip: 2, Guidance rescale: 0.5' \
     || fail "SDXL PNG parameters"
+  # --vae-tiling tiles once a latent side exceeds the VAE tile (tiny-sd15: 64 latent pixels)
+  run 0 -m "$SD15" -p x -W 576 -H 64 --steps 1 --vae-tiling -o "$T/t.png"
+  grep -q "VAE [0-9.]* s (tiled)" "$T/err" || { cat "$T/err"; fail "--vae-tiling did not tile"; }
+  run 0 -m "$SD15" -p x -W 576 -H 64 --steps 1 -o "$T/u.png"
+  grep -q "(tiled)" "$T/err" && fail "auto tiling should not tile a small image"
   # random seed is reported
   run 0 -m "$SD15" -p x -W 64 -H 64 --steps 1 -s -1 -o "$T/r.png"
   grep -q "seed: [0-9]" "$T/err" || fail "random seed not reported"

@@ -317,6 +317,7 @@ int main(int argc, char **argv) {
     if (seen[cli_find(k_opts, N_OPTS, "height")] && a.gen.height <= 0)
         return usage_error("--height must be a positive multiple of 8");
     if (a.warmup_steps < 0) return usage_error("--warmup-steps must be >= 0");
+    if (a.gen.threads < 0) return usage_error("--threads must be >= 0 (0 = all cores)");
     if (a.comm_checkpoint < 1) return usage_error("--comm-checkpoint must be >= 1");
     a.gen.clip_skip = a.clip_skip > 1 ? a.clip_skip - 1 : 0;
     a.gen.vae_tiling = (df_vae_tiling)a.vae_tiling;

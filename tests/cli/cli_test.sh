@@ -13,6 +13,7 @@ trap 'rm -rf "$T"' EXIT
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
 fail() { echo "FAIL [$CASE]: $*" >&2; exit 1; }
+need_python() { command -v python3 >/dev/null 2>&1 || { echo "SKIP: python3 not installed (PNG / tensor checks)"; exit 77; }; }
 need_golden() { [ -f "$GOLDEN/README.md" ] || { echo "SKIP: no golden data at $GOLDEN"; exit 77; }; }
 SD15="$GOLDEN/models/tiny-sd15"
 SDXL="$GOLDEN/models/tiny-sdxl"
@@ -98,6 +99,7 @@ runtime_errors)
     --init-latent "$T/none.safetensors"
   ;;
 generate)
+  need_python
   need_golden
   run 0 -m "$SD15" -p "a red cube" -n "blurry" -W 64 -H 48 --steps 3 -s 7 --sampling-method ddim \
       -o "$T/a.png" -t 2
@@ -132,6 +134,7 @@ generate)
   grep -q "seed: [0-9]" "$T/err" || fail "random seed not reported"
   ;;
 latent_roundtrip)
+  need_python
   need_golden
   # --save-latent writes [1,4,h,w] F32; feeding the golden's initial noise through --init-latent
   # reproduces diffusers (sd15 pipe_pndm_256: latents and the uint8 image).
@@ -144,6 +147,7 @@ latent_roundtrip)
     "$T/final.safetensors" "$T/g.png" || fail "CLI output differs from the golden"
   ;;
 demo)
+  need_python
   # The README's demo path: a generated tiny SDXL model (needs only the shipped vocabulary).
   MM=${DF_MAKE_MODEL:?DF_MAKE_MODEL}
   "$MM" --arch tiny-sdxl --out "$T/tiny-sdxl" >"$T/mm.log" 2>&1 || { cat "$T/mm.log"; fail "df-make-model"; }
@@ -156,6 +160,7 @@ demo)
   python3 "$HERE/png_check.py" "$T/s.png" 64 64 || fail "single-file PNG"
   ;;
 mpi)
+  need_python
   # The same pipeline under mpiexec: full_sync (every step synchronous, exact GroupNorm) equals
   # the single-process run up to float order; the default DistriFusion mode runs and reports
   # statistics; a rank count the topology cannot use is a usage error.

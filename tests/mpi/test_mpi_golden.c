@@ -93,7 +93,8 @@ static df_status run_pipeline(ctx *c, const df_dist_params *p, df_sched_kind kin
             if (st != DF_OK) break;
             st = df_cfg_combine(g, eps, eps + n, 1, n, 5.0f, 0.0f);
             if (st == DF_OK) st = df_sched_step(s, i, g, lat, n, NULL, NULL);
-            if (st == DF_OK && steps_out) memcpy(steps_out + (size_t)i * n, lat, n * sizeof(float));
+            if (st == DF_OK && steps_out && steps_out != lat)
+                memcpy(steps_out + (size_t)i * n, lat, n * sizeof(float));
         }
     }
     *t_total = df_time_s() - t0;
@@ -277,6 +278,19 @@ int main(int argc, char **argv) {
             compare("  per-step latents", steps, wsteps, STEPS * n, &worst);
         }
         if (df_test_failures == f0) matched++;
+        // distrifuser with comm_checkpoint 60 (> the 56 registered tensors) launches the whole
+        // async queue at the next step's first enqueue: layer 0 reads 2-step-old data and races
+        // with the in-flight gather (sync_gn_w1: rel-L2 1.2e-4 vs the golden, run-to-run
+        // noise). Our manager launches the tail at the end of the step: the same result.
+        if (strstr(name, "_patch_sync_gn_w1") && !strstr(name, "naive")) {
+            p.comm_checkpoint = 60;
+            EXPECT_OK(run_pipeline(&c, &p, kind, steps /* scratch */, NULL, &t, &tot));
+            snprintf(label, sizeof label, "  comm_checkpoint 60 vs golden (20)");
+            compare(label, steps, want, n, &worst);
+            snprintf(label, sizeof label, "  comm_checkpoint 60 vs 20, ours");
+            compare_tol(label, steps, lat, n, &worst, 0.0);
+            p.comm_checkpoint = 20;
+        }
         // exact GroupNorm: synchronous patch parallelism (full_sync, or any mode with warm-up
         // covering every step) equals the single device up to float order
         if (p.parallelism == DF_PAR_PATCH && p.sync_mode == DF_SYNC_FULL_SYNC &&

@@ -43,7 +43,7 @@ if(DF_GOLDEN_ALL)
 else()
   set(DF_GOLDEN_SETS
     "2|ddim_n2_nosplit_patch_corrected_async_gn_w1,ddim_n2_nosplit_patch_full_sync_w4,ddim_n2_split_patch_corrected_async_gn_w4"
-    "2|ddim_n2_nosplit_naive_patch_alternate_w4,ddim_n2_nosplit_patch_stale_gn_w1"
+    "2|ddim_n2_nosplit_naive_patch_alternate_w4,ddim_n2_nosplit_patch_sync_gn_w1"
     "4|ddim_n4_nosplit_patch_corrected_async_gn_w4,ddim_n4_split_patch_sync_gn_w1"
     "4|euler_n4_split_patch_corrected_async_gn_w1,ddim_n4_split_naive_patch_col_w4")
 endif()

@@ -2,7 +2,7 @@
 // ceiling measured in the same run.
 //
 //   df-bench-unet --model PATH --height H --width W [--steps S] [--threads T] [--batch B]
-//                 [--yaml LDM_YAML] [--keep-coretype]
+//                 [--yaml LDM_YAML]
 //
 // PATH: a diffusers pipeline folder, a unet folder or a single-file checkpoint. H and W are image
 // pixels (latent H/8 x W/8). Runs df_unet_set_text once, one warm-up forward, then S timed
@@ -14,9 +14,7 @@
 // arena_mb, threads, ..., and the same figures by process CPU time ("cpu_time": meaningful on a
 // shared machine, where wall time includes time the process waited for a core).
 //
-// OpenBLAS 0.3.21 (Debian 12) falls back to its Prescott kernels on some virtualised Xeons; as in
-// df-bench-kernels the program then re-executes itself with OPENBLAS_CORETYPE set (unless
-// --keep-coretype or OPENBLAS_CORETYPE is given).
+// The BLAS kernel type and OpenMP wait policy are chosen before main (tools/common/blas_select.c).
 #include "core/core.h"
 #include "kernels/kernels.h"
 #include "model/pctx.h"
@@ -79,44 +77,16 @@ static double sgemm_ceiling(double *cpu_gf) {
     return 2.0 * M * N * K / best * 1e-9;
 }
 
-// Re-executes once with OMP_WAIT_POLICY=passive (OpenMP threads spinning between our parallel
-// loops steal the cores OpenBLAS's own pthreads need: up to 10x slower steps on a loaded machine)
-// and a better OPENBLAS_CORETYPE when OpenBLAS fell back to Prescott; both are read at library
-// load. Variables the user set are kept.
-static void fix_env(char **argv) {
-    int again = 0;
-    if (!getenv("OMP_WAIT_POLICY")) {
-        setenv("OMP_WAIT_POLICY", "passive", 1);
-        again = 1;
-    }
-    const char *core = openblas_get_corename();
-    if (!getenv("OPENBLAS_CORETYPE") && core && strcmp(core, "Prescott") == 0) {
-        const char *want = NULL;
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f")) want = "SkylakeX";
-        else if (__builtin_cpu_supports("avx2")) want = "Haswell";
-#endif
-        if (want) {
-            fprintf(stderr, "df-bench-unet: OpenBLAS chose %s kernels; re-running with "
-                    "OPENBLAS_CORETYPE=%s (--keep-coretype to measure as is)\n", core, want);
-            setenv("OPENBLAS_CORETYPE", want, 1);
-            again = 1;
-        }
-    }
-    if (again) execv("/proc/self/exe", argv);
-}
-
 static void usage(void) {
     fprintf(stderr, "usage: df-bench-unet --model PATH --height H --width W [--steps S] "
-                    "[--threads T] [--batch B] [--yaml LDM_YAML] [--keep-coretype]\n"
+                    "[--threads T] [--batch B] [--yaml LDM_YAML]\n"
                     "  H, W: image pixels (multiples of 8); defaults: steps 3, batch 2, "
                     "threads all\n");
 }
 
 int main(int argc, char **argv) {
     const char *model = NULL, *yaml = NULL;
-    int height = 0, width = 0, steps = 3, threads = 0, B = 2, keep_core = 0;
+    int height = 0, width = 0, steps = 3, threads = 0, B = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -127,7 +97,6 @@ int main(int argc, char **argv) {
         else if ((!strcmp(a, "--threads") || !strcmp(a, "-t")) && more) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--batch") && more) B = atoi(argv[++i]);
         else if (!strcmp(a, "--yaml") && more) yaml = argv[++i];
-        else if (!strcmp(a, "--keep-coretype")) keep_core = 1;
         else {
             usage();
             return 2;
@@ -137,7 +106,6 @@ int main(int argc, char **argv) {
         usage();
         return 2;
     }
-    if (!keep_core) fix_env(argv);
     df_set_threads(threads);
     threads = df_get_threads();
 

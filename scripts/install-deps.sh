@@ -2,7 +2,7 @@
 # Installs what distrifuse needs to build, test and benchmark on Debian 12 (idempotent).
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libpng-dev
-      libcjson-dev)
+      libcjson-dev python3)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

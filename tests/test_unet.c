@@ -646,29 +646,8 @@ static void test_macs(void) {
     }
 }
 
-// OpenBLAS (pthreads build) threads and spinning OpenMP threads fight for the cores: with the
-// default OMP_WAIT_POLICY a forward is up to 10x slower on a loaded machine. Debian's OpenBLAS
-// 0.3.21 also picks its slow Prescott kernels on some virtualised Xeons. Both are read at library
-// load, so the test re-executes itself once with better settings (unless they are set).
-static void fix_env(char **argv) {
-    int again = 0;
-    if (!getenv("OMP_WAIT_POLICY")) {
-        setenv("OMP_WAIT_POLICY", "passive", 1);
-        again = 1;
-    }
-    const char *core = openblas_get_corename();
-    if (!getenv("OPENBLAS_CORETYPE") && core && strcmp(core, "Prescott") == 0) {
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f")) setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-        else if (__builtin_cpu_supports("avx2")) setenv("OPENBLAS_CORETYPE", "Haswell", 1);
-        again = 1;
-    }
-    if (again) execv("/proc/self/exe", argv); // returns only on failure: run as is
-}
-
 int main(int argc, char **argv) {
     (void)argc;
-    fix_env(argv);
     const char *g = df_test_golden_dir();
     if (!g) return 77;
     snprintf(g_golden, sizeof g_golden, "%s", g);

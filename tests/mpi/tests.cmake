@@ -23,7 +23,7 @@ df_mpi_test(test_mpi_patch ${CMAKE_CURRENT_LIST_DIR}/test_mpi_patch.c 2 3 4)
 # Overlap measurement of the comm manager (progress strategies); a tiny smoke run as a test.
 df_executable(df-mpi-overlap tests ${CMAKE_CURRENT_LIST_DIR}/mpi_overlap.c)
 add_test(NAME mpi_overlap_smoke_n2
-  COMMAND ${DF_MPIEXEC} -n 2 $<TARGET_FILE:df-mpi-overlap> --entries 6 --kib 64 --ms 0.2
+  COMMAND ${DF_MPIEXEC} -n 2 $<TARGET_FILE:df-mpi-overlap> --entries 6 --kib 64 --reps 2
           --steps 3 --trials 1 --ckpt 4
   WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
 set_tests_properties(mpi_overlap_smoke_n2 PROPERTIES TIMEOUT 120 LABELS "mpi"

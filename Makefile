@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all test bench asan clean
+.PHONY: all test bench asan clean demo teaser
 
 all:
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
@@ -11,6 +11,12 @@ all:
 
 test: all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+demo:
+	scripts/demo.sh
+
+teaser: all
+	BUILD=$(BUILD) scripts/teaser.sh
 
 bench: all
 	./$(BUILD)/bench/df-bench-kernels

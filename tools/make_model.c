@@ -2,7 +2,7 @@
 // shapes and names (diffusers folder or one original single-file checkpoint), so that performance
 // work and the demo need no download.
 //
-//   df-make-model --arch {sdxl,sd15,tiny-sdxl,tiny-sd15} --layout {diffusers,single}
+//   df-make-model --arch {sdxl,sd15,tiny-sdxl,tiny-sd15,demo-sdxl} --layout {diffusers,single}
 //                 --dtype {f16,bf16,f32} --seed N --out PATH [--unet-only]
 //
 // Weights are deterministic in (seed, tensor name): matrices and kernels uniform with variance
@@ -113,6 +113,7 @@ typedef struct clip_arch {
 typedef struct vae_arch {
     int nb, ch[4], layers, sample_size;
     double scaling;
+    int groups; // norm_num_groups (0: 32)
 } vae_arch;
 
 typedef struct arch {
@@ -128,22 +129,30 @@ static const arch k_arches[] = {
      {3, {320, 640, 1280}, {0, 1, 1}, {5, 10, 20}, {1, 2, 10}, 2, 2048, 1, 256, 2816, 128, 1},
      {768, 3072, 12, 12, 0, "quick_gelu"},
      {1280, 5120, 32, 20, 1280, "gelu"},
-     {4, {128, 256, 512, 512}, 2, 1024, 0.13025}},
+     {4, {128, 256, 512, 512}, 2, 1024, 0.13025, 0}},
     {"sd15", 0,
      {4, {320, 640, 1280, 1280}, {1, 1, 1, 0}, {8, 8, 8, 8}, {1, 1, 1, 1}, 2, 768, 0, 0, 0, 64, 0},
      {768, 3072, 12, 12, 0, "quick_gelu"},
      {0, 0, 0, 0, 0, NULL},
-     {4, {128, 256, 512, 512}, 2, 512, 0.18215}},
+     {4, {128, 256, 512, 512}, 2, 512, 0.18215, 0}},
     {"tiny-sdxl", 1,
      {3, {32, 64, 64}, {0, 1, 1}, {2, 4, 4}, {1, 1, 2}, 2, 64, 1, 8, 80, 64, 1},
      {32, 37, 3, 4, 0, "quick_gelu"},
      {32, 64, 4, 4, 32, "gelu"},
-     {4, {32, 32, 64, 64}, 2, 512, 0.13025}},
+     {4, {32, 32, 64, 64}, 2, 512, 0.13025, 0}},
+    // demo-sdxl: the README demo's default, small enough for 2048^2 images in seconds: SDXL
+    // structure (text_time embedding, two text encoders) with self-attention only at the deepest
+    // level and a narrow VAE (8 groups).
+    {"demo-sdxl", 1,
+     {3, {32, 64, 64}, {0, 0, 1}, {2, 4, 4}, {1, 1, 1}, 2, 64, 1, 8, 80, 64, 1},
+     {32, 37, 3, 4, 0, "quick_gelu"},
+     {32, 64, 4, 4, 32, "gelu"},
+     {4, {16, 16, 32, 32}, 1, 512, 0.13025, 8}},
     {"tiny-sd15", 0,
      {4, {32, 32, 32, 64}, {1, 1, 1, 0}, {4, 4, 4, 4}, {1, 1, 1, 1}, 2, 32, 0, 0, 0, 64, 0},
      {32, 37, 3, 4, 0, "quick_gelu"},
      {0, 0, 0, 0, 0, NULL},
-     {4, {32, 32, 32, 64}, 1, 512, 0.18215}},
+     {4, {32, 32, 32, 64}, 1, 512, 0.18215, 0}},
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -589,11 +598,11 @@ static df_status write_vae_config(const char *path, const vae_arch *a) {
              "  \"act_fn\": \"silu\",\n  \"block_out_channels\": %s,\n  \"down_block_types\": "
              "[\"DownEncoderBlock2D\", \"DownEncoderBlock2D\", \"DownEncoderBlock2D\", "
              "\"DownEncoderBlock2D\"],\n  \"force_upcast\": true,\n  \"in_channels\": 3,\n"
-             "  \"latent_channels\": 4,\n  \"layers_per_block\": %d,\n  \"norm_num_groups\": 32,\n"
+             "  \"latent_channels\": 4,\n  \"layers_per_block\": %d,\n  \"norm_num_groups\": %d,\n"
              "  \"out_channels\": 3,\n  \"sample_size\": %d,\n  \"scaling_factor\": %g,\n"
              "  \"up_block_types\": [\"UpDecoderBlock2D\", \"UpDecoderBlock2D\", "
              "\"UpDecoderBlock2D\", \"UpDecoderBlock2D\"]\n}\n",
-             ch, a->layers, a->sample_size, a->scaling);
+             ch, a->layers, a->groups ? a->groups : 32, a->sample_size, a->scaling);
     return write_text(path, buf);
 }
 
@@ -759,12 +768,13 @@ static df_status make_single(const char *out, const arch *A, df_dtype dt, uint64
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: df-make-model --arch {sdxl,sd15,tiny-sdxl,tiny-sd15} --out PATH\n"
+            "usage: df-make-model --arch {sdxl,sd15,tiny-sdxl,tiny-sd15,demo-sdxl} --out PATH\n"
             "                     [--layout {diffusers,single}] [--dtype {f16,bf16,f32}]\n"
             "                     [--seed N] [--unet-only]\n"
             "Writes a random-weight model with the exact real shapes and names: a diffusers\n"
             "pipeline folder (default) or one original single-file checkpoint (.safetensors).\n"
-            "  --arch       architecture (tiny-* are small models for tests and the demo)\n"
+            "  --arch       architecture (tiny-* have the golden fixtures' shapes; demo-sdxl is a\n"
+            "               small SDXL-structured model for fast high-resolution demos)\n"
             "  --layout     diffusers (folder, default) or single (one file)\n"
             "  --dtype      stored weight dtype (default f16)\n"
             "  --seed       weight seed (default 0)\n"
@@ -808,7 +818,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof k_arches / sizeof k_arches[0]; i++)
         if (!strcmp(k_arches[i].name, arch_name)) A = &k_arches[i];
     if (!A) {
-        fprintf(stderr, "df-make-model: error: unknown --arch '%s' (sdxl, sd15, tiny-sdxl, tiny-sd15)\n",
+        fprintf(stderr, "df-make-model: error: unknown --arch '%s' (sdxl, sd15, tiny-sdxl, tiny-sd15, demo-sdxl)\n",
                 arch_name);
         return 2;
     }

@@ -178,9 +178,10 @@ df_status df_dist_eval(df_dist *d, const df_dist_model *m, int step, const float
 // Statistics of the last df_dist_eval, and sums over all steps since create.
 void df_dist_last_stats(const df_dist *d, df_dist_step_stats *out);
 void df_dist_total_stats(const df_dist *d, df_dist_step_stats *out);
-// The planned exchange: number of registered tensors, elements and bytes of one slot, and the
-// per-rank volume of one asynchronous step ((P-1) x slot bytes each way). 0 before planning or
-// when nothing is exchanged.
+// The planned exchange: number of registered tensors, elements and bytes of one slot (GroupNorm
+// moments travel as f64, activations in comm_dtype), and the per-rank volume of the batched
+// gathers of one asynchronous step ((P-1) x slot bytes each way; sync_gn adds its blocking GN
+// all-reduces, see the step stats). 0 before planning or when nothing is exchanged.
 int df_dist_comm_tensors(const df_dist *d);
 size_t df_dist_comm_slot_elems(const df_dist *d);
 size_t df_dist_comm_slot_bytes(const df_dist *d);

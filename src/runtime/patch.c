@@ -560,6 +560,16 @@ df_status df_patch_end(df_patch *pp) {
         DF_TRY(df_xchg_commit(pp->x));
         pp->planned = 1;
         int ne = df_xchg_count(pp->x);
+        if (pp->me == 0)
+            df_log(DF_LOG_DEBUG,
+                   "comm plan: %d tensors (%d conv halos %zu el, %d attention K/V %zu el, %d "
+                   "GroupNorm %zu el), slot %.2f MiB, buffer %d x slot, checkpoint %d",
+                   ne, df_xchg_kind_count(pp->x, DF_XKIND_CONV),
+                   df_xchg_kind_elems(pp->x, DF_XKIND_CONV),
+                   df_xchg_kind_count(pp->x, DF_XKIND_ATTN),
+                   df_xchg_kind_elems(pp->x, DF_XKIND_ATTN), df_xchg_kind_count(pp->x, DF_XKIND_GN),
+                   df_xchg_kind_elems(pp->x, DF_XKIND_GN),
+                   (double)df_xchg_slot_bytes(pp->x) / 1048576.0, pp->P, pp->prm.comm_checkpoint);
         if (pp->tr_steps && ne > 0) {
             pp->tr_sent = calloc((size_t)pp->tr_steps * ne, sizeof *pp->tr_sent);
             pp->tr_read = calloc((size_t)pp->tr_steps * ne * pp->P, sizeof *pp->tr_read);

@@ -67,6 +67,9 @@ typedef struct ctx {
 } ctx;
 
 // Runs the pipeline loop; writes the final latents (NHWC) and the per-step latents.
+static int g_plan_tensors;
+static size_t g_plan_elems;
+
 static df_status run_pipeline(ctx *c, const df_dist_params *p, df_sched_kind kind, float *lat,
                               float *steps_out, double *t_total, df_dist_step_stats *tot) {
     size_t n = (size_t)HL * WL * CL;
@@ -98,7 +101,11 @@ static df_status run_pipeline(ctx *c, const df_dist_params *p, df_sched_kind kin
         }
     }
     *t_total = df_time_s() - t0;
-    if (d) df_dist_total_stats(d, tot);
+    if (d) {
+        df_dist_total_stats(d, tot);
+        g_plan_tensors = df_dist_comm_tensors(d);
+        g_plan_elems = df_dist_comm_slot_elems(d);
+    }
     df_sched_destroy(s);
     df_dist_unet_destroy(du);
     df_dist_destroy(d);
@@ -277,6 +284,12 @@ int main(int argc, char **argv) {
             EXPECT_OK(load_nhwc(c.fsteps, path, STEPS, wsteps));
             compare("  per-step latents", steps, wsteps, STEPS * n, &worst);
         }
+        // the comm plan equals distrifuser's registration (count and elements per slot)
+        EXPECT_EQ_I64(g_plan_tensors,
+                      (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "registered_comm_tensors")));
+        EXPECT_EQ_I64((int64_t)g_plan_elems,
+                      (int64_t)cJSON_GetNumberValue(
+                          cJSON_GetObjectItem(it, "comm_buffer_elements_per_slot")));
         if (df_test_failures == f0) matched++;
         // distrifuser with comm_checkpoint 60 (> the 56 registered tensors) launches the whole
         // async queue at the next step's first enqueue: layer 0 reads 2-step-old data and races

@@ -114,7 +114,7 @@ static void expected_plan(const df_topo *tp, df_sync_mode m, int *count, size_t 
 }
 
 int main(int argc, char **argv) {
-    if (df_dist_init(&argc, &argv, 0) != DF_OK) {
+    if (df_dist_init(&argc, &argv, 1) != DF_OK) { // MPI_THREAD_MULTIPLE for progress=thread
         fprintf(stderr, "init: %s\n", df_last_error());
         return 1;
     }
@@ -225,6 +225,29 @@ int main(int argc, char **argv) {
                 else EXPECT_TRUE(memcmp(xckpt, x, n * sizeof(float)) == 0); // bit-identical
                 if (mi == DF_SYNC_CORRECTED_ASYNC_GN && c == 0) memcpy(xf32, x, n * sizeof(float));
                 df_dist_destroy(d);
+            }
+            // ---- progress strategies change timing only: bit-identical results
+            if (mi == DF_SYNC_CORRECTED_ASYNC_GN) {
+                for (int pg = 0; pg < DF_PROGRESS_COUNT; pg++) {
+                    if (pg == DF_PROGRESS_TEST) continue;
+                    if (pg == DF_PROGRESS_THREAD && df_mpi_active() && !df_mpi_thread_multiple())
+                        continue;
+                    df_dist_params p = df_dist_params_default();
+                    p.split_batch = split;
+                    p.warmup_steps = 1;
+                    p.comm_checkpoint = 3;
+                    p.progress = (df_progress)pg;
+                    df_dist *d = NULL;
+                    EXPECT_OK(df_dist_create(&p, &d));
+                    if (!d) continue;
+                    memcpy(x, x0, n * sizeof(float));
+                    EXPECT_OK(run_dist(d, &m, steps, x, eps));
+                    EXPECT_TRUE(memcmp(xf32, x, n * sizeof(float)) == 0);
+                    if (g_R == 0)
+                        fprintf(stderr, "[B] progress=%s: %s\n", df_progress_name(p.progress),
+                                memcmp(xf32, x, n * sizeof(float)) ? "DIFFERENT" : "identical");
+                    df_dist_destroy(d);
+                }
             }
             // ---- C: f16 exchange
             if (mi == DF_SYNC_CORRECTED_ASYNC_GN) {

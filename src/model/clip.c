@@ -1,6 +1,8 @@
 // CLIP text encoders and SD 1.x / SDXL prompt encoding (see clip.h; spec sdxl.md §5.1-5.2).
 #include "model/clip.h"
 
+#include "core/textfile.h"
+#include "io/json_util.h"
 #include "kernels/kernels.h"
 
 #include <cblas.h>
@@ -51,14 +53,48 @@ void df_clip_config_bigg(df_clip_config *cfg) {
     cfg->act = DF_CLIP_ACT_GELU;
 }
 
-// Optional positive integer field: keeps *dst when absent.
-static df_status json_int(const cJSON *root, const char *key, const char *label, int *dst) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!it || cJSON_IsNull(it)) return DF_OK;
-    DF_FAIL_IF(!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) ||
-                   it->valuedouble < 1 || it->valuedouble > 1e8,
-               DF_ERR_FORMAT, "%s: \"%s\" must be a positive integer", label, key);
-    *dst = (int)it->valuedouble;
+#define CLIP_INT_MAX 100000000 // sanity bound of the integer fields
+
+static df_status parse_root(const cJSON *root, const char *label, df_clip_config *c) {
+    DF_TRY(df_json_int(root, label, "hidden_size", 1, CLIP_INT_MAX, &c->hidden));
+    DF_TRY(df_json_int(root, label, "intermediate_size", 1, CLIP_INT_MAX, &c->intermediate));
+    DF_TRY(df_json_int(root, label, "num_hidden_layers", 1, CLIP_INT_MAX, &c->layers));
+    DF_TRY(df_json_int(root, label, "num_attention_heads", 1, CLIP_INT_MAX, &c->heads));
+    DF_TRY(df_json_int(root, label, "max_position_embeddings", 1, CLIP_INT_MAX,
+                       &c->max_positions));
+    DF_TRY(df_json_int(root, label, "vocab_size", 1, CLIP_INT_MAX, &c->vocab));
+    DF_TRY(df_json_int(root, label, "projection_dim", 1, CLIP_INT_MAX, &c->projection_dim));
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+    if (act) {
+        if (cJSON_IsString(act) && strcmp(act->valuestring, "quick_gelu") == 0)
+            c->act = DF_CLIP_ACT_QUICK_GELU;
+        else if (cJSON_IsString(act) && strcmp(act->valuestring, "gelu") == 0)
+            c->act = DF_CLIP_ACT_GELU;
+        else
+            return DF_ERROR(DF_ERR_UNSUPPORTED, "%s: hidden_act %s is not supported "
+                            "(quick_gelu, gelu)", label,
+                            cJSON_IsString(act) ? act->valuestring : "(not a string)");
+    }
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
+    if (eps) {
+        DF_FAIL_IF(!cJSON_IsNumber(eps) || !(eps->valuedouble > 0) || eps->valuedouble > 1,
+                   DF_ERR_FORMAT, "%s: layer_norm_eps must be a number in (0, 1]", label);
+        c->eps = (float)eps->valuedouble;
+    }
+    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(root, "architectures");
+    if (cJSON_IsArray(arch) && cJSON_GetArraySize(arch) > 0) {
+        const cJSON *a0 = cJSON_GetArrayItem(arch, 0);
+        if (cJSON_IsString(a0) && strcmp(a0->valuestring, "CLIPTextModelWithProjection") == 0)
+            c->has_projection = 1;
+        else if (cJSON_IsString(a0) && strcmp(a0->valuestring, "CLIPTextModel") == 0)
+            c->has_projection = 0;
+        else
+            return DF_ERROR(DF_ERR_UNSUPPORTED, "%s: architecture %s is not a CLIP text model",
+                            label, cJSON_IsString(a0) ? a0->valuestring : "(not a string)");
+    }
+    DF_FAIL_IF(c->hidden % c->heads != 0, DF_ERR_FORMAT,
+               "%s: hidden_size %d is not divisible by num_attention_heads %d", label, c->hidden,
+               c->heads);
     return DF_OK;
 }
 
@@ -66,105 +102,18 @@ df_status df_clip_config_parse(const char *json, const char *label, df_clip_conf
     DF_FAIL_IF(!json || !cfg, DF_ERR_ARG, "NULL argument");
     df_clip_config c;
     config_defaults(&c);
-    cJSON *root = cJSON_Parse(json);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return DF_ERROR(DF_ERR_FORMAT, "%s: not a JSON object", label);
-    }
-    df_status st = DF_OK;
-    if ((st = json_int(root, "hidden_size", label, &c.hidden)) != DF_OK ||
-        (st = json_int(root, "intermediate_size", label, &c.intermediate)) != DF_OK ||
-        (st = json_int(root, "num_hidden_layers", label, &c.layers)) != DF_OK ||
-        (st = json_int(root, "num_attention_heads", label, &c.heads)) != DF_OK ||
-        (st = json_int(root, "max_position_embeddings", label, &c.max_positions)) != DF_OK ||
-        (st = json_int(root, "vocab_size", label, &c.vocab)) != DF_OK ||
-        (st = json_int(root, "projection_dim", label, &c.projection_dim)) != DF_OK)
-        goto done;
-    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
-    if (act) {
-        if (cJSON_IsString(act) && strcmp(act->valuestring, "quick_gelu") == 0) {
-            c.act = DF_CLIP_ACT_QUICK_GELU;
-        } else if (cJSON_IsString(act) && strcmp(act->valuestring, "gelu") == 0) {
-            c.act = DF_CLIP_ACT_GELU;
-        } else {
-            st = DF_ERROR(DF_ERR_UNSUPPORTED, "%s: hidden_act %s is not supported "
-                          "(quick_gelu, gelu)", label,
-                          cJSON_IsString(act) ? act->valuestring : "(not a string)");
-            goto done;
-        }
-    }
-    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
-    if (eps) {
-        if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0) || eps->valuedouble > 1) {
-            st = DF_ERROR(DF_ERR_FORMAT, "%s: layer_norm_eps must be a number in (0, 1]", label);
-            goto done;
-        }
-        c.eps = (float)eps->valuedouble;
-    }
-    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(root, "architectures");
-    if (cJSON_IsArray(arch) && cJSON_GetArraySize(arch) > 0) {
-        const cJSON *a0 = cJSON_GetArrayItem(arch, 0);
-        if (cJSON_IsString(a0) && strcmp(a0->valuestring, "CLIPTextModelWithProjection") == 0)
-            c.has_projection = 1;
-        else if (cJSON_IsString(a0) && strcmp(a0->valuestring, "CLIPTextModel") == 0)
-            c.has_projection = 0;
-        else {
-            st = DF_ERROR(DF_ERR_UNSUPPORTED, "%s: architecture %s is not a CLIP text model",
-                          label, cJSON_IsString(a0) ? a0->valuestring : "(not a string)");
-            goto done;
-        }
-    }
-    if (c.hidden % c.heads != 0) {
-        st = DF_ERROR(DF_ERR_FORMAT, "%s: hidden_size %d is not divisible by "
-                      "num_attention_heads %d", label, c.hidden, c.heads);
-        goto done;
-    }
-    *cfg = c;
-done:
+    cJSON *root;
+    DF_TRY(df_json_parse_object(json, label, &root));
+    df_status st = parse_root(root, label, &c);
     cJSON_Delete(root);
+    if (st == DF_OK) *cfg = c;
     return st;
-}
-
-// Reads a whole small text file (NUL-terminated).
-static df_status read_text(const char *path, char **out) {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    DF_FAIL_IF(!f, DF_ERR_IO, "cannot open %s", path);
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (cap - n < 4096) {
-            DF_FAIL_IF(cap > ((size_t)16 << 20), DF_ERR_FORMAT, "%s: too large for a config",
-                       path);
-            size_t nc = cap ? 2 * cap : 8192;
-            char *nb = realloc(buf, nc);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return DF_ERROR(DF_ERR_NOMEM, "reading %s", path);
-            }
-            buf = nb;
-            cap = nc;
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return DF_ERROR(DF_ERR_IO, "read error on %s", path);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    return DF_OK;
 }
 
 df_status df_clip_config_load(const char *path, df_clip_config *cfg) {
     DF_FAIL_IF(!path || !cfg, DF_ERR_ARG, "NULL argument");
     char *text;
-    DF_TRY(read_text(path, &text));
+    DF_TRY(df_read_text_file(path, (size_t)16 << 20, 0, &text, NULL));
     df_status st = df_clip_config_parse(text, path, cfg);
     free(text);
     return st;

@@ -2,96 +2,41 @@
 // (single-file checkpoints), validation (unet.h, sdxl.md §3.1).
 #include "model/unet.h"
 
+#include "core/textfile.h"
+#include "io/json_util.h"
+
 #include <cjson/cJSON.h>
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 // ---------------------------------------------------------------------------------------------
-// Small JSON helpers (all errors name the file and the field)
+// Small JSON helpers (io/json_util.h; all errors name the file and the field)
 
-static char *read_text_file(const char *path, size_t max_bytes, df_status *st) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *st = DF_ERROR(DF_ERR_IO, "cannot open %s", path);
-        return NULL;
-    }
-    char *buf = malloc(max_bytes + 1);
-    size_t n = buf ? fread(buf, 1, max_bytes + 1, f) : 0;
-    fclose(f);
-    if (!buf) {
-        *st = DF_ERROR(DF_ERR_NOMEM, "out of memory reading %s", path);
-        return NULL;
-    }
-    if (n > max_bytes) {
-        free(buf);
-        *st = DF_ERROR(DF_ERR_FORMAT, "%s: larger than %zu bytes", path, max_bytes);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *st = DF_OK;
-    return buf;
-}
-
-static int json_is_int(const cJSON *it) {
-    return cJSON_IsNumber(it) && it->valuedouble == floor(it->valuedouble) &&
-           fabs(it->valuedouble) < 1e9;
-}
-
-// Optional integer: absent or null -> def.
+// Optional fields with a default for absent / null (json_util keeps *out then).
 static df_status jint(const cJSON *root, const char *path, const char *key, int def, int *out) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!it || cJSON_IsNull(it)) {
-        *out = def;
-        return DF_OK;
-    }
-    DF_FAIL_IF(!json_is_int(it), DF_ERR_FORMAT, "%s: field '%s' must be an integer", path, key);
-    *out = (int)it->valuedouble;
-    return DF_OK;
+    *out = def;
+    return df_json_int(root, path, key, -DF_JSON_INT_MAX, DF_JSON_INT_MAX, out);
 }
 
 static df_status jnum(const cJSON *root, const char *path, const char *key, double def,
                       double *out) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!it || cJSON_IsNull(it)) {
-        *out = def;
-        return DF_OK;
-    }
-    DF_FAIL_IF(!cJSON_IsNumber(it), DF_ERR_FORMAT, "%s: field '%s' must be a number", path, key);
-    *out = it->valuedouble;
-    return DF_OK;
+    *out = def;
+    return df_json_num(root, path, key, out);
 }
 
 static df_status jbool(const cJSON *root, const char *path, const char *key, int def, int *out) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!it || cJSON_IsNull(it)) {
-        *out = def;
-        return DF_OK;
-    }
-    DF_FAIL_IF(!cJSON_IsBool(it), DF_ERR_FORMAT, "%s: field '%s' must be true/false", path, key);
-    *out = cJSON_IsTrue(it);
-    return DF_OK;
+    *out = def;
+    return df_json_bool(root, path, key, out);
 }
 
 // Optional string: absent -> def; null -> NULL.
 static df_status jstr(const cJSON *root, const char *path, const char *key, const char *def,
                       const char **out) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!it) {
-        *out = def;
-        return DF_OK;
-    }
-    if (cJSON_IsNull(it)) {
-        *out = NULL;
-        return DF_OK;
-    }
-    DF_FAIL_IF(!cJSON_IsString(it), DF_ERR_FORMAT, "%s: field '%s' must be a string or null",
-               path, key);
-    *out = it->valuestring;
-    return DF_OK;
+    *out = def;
+    return df_json_str(root, path, key, out);
 }
 
 // A field that must be absent, null, false or the given default string/number.
@@ -116,7 +61,7 @@ static df_status jint_list(const cJSON *root, const char *path, const char *key,
         for (int i = 0; i < n; i++) out[i] = def;
         return DF_OK;
     }
-    if (json_is_int(it)) {
+    if (df_json_is_int(it)) {
         for (int i = 0; i < n; i++) out[i] = (int)it->valuedouble;
         return DF_OK;
     }
@@ -124,7 +69,7 @@ static df_status jint_list(const cJSON *root, const char *path, const char *key,
                "%s: field '%s' must be an integer or a list of %d integers", path, key, n);
     for (int i = 0; i < n; i++) {
         const cJSON *e = cJSON_GetArrayItem(it, i);
-        DF_FAIL_IF(!json_is_int(e), DF_ERR_FORMAT, "%s: %s[%d] must be an integer", path, key, i);
+        DF_FAIL_IF(!df_json_is_int(e), DF_ERR_FORMAT, "%s: %s[%d] must be an integer", path, key, i);
         out[i] = (int)e->valuedouble;
     }
     return DF_OK;
@@ -135,7 +80,7 @@ static df_status jint_list(const cJSON *root, const char *path, const char *key,
 static df_status jlayers(const cJSON *it, const char *path, const char *key, int n, int slots,
                          int out[][DF_UNET_MAX_LAYERS], int *nested) {
     *nested = 0;
-    if (json_is_int(it)) {
+    if (df_json_is_int(it)) {
         for (int i = 0; i < n; i++)
             for (int j = 0; j < slots; j++) out[i][j] = (int)it->valuedouble;
         return DF_OK;
@@ -144,7 +89,7 @@ static df_status jlayers(const cJSON *it, const char *path, const char *key, int
                "%s: field '%s' must be an integer or a list of %d entries", path, key, n);
     for (int i = 0; i < n; i++) {
         const cJSON *e = cJSON_GetArrayItem(it, i);
-        if (json_is_int(e)) {
+        if (df_json_is_int(e)) {
             for (int j = 0; j < slots; j++) out[i][j] = (int)e->valuedouble;
             continue;
         }
@@ -153,7 +98,7 @@ static df_status jlayers(const cJSON *it, const char *path, const char *key, int
         *nested = 1;
         for (int j = 0; j < slots; j++) {
             const cJSON *v = cJSON_GetArrayItem(e, j);
-            DF_FAIL_IF(!json_is_int(v), DF_ERR_FORMAT, "%s: %s[%d][%d] must be an integer", path,
+            DF_FAIL_IF(!df_json_is_int(v), DF_ERR_FORMAT, "%s: %s[%d][%d] must be an integer", path,
                        key, i, j);
             out[i][j] = (int)v->valuedouble;
         }
@@ -347,13 +292,9 @@ static df_status parse_config(const cJSON *r, const char *path, df_unet_config *
 }
 
 df_status df_unet_config_from_json(const char *path, df_unet_config *cfg) {
-    df_status st;
-    char *txt = read_text_file(path, 1 << 20, &st);
-    if (!txt) return st;
-    cJSON *root = cJSON_Parse(txt);
-    free(txt);
-    DF_FAIL_IF(!root || !cJSON_IsObject(root), DF_ERR_FORMAT, "%s: not a JSON object", path);
-    st = parse_config(root, path, cfg);
+    cJSON *root;
+    DF_TRY(df_json_load_object(path, (size_t)1 << 20, &root));
+    df_status st = parse_config(root, path, cfg);
     cJSON_Delete(root);
     return st;
 }
@@ -401,9 +342,8 @@ df_status df_unet_config_from_weights(const df_weights *w, const char *ldm_yaml,
     const char *src = df_weights_path(w);
     int yaml_heads = -1, yaml_head_ch = -1, yaml_outdim = -1;
     if (ldm_yaml) {
-        df_status st;
-        char *txt = read_text_file(ldm_yaml, 1 << 20, &st);
-        if (!txt) return st;
+        char *txt;
+        DF_TRY(df_read_text_file(ldm_yaml, (size_t)1 << 20, 0, &txt, NULL));
         yaml_heads = yaml_int(txt, "num_heads", -1);
         yaml_head_ch = yaml_int(txt, "num_head_channels", -1);
         yaml_outdim = yaml_int(txt, "outdim", -1);

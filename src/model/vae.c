@@ -11,6 +11,8 @@
 //   band has copied its halo row), so it needs no third full-size buffer.
 #include "model/vae.h"
 
+#include "core/textfile.h"
+#include "io/json_util.h"
 #include "kernels/kernels.h"
 
 #include <cjson/cJSON.h>
@@ -21,6 +23,7 @@
 #include <string.h>
 
 #define VAE_EPS 1e-6f                   // GroupNorm eps of the whole AutoencoderKL
+#define VAE_INT_MAX 1000000             // sanity bound of the integer config fields
 #define VAE_BAND_FLOATS ((size_t)4 << 20) // band scratch budget per scratch buffer (16 MB)
 
 // ---------------------------------------------------------------------------------------------
@@ -55,24 +58,6 @@ void df_vae_config_sd(df_vae_config *cfg, int sdxl) {
     cfg->scaling_factor = sdxl ? 0.13025f : 0.18215f;
 }
 
-static df_status json_pos_int(const cJSON *root, const char *key, const char *label, int *dst) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!it || cJSON_IsNull(it)) return DF_OK;
-    DF_FAIL_IF(!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) ||
-                   it->valuedouble < 1 || it->valuedouble > 1e6,
-               DF_ERR_FORMAT, "%s: \"%s\" must be a positive integer", label, key);
-    *dst = (int)it->valuedouble;
-    return DF_OK;
-}
-
-static df_status json_bool(const cJSON *root, const char *key, const char *label, int *dst) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!it || cJSON_IsNull(it)) return DF_OK;
-    DF_FAIL_IF(!cJSON_IsBool(it), DF_ERR_FORMAT, "%s: \"%s\" must be true or false", label, key);
-    *dst = cJSON_IsTrue(it) ? 1 : 0;
-    return DF_OK;
-}
-
 // Every entry of the string array KEY (if present) must equal WANT.
 static df_status json_types(const cJSON *root, const char *key, const char *want,
                             const char *label, int levels) {
@@ -90,16 +75,16 @@ static df_status json_types(const cJSON *root, const char *key, const char *want
 }
 
 static df_status parse_root(const cJSON *root, const char *label, df_vae_config *c) {
-    DF_TRY(json_pos_int(root, "in_channels", label, &c->in_channels));
-    DF_TRY(json_pos_int(root, "out_channels", label, &c->out_channels));
-    DF_TRY(json_pos_int(root, "latent_channels", label, &c->latent_channels));
-    DF_TRY(json_pos_int(root, "layers_per_block", label, &c->layers_per_block));
-    DF_TRY(json_pos_int(root, "norm_num_groups", label, &c->groups));
-    DF_TRY(json_pos_int(root, "sample_size", label, &c->sample_size));
-    DF_TRY(json_bool(root, "force_upcast", label, &c->force_upcast));
-    DF_TRY(json_bool(root, "mid_block_add_attention", label, &c->mid_attention));
-    DF_TRY(json_bool(root, "use_quant_conv", label, &c->use_quant_conv));
-    DF_TRY(json_bool(root, "use_post_quant_conv", label, &c->use_post_quant_conv));
+    DF_TRY(df_json_int(root, label, "in_channels", 1, VAE_INT_MAX, &c->in_channels));
+    DF_TRY(df_json_int(root, label, "out_channels", 1, VAE_INT_MAX, &c->out_channels));
+    DF_TRY(df_json_int(root, label, "latent_channels", 1, VAE_INT_MAX, &c->latent_channels));
+    DF_TRY(df_json_int(root, label, "layers_per_block", 1, VAE_INT_MAX, &c->layers_per_block));
+    DF_TRY(df_json_int(root, label, "norm_num_groups", 1, VAE_INT_MAX, &c->groups));
+    DF_TRY(df_json_int(root, label, "sample_size", 1, VAE_INT_MAX, &c->sample_size));
+    DF_TRY(df_json_bool(root, label, "force_upcast", &c->force_upcast));
+    DF_TRY(df_json_bool(root, label, "mid_block_add_attention", &c->mid_attention));
+    DF_TRY(df_json_bool(root, label, "use_quant_conv", &c->use_quant_conv));
+    DF_TRY(df_json_bool(root, label, "use_post_quant_conv", &c->use_post_quant_conv));
     const cJSON *bo = cJSON_GetObjectItemCaseSensitive(root, "block_out_channels");
     if (bo) {
         int n = cJSON_IsArray(bo) ? cJSON_GetArraySize(bo) : -1;
@@ -142,11 +127,8 @@ df_status df_vae_config_parse(const char *json, const char *label, df_vae_config
     DF_FAIL_IF(!json || !cfg, DF_ERR_ARG, "NULL argument");
     df_vae_config c;
     config_defaults(&c);
-    cJSON *root = cJSON_Parse(json);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return DF_ERROR(DF_ERR_FORMAT, "%s: not a JSON object", label);
-    }
+    cJSON *root;
+    DF_TRY(df_json_parse_object(json, label, &root));
     df_status st = parse_root(root, label, &c);
     cJSON_Delete(root);
     if (st == DF_OK) *cfg = c;
@@ -155,21 +137,8 @@ df_status df_vae_config_parse(const char *json, const char *label, df_vae_config
 
 df_status df_vae_config_load(const char *path, df_vae_config *cfg) {
     DF_FAIL_IF(!path || !cfg, DF_ERR_ARG, "NULL argument");
-    FILE *f = fopen(path, "rb");
-    DF_FAIL_IF(!f, DF_ERR_IO, "cannot open %s", path);
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < (16l << 20) &&
-        fseek(f, 0, SEEK_SET) == 0) {
-        buf = malloc((size_t)n + 1);
-        if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) buf[n] = '\0';
-        else {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
-    DF_FAIL_IF(!buf, DF_ERR_IO, "cannot read %s", path);
+    char *buf;
+    DF_TRY(df_read_text_file(path, (size_t)16 << 20, 0, &buf, NULL));
     df_status st = df_vae_config_parse(buf, path, cfg);
     free(buf);
     return st;

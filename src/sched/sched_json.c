@@ -2,14 +2,16 @@
 #include "sched/sched.h"
 
 #include "core/core.h"
+#include "core/textfile.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+// Typed optional fields (absent / null keep *out). The model configs share io/json_util.h; sched
+// may include only core (docs/design.md), hence these local getters with sched's own ranges/enums.
 static df_status get_bool(const cJSON *root, const char *key, const char *what, int *out) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!it || cJSON_IsNull(it)) return DF_OK;
@@ -64,48 +66,13 @@ static df_status get_enum(const cJSON *root, const char *key, const char *what,
                     key, it->valuestring, list);
 }
 
-// Python's json module writes the non-JSON tokens Infinity / -Infinity / NaN (diffusers saves
-// DPMSolverMultistepScheduler's lambda_min_clipped as -Infinity). Rewrite them outside strings
-// as 1e999 (strtod: inf) / null. Returns a malloc'ed copy or NULL.
-static char *sanitize_json(const char *in) {
-    const size_t n = strlen(in);
-    char *out = malloc(2 * n + 1); // "NaN" -> "null" grows by one per 3 chars at most
-    if (!out) return NULL;
-    size_t o = 0;
-    int in_str = 0;
-    for (size_t i = 0; i < n;) {
-        const char ch = in[i];
-        if (in_str) {
-            out[o++] = ch;
-            if (ch == '\\' && i + 1 < n) out[o++] = in[++i];
-            else if (ch == '"') in_str = 0;
-            i++;
-        } else if (ch == '"') {
-            in_str = 1;
-            out[o++] = in[i++];
-        } else if (strncmp(in + i, "Infinity", 8) == 0) {
-            memcpy(out + o, "1e999", 5);
-            o += 5;
-            i += 8;
-        } else if (strncmp(in + i, "NaN", 3) == 0) {
-            memcpy(out + o, "null", 4);
-            o += 4;
-            i += 3;
-        } else {
-            out[o++] = in[i++];
-        }
-    }
-    out[o] = 0;
-    return out;
-}
-
 df_status df_sched_config_parse_json(const char *json, const char *what, df_sched_config *cfg,
                                      df_sched_kind *kind) {
     DF_FAIL_IF(!json || !cfg, DF_ERR_ARG, "NULL argument");
     if (!what) what = "scheduler config";
     if (kind) *kind = DF_SCHED_NONE;
     df_sched_config_init(cfg);
-    char *clean = sanitize_json(json);
+    char *clean = df_json_from_python(json);
     DF_FAIL_IF(!clean, DF_ERR_NOMEM, "%s: JSON copy", what);
     cJSON *root = cJSON_Parse(clean);
     if (!root) {
@@ -189,37 +156,8 @@ done:
 
 df_status df_sched_config_load_json(const char *path, df_sched_config *cfg, df_sched_kind *kind) {
     DF_FAIL_IF(!path || !cfg, DF_ERR_ARG, "NULL argument");
-    FILE *f = fopen(path, "rb");
-    DF_FAIL_IF(!f, DF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            if (cap > ((size_t)16 << 20)) {
-                free(buf);
-                fclose(f);
-                return DF_ERROR(DF_ERR_FORMAT, "%s: larger than 16 MiB", path);
-            }
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return DF_ERROR(DF_ERR_NOMEM, "%s: read buffer", path);
-            }
-            buf = nb;
-        }
-        const size_t r = fread(buf + len, 1, 4096, f);
-        len += r;
-        if (r < 4096) break;
-    }
-    const int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return DF_ERROR(DF_ERR_IO, "%s: read error", path);
-    }
-    buf[len] = 0;
+    DF_TRY(df_read_text_file(path, (size_t)16 << 20, 0, &buf, NULL));
     df_status st = df_sched_config_parse_json(buf, path, cfg, kind);
     free(buf);
     return st;

@@ -3,9 +3,10 @@
 
 #include "text/unicode_tables.h"
 
+#include "core/textfile.h"
+
 #include <cjson/cJSON.h>
 
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,53 +167,12 @@ const char *df_tokenizer_token(const df_tokenizer *t, int id) { return vocab_str
 // ---------------------------------------------------------------------------------------------
 // loading
 
-// Reads a whole file (NUL-terminated). *buf NULL with DF_OK if optional and absent.
-static df_status read_file(const char *path, int optional, char **buf, size_t *len) {
-    *buf = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (optional && errno == ENOENT) return DF_OK;
-        return DF_ERROR(DF_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    if (!b) {
-        fclose(f);
-        return DF_ERROR(DF_ERR_NOMEM, "out of memory reading %s", path);
-    }
-    for (;;) {
-        if (n + 1 >= cap) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                fclose(f);
-                return DF_ERROR(DF_ERR_NOMEM, "out of memory reading %s", path);
-            }
-            b = nb;
-            cap *= 2;
-        }
-        const size_t got = fread(b + n, 1, cap - 1 - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    const int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(b);
-        return DF_ERROR(DF_ERR_IO, "read error on %s", path);
-    }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
-    return DF_OK;
-}
-
+// Reads and parses a JSON file. *out NULL with DF_OK if optional and absent.
 static df_status parse_json_file(const char *path, int optional, cJSON **out) {
     *out = NULL;
     char *buf;
     size_t len;
-    DF_TRY(read_file(path, optional, &buf, &len));
+    DF_TRY(df_read_text_file(path, SIZE_MAX, optional, &buf, &len));
     if (!buf) return DF_OK;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
@@ -331,7 +291,7 @@ static size_t utf8_put(uint32_t cp, char *o) {
 static df_status load_merges(df_tokenizer *t, const char *path) {
     char *buf;
     size_t len;
-    DF_TRY(read_file(path, 0, &buf, &len));
+    DF_TRY(df_read_text_file(path, SIZE_MAX, 0, &buf, &len));
     df_status st = DF_OK;
     t->mcap = 1;
     while (t->mcap < (size_t)MAX_MERGES * 2) t->mcap *= 2;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define NAME_CAP 128
 // Feed-forward token chunk budget: the GEGLU input [tc][2F] and output [tc][F] hold at most this
@@ -23,6 +24,40 @@
 #define FF_CHUNK_FLOATS ((size_t)16 << 20)
 // Default f32 weight cache limit: a model whose matrices fit is converted once at load.
 #define DEFAULT_CACHE_MB 256
+
+// ---------------------------------------------------------------------------------------------
+// Optional profile (environment DF_UNET_PROFILE=1): process CPU time and FLOPs per operation
+// class and latent level, printed to stderr by df_unet_destroy (the first forward, a warm-up
+// with page faults on the weights, is dropped when there are more). Off: one branch per op.
+
+enum {
+    PR_CONV_W,   // conv weight conversion + packing
+    PR_CONV,     // 3x3 conv (im2col + GEMM)
+    PR_LIN_W,    // linear weight conversion
+    PR_LIN,      // linear GEMM
+    PR_ATT_SELF, // attn1 core
+    PR_ATT_X,    // attn2 core
+    PR_NORM,     // GroupNorm / LayerNorm
+    PR_EW,       // GEGLU, adds, temb, concat, upsample, scaling
+    PR_N
+};
+static const char *const pr_names[PR_N] = {"conv weight pack", "conv3x3", "linear weight cvt",
+                                           "linear gemm", "attn self", "attn cross", "norms",
+                                           "elementwise/shape"};
+#define PR_LEVELS 5 // per-level rows; level index = log2(T0 / T) clamped
+
+typedef struct uprof {
+    int on;
+    double t[PR_N][PR_LEVELS], flops[PR_N][PR_LEVELS];
+    double forwards;
+    int skipped_first; // counters were reset at the second forward (first = warm-up)
+} uprof;
+
+static double pr_clock(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Weights
@@ -132,7 +167,48 @@ struct df_unet {
     df_unet_debug_fn dbg;
     void *dbg_user;
     int idx; // patch-context call counter within a forward
+    int T0;  // tokens per image at level 0 of the current forward (profile levels)
+    uprof prof;
 };
+
+static int pr_level(const df_unet *u, size_t T) {
+    int l = 0;
+    while (l + 1 < PR_LEVELS && T * ((size_t)2 << (2 * l)) <= (size_t)u->T0) l++;
+    return l;
+}
+
+// PROF(u, cat, T, flops, statement): statement, timed into u->prof when profiling.
+#define PROF(u, cat, T, fl, stmt)                                                              \
+    do {                                                                                       \
+        if (!(u)->prof.on) {                                                                   \
+            stmt;                                                                              \
+        } else {                                                                               \
+            const double pt0_ = pr_clock();                                                    \
+            stmt;                                                                              \
+            const int pl_ = pr_level((u), (size_t)(T));                                        \
+            (u)->prof.t[cat][pl_] += pr_clock() - pt0_;                                        \
+            (u)->prof.flops[cat][pl_] += (double)(fl);                                         \
+        }                                                                                      \
+    } while (0)
+
+static void pr_print(const df_unet *u) {
+    const uprof *p = &u->prof;
+    if (!p->on || p->forwards <= 0) return;
+    double tot = 0, fl = 0;
+    for (int c = 0; c < PR_N; c++)
+        for (int l = 0; l < PR_LEVELS; l++) tot += p->t[c][l], fl += p->flops[c][l];
+    fprintf(stderr, "unet profile: %.0f forward(s), %.3f CPU-s per forward in ops (%.1f GFLOP)\n",
+            p->forwards, tot / p->forwards, fl / p->forwards * 1e-9);
+    for (int c = 0; c < PR_N; c++)
+        for (int l = 0; l < PR_LEVELS; l++) {
+            if (p->t[c][l] <= 0) continue;
+            const double t = p->t[c][l] / p->forwards, f = p->flops[c][l] / p->forwards;
+            fprintf(stderr, "  %-20s L%d %8.3f s %5.1f%%", pr_names[c], l, t,
+                    100 * p->t[c][l] / tot);
+            if (f > 0) fprintf(stderr, "  %8.1f GFLOP %6.1f GF/s", f * 1e-9, f / t * 1e-9);
+            fprintf(stderr, "\n");
+        }
+}
 
 static size_t weight_floats(const wreg *r) {
     return r->p->t ? r->p->t->numel : 0;
@@ -416,6 +492,15 @@ static const float *conv_w(df_unet *u, const uconv *c) {
     return u->wscr;
 }
 
+// y [M][out] (=|+=) x [M][in] W^T + b for a linear layer; T: tokens per image (profile level).
+static void lin(df_unet *u, float *y, const float *x, const ulin *l, float *scr, int M, int T,
+                int accumulate) {
+    const float *w;
+    PROF(u, PR_LIN_W, T, 0, w = lin_w(l, scr));
+    PROF(u, PR_LIN, T, 2.0 * M * l->in * l->out,
+         df_linear(y, x, w, l->b.f, M, l->in, l->out, accumulate));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Creation / loading
 
@@ -433,6 +518,8 @@ df_status df_unet_create(const df_unet_config *cfg, df_weights *w, df_unet **out
     }
     u->cfg = *cfg;
     u->w = w;
+    const char *pe = getenv("DF_UNET_PROFILE");
+    u->prof.on = pe && *pe && strcmp(pe, "0") != 0;
     st = resolve_weights(u);
     if (st == DF_OK) st = build_cache(u);
     if (st != DF_OK) {
@@ -520,6 +607,7 @@ static void free_trans(utrans *t) {
 
 void df_unet_destroy(df_unet *u) {
     if (!u) return;
+    pr_print(u);
     for (int i = 0; i < DF_UNET_MAX_LEVELS; i++)
         for (int j = 0; j < DF_UNET_MAX_LAYERS; j++) {
             free_trans(&u->down[i].attn[j]);
@@ -803,14 +891,18 @@ static void debug_dump(df_unet *u, const char *name, const float *x, int B, int 
 static df_status group_norm(df_unet *u, df_pctx *ctx, const unorm *n, const float *x, float *y,
                             int B, int T, float eps, int silu) {
     const int G = u->cfg.norm_groups, C = n->C;
-    for (int b = 0; b < B; b++)
-        df_group_norm_stats(u->gstats + (size_t)b * 2 * G, x + (size_t)b * T * C, T, C, G);
+    PROF(u, PR_NORM, T, 0, {
+        for (int b = 0; b < B; b++)
+            df_group_norm_stats(u->gstats + (size_t)b * 2 * G, x + (size_t)b * T * C, T, C, G);
+    });
     const double count = (double)T * (C / G);
     DF_TRY(ctx->ops->gn_stats(ctx, u->idx++, n->name, u->gstats, B, G, count, u->gmean, u->gvar));
     for (int i = 0; i < B * G; i++) u->grstd[i] = 1.0f / sqrtf(u->gvar[i] + eps);
-    for (int b = 0; b < B; b++)
-        df_group_norm_apply(y + (size_t)b * T * C, x + (size_t)b * T * C, u->gmean + b * G,
-                            u->grstd + b * G, n->g.f, n->b.f, T, C, G, silu);
+    PROF(u, PR_NORM, T, 0, {
+        for (int b = 0; b < B; b++)
+            df_group_norm_apply(y + (size_t)b * T * C, x + (size_t)b * T * C, u->gmean + b * G,
+                                u->grstd + b * G, n->g.f, n->b.f, T, C, G, silu);
+    });
     return DF_OK;
 }
 
@@ -819,8 +911,27 @@ static df_status conv3(df_unet *u, df_pctx *ctx, const uconv *c, const float *x,
                        int H, int W, int stride) {
     const float *top = NULL, *bot = NULL;
     DF_TRY(ctx->ops->conv_halo(ctx, u->idx++, c->name, x, B, H, W, c->cin, 1, &top, &bot));
-    df_conv2d(y, x, top, bot, conv_w(u, c), c->b.f, B, H, W, c->cin, c->cout, 3, stride);
+    const float *w;
+    PROF(u, PR_CONV_W, H * W, 0, w = conv_w(u, c));
+    const int Ho = stride == 1 ? H : (H + 1) / 2, Wo = stride == 1 ? W : (W + 1) / 2;
+    PROF(u, PR_CONV, Ho * Wo, 18.0 * B * Ho * Wo * c->cin * c->cout,
+         df_conv2d(y, x, top, bot, w, c->b.f, B, H, W, c->cin, c->cout, 3, stride));
     return DF_OK;
+}
+
+// t2 [P][co] += e [P / T][co] (one row per image of T tokens).
+static void add_rows(float *t2, const float *tb, size_t P, int T, int co) {
+#pragma omp parallel for schedule(static) if (P * co > 65536)
+    for (size_t p = 0; p < P; p++) {
+        const float *e = tb + (p / T) * co; // [cout]
+        float *row = t2 + p * co;
+        for (int k = 0; k < co; k++) row[k] += e[k];
+    }
+}
+
+static void div_scalar(float *y, size_t n, float s) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] /= s;
 }
 
 // ResnetBlock2D: y = (shortcut(x) + conv2(SiLU(GN2(conv1(SiLU(GN1(x))) + temb)))) / scale.
@@ -833,26 +944,20 @@ static df_status resnet(df_unet *u, df_pctx *ctx, const uresnet *r, const float 
     DF_TRY(group_norm(u, ctx, &r->norm1, x, u->t1, B, T, eps, 1)); // t1 [P][cin]
     DF_TRY(conv3(u, ctx, &r->conv1, u->t1, u->t2, B, H, W, 1));    // t2 [P][cout]
     // + time_emb_proj(SiLU(emb)) per image: tbuf [B][cout]
-    df_linear(u->tbuf, u->semb, lin_w(&r->temb, u->wscr), r->temb.b.f, B,
-              u->cfg.time_embed_dim, co, 0);
+    lin(u, u->tbuf, u->semb, &r->temb, u->wscr, B, T, 0);
     float *t2 = u->t2;
     const float *tb = u->tbuf;
-#pragma omp parallel for schedule(static) if (P * co > 65536)
-    for (size_t p = 0; p < P; p++) {
-        const float *e = tb + (p / T) * co; // [cout]
-        float *row = t2 + p * co;
-        for (int k = 0; k < co; k++) row[k] += e[k];
-    }
+    PROF(u, PR_EW, T, 0, add_rows(t2, tb, P, T, co));
     DF_TRY(group_norm(u, ctx, &r->norm2, u->t2, u->t2, B, T, eps, 1));
     DF_TRY(conv3(u, ctx, &r->conv2, u->t2, y, B, H, W, 1)); // y [P][cout]
     if (r->has_sc) // y += conv_shortcut(x) (1x1 conv as a GEMM, residual fused)
-        df_linear(y, x, lin_w(&r->sc, u->wscr), r->sc.b.f, (int)P, ci, co, 1);
+        lin(u, y, x, &r->sc, u->wscr, (int)P, T, 1);
     else
-        df_add(y, y, x, P * co);
+        PROF(u, PR_EW, T, 0, df_add(y, y, x, P * co));
+    (void)ci;
     if (r->out_scale != 1.0f) {
         const float s = r->out_scale;
-#pragma omp parallel for schedule(static) if (P * co > 65536)
-        for (size_t i = 0; i < P * co; i++) y[i] /= s;
+        PROF(u, PR_EW, T, 0, div_scalar(y, P * co, s));
     }
     return DF_OK;
 }
@@ -873,30 +978,35 @@ static df_status transformer_block(df_unet *u, df_pctx *ctx, const ublock *k, fl
     const float eps = u->cfg.layer_norm_eps;
     float *n = u->t1, *o = u->t2, *q = u->tq; // [P][C] each
     // self-attention: local queries against the keys/values of the whole image
-    df_layer_norm(n, s, k->ln1.g.f, k->ln1.b.f, P, C, eps);
-    df_linear(q, n, lin_w(&k->q1, u->wscr), NULL, P, C, C, 0);
-    df_linear(u->tk, n, lin_w(&k->k1, u->wscr), NULL, P, C, C, 0);
-    df_linear(u->tv, n, lin_w(&k->v1, u->wscr), NULL, P, C, C, 0);
+    PROF(u, PR_NORM, T, 0, df_layer_norm(n, s, k->ln1.g.f, k->ln1.b.f, P, C, eps));
+    lin(u, q, n, &k->q1, u->wscr, P, T, 0);
+    lin(u, u->tk, n, &k->k1, u->wscr, P, T, 0);
+    lin(u, u->tv, n, &k->v1, u->wscr, P, T, 0);
     const float *kf = NULL, *vf = NULL;
     int Tf = 0;
     DF_TRY(ctx->ops->attn_kv(ctx, u->idx++, k->attn1, u->tk, u->tv, B, T, C, &kf, &vf, &Tf));
-    attention(o, q, kf, vf, B, T, Tf, C, heads);
-    df_linear(s, o, lin_w(&k->o1, u->wscr), k->o1.b.f, P, C, C, 1);
+    PROF(u, PR_ATT_SELF, T, 4.0 * B * T * Tf * C, attention(o, q, kf, vf, B, T, Tf, C, heads));
+    lin(u, s, o, &k->o1, u->wscr, P, T, 1);
     // cross-attention with the cached text K/V
-    df_layer_norm(n, s, k->ln2.g.f, k->ln2.b.f, P, C, eps);
-    df_linear(q, n, lin_w(&k->q2, u->wscr), NULL, P, C, C, 0);
-    attention(o, q, k->ktext, k->vtext, B, T, u->Tt, C, heads);
-    df_linear(s, o, lin_w(&k->o2, u->wscr), k->o2.b.f, P, C, C, 1);
+    PROF(u, PR_NORM, T, 0, df_layer_norm(n, s, k->ln2.g.f, k->ln2.b.f, P, C, eps));
+    lin(u, q, n, &k->q2, u->wscr, P, T, 0);
+    PROF(u, PR_ATT_X, T, 4.0 * B * T * u->Tt * C,
+         attention(o, q, k->ktext, k->vtext, B, T, u->Tt, C, heads));
+    lin(u, s, o, &k->o2, u->wscr, P, T, 1);
     // feed-forward in token chunks: g [tc][2F] -> GEGLU -> [tc][F] -> s += . W2^T + b2
-    df_layer_norm(n, s, k->ln3.g.f, k->ln3.b.f, P, C, eps);
+    PROF(u, PR_NORM, T, 0, df_layer_norm(n, s, k->ln3.g.f, k->ln3.b.f, P, C, eps));
     const int F = 4 * C, tc = (int)ff_chunk_tokens((size_t)P, C);
-    const float *w1 = lin_w(&k->ff1, u->wscr), *w2 = lin_w(&k->ff2, u->wscr2);
+    const float *w1, *w2;
+    PROF(u, PR_LIN_W, T, 0, w1 = lin_w(&k->ff1, u->wscr));
+    PROF(u, PR_LIN_W, T, 0, w2 = lin_w(&k->ff2, u->wscr2));
     float *g = u->ffg, *h = u->ffg + (size_t)tc * 2 * F;
     for (int t0 = 0; t0 < P; t0 += tc) {
         const int m = P - t0 < tc ? P - t0 : tc;
-        df_linear(g, n + (size_t)t0 * C, w1, k->ff1.b.f, m, C, 2 * F, 0);
-        df_geglu(h, g, m, F);
-        df_linear(s + (size_t)t0 * C, h, w2, k->ff2.b.f, m, F, C, 1);
+        PROF(u, PR_LIN, T, 2.0 * m * C * 2 * F,
+             df_linear(g, n + (size_t)t0 * C, w1, k->ff1.b.f, m, C, 2 * F, 0));
+        PROF(u, PR_EW, T, 0, df_geglu(h, g, m, F));
+        PROF(u, PR_LIN, T, 2.0 * m * F * C,
+             df_linear(s + (size_t)t0 * C, h, w2, k->ff2.b.f, m, F, C, 1));
     }
     return DF_OK;
 }
@@ -906,10 +1016,10 @@ static df_status transformer(df_unet *u, df_pctx *ctx, const utrans *tr, float *
                              int W) {
     const int T = H * W, C = tr->C, P = B * T;
     DF_TRY(group_norm(u, ctx, &tr->norm, x, u->t1, B, T, u->cfg.transformer_norm_eps, 0));
-    df_linear(u->ts, u->t1, lin_w(&tr->proj_in, u->wscr), tr->proj_in.b.f, P, C, C, 0);
+    lin(u, u->ts, u->t1, &tr->proj_in, u->wscr, P, T, 0);
     for (int j = 0; j < tr->depth; j++)
         DF_TRY(transformer_block(u, ctx, &tr->blocks[j], u->ts, B, T, C, tr->heads));
-    df_linear(x, u->ts, lin_w(&tr->proj_out, u->wscr), tr->proj_out.b.f, P, C, C, 1);
+    lin(u, x, u->ts, &tr->proj_out, u->wscr, P, T, 1);
     return DF_OK;
 }
 
@@ -943,6 +1053,16 @@ df_status df_unet_forward(df_unet *u, df_pctx *ctx, const float *x, const float 
                ctx->row0, ctx->row1, ctx->H_full, u->Hb, u->H);
     u->idx = 0;
     const int *hb = u->hb, *wl = u->wl;
+    u->T0 = hb[0] * wl[0];
+    if (u->prof.on) {
+        if (u->prof.forwards == 1 && !u->prof.skipped_first) { // drop the warm-up forward
+            memset(u->prof.t, 0, sizeof u->prof.t);
+            memset(u->prof.flops, 0, sizeof u->prof.flops);
+            u->prof.forwards = 0;
+            u->prof.skipped_first = 1;
+        }
+        u->prof.forwards++;
+    }
 
     // 1. Time embedding: emb = linear_2(SiLU(linear_1(sinusoid(t)))) (+ aug)  [B][ted]
     for (int b = 0; b < B; b++)
@@ -1014,7 +1134,7 @@ df_status df_unet_forward(df_unet *u, df_pctx *ctx, const float *x, const float 
         for (int j = 0; j < b->nres; j++) {
             const float *s = u->skip[--sp];
             const int cs = b->res[j].cin - C;
-            df_concat_channels(u->cat, h, s, P, C, cs); // [P][C + cs]
+            PROF(u, PR_EW, P / B, 0, df_concat_channels(u->cat, h, s, P, C, cs)); // [P][C + cs]
             float *y = h == u->hA ? u->hB : u->hA;
             DF_TRY(resnet(u, ctx, &b->res[j], u->cat, y, B, hb[l], wl[l]));
             if (b->attn[j].depth) DF_TRY(transformer(u, ctx, &b->attn[j], y, B, hb[l], wl[l]));
@@ -1024,7 +1144,8 @@ df_status df_unet_forward(df_unet *u, df_pctx *ctx, const float *x, const float 
         int lv = l;
         if (b->has_sample) { // nearest x2 to the next skip's size, then conv
             lv = l - 1;
-            upsample(u->t1, h, B, hb[l], wl[l], C, hb[lv], wl[lv]);
+            PROF(u, PR_EW, hb[lv] * wl[lv], 0,
+                 upsample(u->t1, h, B, hb[l], wl[l], C, hb[lv], wl[lv]));
             float *y = h == u->hA ? u->hB : u->hA;
             DF_TRY(conv3(u, ctx, &b->sample, u->t1, y, B, hb[lv], wl[lv], 1));
             h = y;

@@ -2,7 +2,7 @@
 // encode_prompt cases; tiny-sdxl F16, tiny-sd15 F32, tiny-sd15-single LDM checkpoint), the
 // causal attention against its _ref twin, the single-file name mapping against the fixture's
 // mapping json, and the error paths.
-#include "df_test.h"
+#include "df_golden.h"
 
 #include "io/safetensors.h"
 #include "model/clip.h"
@@ -16,32 +16,6 @@
 #define TOL_REL 1e-5
 #define TOL_ABS 1e-4
 
-static char g_dir[4096];
-
-static const char *gpath(const char *rel) {
-    static char buf[8][4352];
-    static int k = 0;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, rel);
-    return buf[k];
-}
-
-// Whole golden tensor as f32 (malloc'ed) with its element count.
-static float *read_f32(const df_st_file *f, const char *name, size_t *n) {
-    const df_st_tensor *t = df_st_find(f, name);
-    if (!t) {
-        fprintf(stderr, "golden tensor %s missing\n", name);
-        exit(1);
-    }
-    float *p = malloc(t->numel * sizeof(float));
-    if (df_st_read_f32(f, name, p, t->numel) != DF_OK) {
-        fprintf(stderr, "reading %s: %s\n", name, df_last_error());
-        exit(1);
-    }
-    if (n) *n = t->numel;
-    return p;
-}
-
 static const int32_t *ids_of(const df_st_file *f, const char *name, int row) {
     const df_st_tensor *t = df_st_find(f, name);
     if (!t || t->dtype != DF_DTYPE_I32) {
@@ -51,18 +25,8 @@ static const int32_t *ids_of(const df_st_file *f, const char *name, int row) {
     return (const int32_t *)t->data + (size_t)row * DF_CLIP_TOKENS; // aligned: 4-byte dtype
 }
 
-static double max_abs(const float *a, const float *b, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > m || d != d) m = d;
-    }
-    return m;
-}
-
 static void compare(const float *got, const float *want, size_t n, const char *label) {
-    EXPECT_REL_L2(got, want, n, TOL_REL, label);
-    EXPECT_LE_F64(max_abs(got, want, n), TOL_ABS);
+    dfg_compare(got, want, n, TOL_REL, TOL_ABS, label);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -74,14 +38,15 @@ static void check_encoder(df_clip *m, const df_st_file *g, const char *te, const
     char name[128];
     snprintf(name, sizeof name, "in.%s.input_ids", te);
     const int B = (int)df_st_find(g, name)->shape[0];
-    size_t nh, nl, np;
+    const df_st_tensor *th, *tl, *tp;
     snprintf(name, sizeof name, "out.%s.hidden_states", te);
-    float *hs_want = read_f32(g, name, &nh); // [N+1][B][T][D]
+    float *hs_want = dfg_need_f32(g, name, &th); // [N+1][B][T][D]
     snprintf(name, sizeof name, "out.%s.last_hidden_state", te);
-    float *lh_want = read_f32(g, name, &nl); // [B][T][D]
+    float *lh_want = dfg_need_f32(g, name, &tl); // [B][T][D]
     const int proj = c->has_projection;
     snprintf(name, sizeof name, proj ? "out.%s.text_embeds" : "out.%s.pooler_output", te);
-    float *p_want = read_f32(g, name, &np); // [B][P or D]
+    float *p_want = dfg_need_f32(g, name, &tp); // [B][P or D]
+    const size_t nh = th->numel, nl = tl->numel, np = tp->numel;
     EXPECT_EQ_I64(nh, (size_t)(N + 1) * B * T * D);
     const int PD = proj ? c->projection_dim : D;
     float *hs = calloc(nh, sizeof(float)), *lh = calloc(nl, sizeof(float));
@@ -140,7 +105,7 @@ static void check_sdxl_prompts(df_clip *te1, df_clip *te2, const df_tokenizer *t
                                const df_tokenizer *tok2) {
     const df_st_file *g = NULL;
     df_st_file *gf;
-    EXPECT_OK(df_st_open(gpath("sdxl/encode_prompt.safetensors"), &gf));
+    EXPECT_OK(df_st_open(dfg_path("sdxl/encode_prompt.safetensors"), &gf));
     if (!gf) return;
     g = gf;
     static const prompt_case cases[] = {
@@ -176,8 +141,9 @@ static void check_sdxl_prompts(df_clip *te1, df_clip *te2, const df_tokenizer *t
         const float *got[4] = {e, ne, p, np};
         for (int k = 0; k < 4; k++) {
             snprintf(name, sizeof name, "%s.out.%s", pc->name, outs[k]);
-            size_t n;
-            float *want = read_f32(g, name, &n);
+            const df_st_tensor *t;
+            float *want = dfg_need_f32(g, name, &t);
+            const size_t n = t->numel;
             EXPECT_EQ_I64(n, k < 2 ? (size_t)T * DC : (size_t)P);
             snprintf(label, sizeof label, "sdxl %s %s", pc->name, outs[k]);
             compare(got[k], want, n, label);
@@ -200,7 +166,7 @@ static void check_sdxl_prompts(df_clip *te1, df_clip *te2, const df_tokenizer *t
 
 static void check_sd15_prompts(df_clip *te, const df_tokenizer *tok, const char *what) {
     df_st_file *g;
-    EXPECT_OK(df_st_open(gpath("sd15/encode_prompt.safetensors"), &g));
+    EXPECT_OK(df_st_open(dfg_path("sd15/encode_prompt.safetensors"), &g));
     if (!g) return;
     static const prompt_case cases[] = {
         {"default_negative_none", NULL, NULL, "", 0}, // None is encoded as ""
@@ -218,12 +184,12 @@ static void check_sd15_prompts(df_clip *te, const df_tokenizer *tok, const char 
         EXPECT_OK(df_sd15_encode_prompt(te, ids, nids, pc->clip_skip, e, ne));
         char name[128], label[160];
         snprintf(name, sizeof name, "%s.out.prompt_embeds", pc->name);
-        float *want = read_f32(g, name, NULL);
+        float *want = dfg_need_f32(g, name, NULL);
         snprintf(label, sizeof label, "%s %s prompt_embeds", what, pc->name);
         compare(e, want, (size_t)T * D, label);
         free(want);
         snprintf(name, sizeof name, "%s.out.negative_prompt_embeds", pc->name);
-        want = read_f32(g, name, NULL);
+        want = dfg_need_f32(g, name, NULL);
         snprintf(label, sizeof label, "%s %s negative_prompt_embeds", what, pc->name);
         compare(ne, want, (size_t)T * D, label);
         free(want);
@@ -273,19 +239,9 @@ static void check_attention(void) {
 // Single-file mapping of text_encoder names vs the fixture's mapping json.
 
 static void check_mapping(void) {
-    const char *path = gpath("models/tiny-sd15-single/tiny-sd15.mapping.json");
-    FILE *f = fopen(path, "rb");
-    EXPECT_TRUE(f != NULL);
-    if (!f) return;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    EXPECT_TRUE(fread(buf, 1, (size_t)n, f) == (size_t)n);
-    buf[n] = 0;
-    fclose(f);
-    cJSON *root = cJSON_Parse(buf);
+    cJSON *root = dfg_load_json(dfg_path("models/tiny-sd15-single/tiny-sd15.mapping.json"));
     EXPECT_TRUE(root != NULL);
+    if (!root) return;
     int checked = 0, bad = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, root) {
@@ -309,7 +265,6 @@ static void check_mapping(void) {
     EXPECT_EQ_I64(checked, 52);
     EXPECT_EQ_I64(bad, 0);
     cJSON_Delete(root);
-    free(buf);
 
     // SDXL / OpenCLIP names (spec §1.3)
     static const char *const pairs[][2] = {
@@ -373,7 +328,7 @@ static void check_errors(const char *te_dir, df_clip *ref) {
     snprintf(path, sizeof path, "%s/config.json", te_dir);
     EXPECT_OK(df_clip_config_load(path, &cfg));
     df_weights *w = NULL;
-    EXPECT_OK(df_weights_open_dir(gpath("models/tiny-sdxl"), "text_encoder", &w));
+    EXPECT_OK(df_weights_open_dir(dfg_path("models/tiny-sdxl"), "text_encoder", &w));
     if (!w) return;
     df_clip *m = NULL;
 
@@ -429,7 +384,7 @@ static void check_errors(const char *te_dir, df_clip *ref) {
                                     &bad),
                DF_ERR_FORMAT, "not divisible");
     EXPECT_ERR(df_clip_config_parse("[1]", "cfg", &bad), DF_ERR_FORMAT, "not a JSON object");
-    EXPECT_ERR(df_clip_load(gpath("models/tiny-sdxl"), "no_such_encoder", &m), DF_ERR_IO,
+    EXPECT_ERR(df_clip_load(dfg_path("models/tiny-sdxl"), "no_such_encoder", &m), DF_ERR_IO,
                "no_such_encoder");
 }
 
@@ -460,8 +415,8 @@ static int write_sdxl_single(const char *path) {
     df_weights *w1 = NULL, *w2 = NULL;
     df_st_writer *wr = NULL;
     blob b = {{0}, 0};
-    int ok = df_weights_open_dir(gpath("models/tiny-sdxl"), "text_encoder", &w1) == DF_OK &&
-             df_weights_open_dir(gpath("models/tiny-sdxl"), "text_encoder_2", &w2) == DF_OK &&
+    int ok = df_weights_open_dir(dfg_path("models/tiny-sdxl"), "text_encoder", &w1) == DF_OK &&
+             df_weights_open_dir(dfg_path("models/tiny-sdxl"), "text_encoder_2", &w2) == DF_OK &&
              df_st_writer_create(&wr) == DF_OK;
     char name[256];
     for (int i = 0; ok && i < df_weights_count(w1); i++) {
@@ -557,15 +512,15 @@ static void check_sdxl_single(void) {
     df_clip *te1 = NULL, *te2 = NULL;
     df_clip_config c1, c2;
     EXPECT_OK(df_st_open(path, &f));
-    EXPECT_OK(df_clip_config_load(gpath("models/tiny-sdxl/text_encoder/config.json"), &c1));
-    EXPECT_OK(df_clip_config_load(gpath("models/tiny-sdxl/text_encoder_2/config.json"), &c2));
+    EXPECT_OK(df_clip_config_load(dfg_path("models/tiny-sdxl/text_encoder/config.json"), &c1));
+    EXPECT_OK(df_clip_config_load(dfg_path("models/tiny-sdxl/text_encoder_2/config.json"), &c2));
     if (f) {
         EXPECT_OK(df_weights_from_single(f, "text_encoder", &w1));
         EXPECT_OK(df_weights_from_single(f, "text_encoder_2", &w2));
     }
     if (w1) EXPECT_OK(df_clip_create(&c1, w1, &te1));
     if (w2) EXPECT_OK(df_clip_create(&c2, w2, &te2));
-    EXPECT_OK(df_st_open(gpath("sdxl/text_encoders.safetensors"), &g));
+    EXPECT_OK(df_st_open(dfg_path("sdxl/text_encoders.safetensors"), &g));
     if (te1 && te2 && g) {
         check_encoder(te1, g, "te1", "sdxl-single");
         check_encoder(te2, g, "te2", "sdxl-single");
@@ -583,9 +538,7 @@ static void check_sdxl_single(void) {
 }
 
 int main(void) {
-    const char *gd = df_test_golden_dir();
-    if (!gd) return 77;
-    snprintf(g_dir, sizeof g_dir, "%s", gd);
+    if (!(dfg_dir = df_test_golden_dir())) return 77;
     df_set_threads(2);
 
     check_attention();
@@ -593,10 +546,10 @@ int main(void) {
 
     // SDXL fixture (F16 weights)
     df_clip *te1 = NULL, *te2 = NULL;
-    EXPECT_OK(df_clip_load(gpath("models/tiny-sdxl"), "text_encoder", &te1));
-    EXPECT_OK(df_clip_load(gpath("models/tiny-sdxl"), "text_encoder_2", &te2));
+    EXPECT_OK(df_clip_load(dfg_path("models/tiny-sdxl"), "text_encoder", &te1));
+    EXPECT_OK(df_clip_load(dfg_path("models/tiny-sdxl"), "text_encoder_2", &te2));
     df_st_file *g = NULL;
-    EXPECT_OK(df_st_open(gpath("sdxl/text_encoders.safetensors"), &g));
+    EXPECT_OK(df_st_open(dfg_path("sdxl/text_encoders.safetensors"), &g));
     if (te1 && te2 && g) {
         EXPECT_EQ_I64(df_clip_get_config(te1)->has_projection, 0);
         EXPECT_EQ_I64(df_clip_get_config(te2)->has_projection, 1);
@@ -604,12 +557,12 @@ int main(void) {
         check_encoder(te1, g, "te1", "sdxl");
         check_encoder(te2, g, "te2", "sdxl");
         df_tokenizer *tok1 = NULL, *tok2 = NULL;
-        EXPECT_OK(df_tokenizer_load(gpath("models/tiny-sdxl/tokenizer"), -1, &tok1));
-        EXPECT_OK(df_tokenizer_load(gpath("models/tiny-sdxl/tokenizer_2"), -1, &tok2));
+        EXPECT_OK(df_tokenizer_load(dfg_path("models/tiny-sdxl/tokenizer"), -1, &tok1));
+        EXPECT_OK(df_tokenizer_load(dfg_path("models/tiny-sdxl/tokenizer_2"), -1, &tok2));
         if (tok1 && tok2) check_sdxl_prompts(te1, te2, tok1, tok2);
         df_tokenizer_destroy(tok1);
         df_tokenizer_destroy(tok2);
-        check_errors(gpath("models/tiny-sdxl/text_encoder"), te1);
+        check_errors(dfg_path("models/tiny-sdxl/text_encoder"), te1);
     }
     df_st_close(g);
     df_clip_destroy(te1);
@@ -618,10 +571,10 @@ int main(void) {
 
     // SD 1.5 folder (F32) and the LDM single file (F16), same golden
     df_tokenizer *tok = NULL;
-    EXPECT_OK(df_tokenizer_load(gpath("models/tiny-sd15/tokenizer"), -1, &tok));
-    EXPECT_OK(df_st_open(gpath("sd15/text_encoders.safetensors"), &g));
+    EXPECT_OK(df_tokenizer_load(dfg_path("models/tiny-sd15/tokenizer"), -1, &tok));
+    EXPECT_OK(df_st_open(dfg_path("sd15/text_encoders.safetensors"), &g));
     df_clip *te = NULL;
-    EXPECT_OK(df_clip_load(gpath("models/tiny-sd15"), "text_encoder", &te));
+    EXPECT_OK(df_clip_load(dfg_path("models/tiny-sd15"), "text_encoder", &te));
     if (te && g && tok) {
         check_encoder(te, g, "te1", "sd15");
         check_sd15_prompts(te, tok, "sd15");
@@ -632,8 +585,8 @@ int main(void) {
     df_st_file *single = NULL;
     df_weights *ws = NULL;
     df_clip_config cfg;
-    EXPECT_OK(df_st_open(gpath("models/tiny-sd15-single/tiny-sd15.safetensors"), &single));
-    EXPECT_OK(df_clip_config_load(gpath("models/tiny-sd15/text_encoder/config.json"), &cfg));
+    EXPECT_OK(df_st_open(dfg_path("models/tiny-sd15-single/tiny-sd15.safetensors"), &single));
+    EXPECT_OK(df_clip_config_load(dfg_path("models/tiny-sd15/text_encoder/config.json"), &cfg));
     if (single) EXPECT_OK(df_weights_from_single(single, "text_encoder", &ws));
     if (ws) EXPECT_OK(df_clip_create(&cfg, ws, &te));
     if (te && g && tok) {

@@ -13,7 +13,7 @@
 // Usage: test_pipeline [CASE...]   CASE = sdxl/pipe_euler_512 ..., "fast" (the fast checks; the
 //        default without arguments) or "all" (fast checks and every golden case). CTest runs each
 //        golden case as its own test (tests/cli/tests.cmake).
-#include "df_test.h"
+#include "df_golden.h"
 
 #include "distrifuse/df.h"
 
@@ -25,45 +25,15 @@
 #include <cjson/cJSON.h>
 #include <unistd.h>
 
-static char g_golden[4096];
-
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
-
-static float *read_f32(const df_st_file *f, const char *name, const df_st_tensor **tout) {
-    const df_st_tensor *t = df_st_find(f, name);
-    if (!t) return NULL;
-    float *d = malloc(t->numel * sizeof(float) + 4);
-    if (df_st_read_f32(f, name, d, t->numel) != DF_OK) {
-        free(d);
-        return NULL;
-    }
-    if (tout) *tout = t;
-    return d;
-}
 
 static df_model *g_models[2]; // 0 tiny-sdxl, 1 tiny-sd15 (loaded once)
 
 static df_model *model(int sd15) {
     if (!g_models[sd15]) {
         char p[4200];
-        snprintf(p, sizeof p, "%s/models/%s", g_golden, sd15 ? "tiny-sd15" : "tiny-sdxl");
+        snprintf(p, sizeof p, "%s/models/%s", dfg_dir, sd15 ? "tiny-sd15" : "tiny-sdxl");
         df_status st = df_model_load(p, &g_models[sd15]);
         if (st != DF_OK) {
             fprintf(stderr, "df_model_load(%s): %s: %s\n", p, df_status_str(st), df_last_error());
@@ -132,15 +102,15 @@ static void run_case(const char *dir, const cJSON *c) {
     if (!m) return;
 
     char path[4400];
-    snprintf(path, sizeof path, "%s/%s/%s", g_golden, dir, file);
+    snprintf(path, sizeof path, "%s/%s/%s", dfg_dir, dir, file);
     df_st_file *gf = NULL;
     EXPECT_OK(df_st_open(path, &gf));
     if (!gf) return;
     const df_st_tensor *t_noise = NULL, *t_lat = NULL, *t_steps = NULL, *t_img = NULL;
-    float *noise = read_f32(gf, "in.noise", &t_noise);
-    float *want = read_f32(gf, "out.latents", &t_lat);
-    float *want_steps = read_f32(gf, "out.step_latents", &t_steps);
-    float *want_img = read_f32(gf, "out.image", &t_img);
+    float *noise = dfg_read_f32(gf, "in.noise", &t_noise);
+    float *want = dfg_read_f32(gf, "out.latents", &t_lat);
+    float *want_steps = dfg_read_f32(gf, "out.step_latents", &t_steps);
+    float *want_img = dfg_read_f32(gf, "out.image", &t_img);
     EXPECT_TRUE(noise && want);
     if (!noise || !want) goto out;
 
@@ -262,19 +232,9 @@ static int selected(int argc, char **argv, const char *name) {
 static void golden_cases(int argc, char **argv) {
     const char *dirs[2] = {"sdxl", "sd15"};
     for (int d = 0; d < 2; d++) {
-        char p[4200];
-        snprintf(p, sizeof p, "%s/%s/manifest.json", g_golden, dirs[d]);
-        char *text = slurp(p);
-        EXPECT_TRUE(text != NULL);
-        // Python's json writes -Infinity / NaN (DPM lambda_min_clipped): blank them for cJSON
-        for (char *q = text; q && (q = strstr(q, "Infinity")) != NULL;) {
-            if (q > text && q[-1] == '-') q[-1] = ' ';
-            memcpy(q, "null    ", 8);
-        }
-        for (char *q = text; q && (q = strstr(q, "NaN")) != NULL;) memcpy(q, "0.0", 3);
-        cJSON *j = text ? cJSON_Parse(text) : NULL;
+        // (dfg_load_json reads Python's -Infinity / NaN: DPM lambda_min_clipped)
+        cJSON *j = dfg_load_json(dfg_path("%s/manifest.json", dirs[d]));
         EXPECT_TRUE(j != NULL);
-        free(text);
         const cJSON *cases = cJSON_GetObjectItemCaseSensitive(j, "cases");
         const cJSON *c;
         cJSON_ArrayForEach(c, cases) {
@@ -368,12 +328,12 @@ static void test_load_errors(void) {
     EXPECT_ERR(df_model_load("/nonexistent/model", &m), DF_ERR_IO, "/nonexistent/model");
     EXPECT_TRUE(m == NULL);
     char p[4200];
-    snprintf(p, sizeof p, "%s/README.md", g_golden); // a file that is not safetensors
+    snprintf(p, sizeof p, "%s/README.md", dfg_dir); // a file that is not safetensors
     EXPECT_TRUE(df_model_load(p, &m) != DF_OK);
     EXPECT_TRUE(m == NULL);
-    snprintf(p, sizeof p, "%s/sdxl", g_golden); // a folder that is not a pipeline
+    snprintf(p, sizeof p, "%s/sdxl", dfg_dir); // a folder that is not a pipeline
     EXPECT_ERR(df_model_load(p, &m), DF_ERR_FORMAT, "not a diffusers pipeline folder");
-    snprintf(p, sizeof p, "%s/sdxl/pipe_ddim_512.safetensors", g_golden); // not a model
+    snprintf(p, sizeof p, "%s/sdxl/pipe_ddim_512.safetensors", dfg_dir); // not a model
     EXPECT_ERR(df_model_load(p, &m), DF_ERR_FORMAT, "not a Stable Diffusion checkpoint");
 }
 
@@ -438,7 +398,7 @@ static void test_determinism_and_paths(void) {
         const df_st_tensor *t = df_st_find(sf, "latents");
         EXPECT_TRUE(t && t->ndim == 4 && t->shape[0] == 1 && t->shape[1] == 4 &&
                     t->shape[2] == 12 && t->shape[3] == 8 && t->dtype == DF_DTYPE_F32);
-        float *r = read_f32(sf, "latents", NULL);
+        float *r = dfg_read_f32(sf, "latents", NULL);
         EXPECT_TRUE(same(r, a, n));
         free(r);
         df_st_close(sf);
@@ -536,7 +496,7 @@ static void test_image_and_infotext(void) {
 static void test_single_file(void) {
     df_model *f = model(1), *s = NULL;
     char p[4200];
-    snprintf(p, sizeof p, "%s/models/tiny-sd15-single/tiny-sd15.safetensors", g_golden);
+    snprintf(p, sizeof p, "%s/models/tiny-sd15-single/tiny-sd15.safetensors", dfg_dir);
     EXPECT_OK(df_model_load(p, &s));
     if (!f || !s) return;
     EXPECT_EQ_I64(df_model_arch(s), DF_ARCH_SD1);
@@ -558,9 +518,7 @@ static void test_single_file(void) {
 }
 
 int main(int argc, char **argv) {
-    const char *g = df_test_golden_dir();
-    if (!g) return 77;
-    snprintf(g_golden, sizeof g_golden, "%s", g);
+    if (!(dfg_dir = df_test_golden_dir())) return 77;
     int fast = argc <= 1;
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "fast") == 0 || strcmp(argv[i], "all") == 0) fast = 1;

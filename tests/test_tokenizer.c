@@ -5,7 +5,7 @@
 #include "text/tokenizer.h"
 #include "text/unicode_tables.h"
 
-#include "df_test.h"
+#include "df_golden.h"
 
 #include <cjson/cJSON.h>
 
@@ -174,38 +174,6 @@ static void test_shipped_vocab(void) {
 // ---------------------------------------------------------------------------------------------
 // goldens
 
-static cJSON *load_prompts(const char *manifest_path) {
-    FILE *f = fopen(manifest_path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    const long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)len + 1);
-    const size_t got = fread(buf, 1, (size_t)len, f);
-    fclose(f);
-    buf[got] = '\0';
-    // Python's json writes -Infinity / Infinity / NaN (scheduler configs), which cJSON rejects:
-    // blank them out to null / 0 outside strings.
-    int in_str = 0;
-    for (char *p = buf; *p; p++) {
-        if (in_str) {
-            if (*p == '\\' && p[1]) p++;
-            else if (*p == '"') in_str = 0;
-        } else if (*p == '"') {
-            in_str = 1;
-        } else if (strncmp(p, "-Infinity", 9) == 0) {
-            memcpy(p, "null     ", 9);
-        } else if (strncmp(p, "Infinity", 8) == 0) {
-            memcpy(p, "null    ", 8);
-        } else if (strncmp(p, "NaN", 3) == 0) {
-            memcpy(p, "0  ", 3);
-        }
-    }
-    cJSON *m = cJSON_Parse(buf);
-    free(buf);
-    return m;
-}
-
 static const cJSON *find_prompts(const cJSON *manifest) {
     const cJSON *cases = cJSON_GetObjectItemCaseSensitive(manifest, "cases");
     for (const cJSON *c = cases ? cases->child : NULL; c; c = c->next) {
@@ -276,7 +244,7 @@ static void test_golden_case(const char *gdir, const char *case_dir, const char 
                              int with_tok2) {
     char path[4400];
     snprintf(path, sizeof path, "%s/%s/manifest.json", gdir, case_dir);
-    cJSON *manifest = load_prompts(path);
+    cJSON *manifest = dfg_load_json(path); // Python's -Infinity / NaN tokens allowed
     EXPECT_TRUE(manifest != NULL);
     if (!manifest) return;
     const cJSON *prompts = find_prompts(manifest);

@@ -2,7 +2,7 @@
 // single-file layouts, f16 and f32 weights, cached and per-layer weight conversion), single-file
 // name mapping against the fixture's mapping json, error reporting (missing / mis-shaped / extra
 // tensors, unknown architecture, bad plan), and the cost model against sdxl.md §8.1.
-#include "df_test.h"
+#include "df_golden.h"
 
 #include "kernels/kernels.h"
 #include "model/pctx.h"
@@ -14,45 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char g_golden[4096];
-
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-// Reads an f32 tensor of a golden case file (malloc'd); *numel out.
-static float *read_f32(const df_st_file *f, const char *name, const df_st_tensor **tout) {
-    const df_st_tensor *t = df_st_find(f, name);
-    if (!t) {
-        fprintf(stderr, "missing golden tensor %s\n", name);
-        return NULL;
-    }
-    float *d = malloc(t->numel * sizeof(float) + 4);
-    if (df_st_read_f32(f, name, d, t->numel) != DF_OK) {
-        free(d);
-        return NULL;
-    }
-    if (tout) *tout = t;
-    return d;
-}
-
-// NCHW -> NHWC
-static void nchw_to_nhwc(float *dst, const float *src, int B, int C, int H, int W) {
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < C; c++)
-            for (int y = 0; y < H; y++)
-                for (int x = 0; x < W; x++)
-                    dst[(((size_t)b * H + y) * W + x) * C + c] =
-                        src[(((size_t)b * C + c) * H + y) * W + x];
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (d > m || d != d) m = d;
-    }
-    return m;
-}
 
 // Debug dumps compared against dbg.* of the golden file as they arrive.
 typedef struct dbg_ctx {
@@ -65,7 +28,7 @@ static void on_debug(void *user, const char *name, const float *x, int B, int H,
     char key[160];
     snprintf(key, sizeof key, "dbg.%s", name);
     const df_st_tensor *t = NULL;
-    float *want = df_st_find(d->golden, key) ? read_f32(d->golden, key, &t) : NULL;
+    float *want = dfg_read_f32(d->golden, key, &t);
     if (!want) return; // not every dump exists in every case (e.g. SD1.5 has no add_* dumps)
     size_t n = (size_t)B * H * W * C;
     df_test_checks++;
@@ -79,41 +42,37 @@ static void on_debug(void *user, const char *name, const float *x, int B, int H,
     float *tmp = NULL;
     if (t->ndim == 4) { // NCHW -> NHWC
         tmp = malloc(n * sizeof(float));
-        nchw_to_nhwc(tmp, want, B, C, H, W);
+        dfg_nchw_to_nhwc(tmp, want, B, C, H, W);
         w = tmp;
     }
     char label[200];
-    snprintf(label, sizeof label, "%s (max abs %.2e)", key, max_abs_diff(x, w, n));
-    EXPECT_REL_L2(x, w, n, 1e-5, label);
-    EXPECT_LE_F64(max_abs_diff(x, w, n), 1e-4);
+    snprintf(label, sizeof label, "%s (max abs %.2e)", key, dfg_max_abs(x, w, n));
+    dfg_compare(x, w, n, 1e-5, 1e-4, label);
     d->seen++;
     free(tmp);
     free(want);
 }
 
-// Runs one golden case on a loaded UNet; returns rel-L2 of out.noise_pred (or -1 on error).
+// Runs one golden case on a loaded UNet; returns rel-L2 of out.noise_pred (or -1 when the file
+// cannot be opened; a missing input/output tensor ends the program).
 static double run_case(df_unet *u, const char *folder, const char *case_name, int check_dbg) {
-    char path[4600];
-    snprintf(path, sizeof path, "%s/%s/%s.safetensors", g_golden, folder, case_name);
     df_st_file *f = NULL;
-    EXPECT_OK(df_st_open(path, &f));
+    EXPECT_OK(df_st_open(dfg_path("%s/%s.safetensors", folder, case_name), &f));
     if (!f) return -1;
     const df_st_tensor *ts = NULL, *te = NULL;
-    float *sample = read_f32(f, "in.sample", &ts);
-    float *tstep = read_f32(f, "in.timestep", NULL);
-    float *enc = read_f32(f, "in.encoder_hidden_states", &te);
-    float *want = read_f32(f, "out.noise_pred", NULL);
-    float *temb = df_st_find(f, "in.text_embeds") ? read_f32(f, "in.text_embeds", NULL) : NULL;
-    float *tids = df_st_find(f, "in.time_ids") ? read_f32(f, "in.time_ids", NULL) : NULL;
-    double r = -1;
-    if (!sample || !tstep || !enc || !want) goto done;
+    float *sample = dfg_need_f32(f, "in.sample", &ts);
+    float *tstep = dfg_need_f32(f, "in.timestep", NULL);
+    float *enc = dfg_need_f32(f, "in.encoder_hidden_states", &te);
+    float *want = dfg_need_f32(f, "out.noise_pred", NULL);
+    float *temb = dfg_read_f32(f, "in.text_embeds", NULL);
+    float *tids = dfg_read_f32(f, "in.time_ids", NULL);
     const int B = (int)ts->shape[0], C = (int)ts->shape[1], H = (int)ts->shape[2],
               W = (int)ts->shape[3];
     const size_t n = (size_t)B * C * H * W;
     float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float)),
           *yw = malloc(n * sizeof(float)), tb[8];
-    nchw_to_nhwc(x, sample, B, C, H, W);
-    nchw_to_nhwc(yw, want, B, C, H, W);
+    dfg_nchw_to_nhwc(x, sample, B, C, H, W);
+    dfg_nchw_to_nhwc(yw, want, B, C, H, W);
     for (int b = 0; b < B; b++) tb[b] = tstep[0]; // the cases broadcast one timestep
     df_pctx ctx;
     df_pctx_single_init(&ctx, H);
@@ -124,18 +83,16 @@ static double run_case(df_unet *u, const char *folder, const char *case_name, in
     double t0 = df_time_s();
     EXPECT_OK(df_unet_forward(u, &ctx, x, tb, y));
     double dt = df_time_s() - t0;
-    r = df_rel_l2(y, yw, n);
+    const double r = df_rel_l2(y, yw, n);
     char label[256];
     snprintf(label, sizeof label, "%s/%s noise_pred (max abs %.2e, %.0f ms)", folder, case_name,
-             max_abs_diff(y, yw, n), dt * 1e3);
-    EXPECT_REL_L2(y, yw, n, 1e-5, label);
-    EXPECT_LE_F64(max_abs_diff(y, yw, n), 1e-4);
+             dfg_max_abs(y, yw, n), dt * 1e3);
+    dfg_compare(y, yw, n, 1e-5, 1e-4, label);
     if (check_dbg) EXPECT_TRUE(dc.seen >= 10); // the per-block dumps were really compared
     df_unet_set_debug(u, NULL, NULL);
     free(x);
     free(y);
     free(yw);
-done:
     free(sample);
     free(tstep);
     free(enc);
@@ -169,21 +126,9 @@ static void golden_fixture(const char *label, const char *model_path, const char
 
 static void test_mapping(void) {
     char path[4600];
-    snprintf(path, sizeof path, "%s/models/tiny-sd15-single/tiny-sd15.mapping.json", g_golden);
-    FILE *fp = fopen(path, "rb");
-    EXPECT_TRUE(fp != NULL);
-    if (!fp) return;
-    fseek(fp, 0, SEEK_END);
-    long sz = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *txt = malloc((size_t)sz + 1);
-    size_t rd = fread(txt, 1, (size_t)sz, fp);
-    txt[rd] = '\0';
-    fclose(fp);
-    cJSON *root = cJSON_Parse(txt);
-    free(txt);
+    cJSON *root = dfg_load_json(dfg_path("models/tiny-sd15-single/tiny-sd15.mapping.json"));
     EXPECT_TRUE(root != NULL);
-    snprintf(path, sizeof path, "%s/models/tiny-sd15-single/tiny-sd15.safetensors", g_golden);
+    snprintf(path, sizeof path, "%s/models/tiny-sd15-single/tiny-sd15.safetensors", dfg_dir);
     df_st_file *f = NULL;
     EXPECT_OK(df_st_open(path, &f));
     if (!root || !f) {
@@ -210,7 +155,7 @@ static void test_mapping(void) {
     // The mapped table equals the folder's tensor set (names and shapes).
     df_weights *ws = NULL, *wf = NULL;
     EXPECT_OK(df_weights_from_single(f, "unet", &ws));
-    snprintf(path, sizeof path, "%s/models/tiny-sd15", g_golden);
+    snprintf(path, sizeof path, "%s/models/tiny-sd15", dfg_dir);
     EXPECT_OK(df_weights_open_dir(path, "unet", &wf));
     if (ws && wf) {
         EXPECT_EQ_I64(df_weights_count(ws), df_weights_count(wf));
@@ -277,7 +222,7 @@ static int write_broken(const char *dir, const char *drop, const char *reshape, 
                         const char *extra, const char *replace, const char *with) {
     char src[4600], dst[4600];
     mkdir(dir, 0755);
-    snprintf(src, sizeof src, "%s/models/tiny-sd15/unet/config.json", g_golden);
+    snprintf(src, sizeof src, "%s/models/tiny-sd15/unet/config.json", dfg_dir);
     FILE *fi = fopen(src, "rb");
     if (!fi) return 0;
     char cfg[8192];
@@ -297,7 +242,7 @@ static int write_broken(const char *dir, const char *drop, const char *reshape, 
     }
     fclose(fo);
     snprintf(src, sizeof src, "%s/models/tiny-sd15/unet/diffusion_pytorch_model.safetensors",
-             g_golden);
+             dfg_dir);
     df_st_file *f = NULL;
     if (df_st_open(src, &f) != DF_OK) return 0;
     df_st_writer *w = NULL;
@@ -373,7 +318,7 @@ static void test_errors(void) {
 
     // Plan: a band that does not divide down to the deepest level (tiny SD1.5: 3 downsamplers)
     char good[4600];
-    snprintf(good, sizeof good, "%s/models/tiny-sd15", g_golden);
+    snprintf(good, sizeof good, "%s/models/tiny-sd15", dfg_dir);
     EXPECT_OK(df_unet_load(good, NULL, &u));
     if (u) {
         EXPECT_ERR(df_unet_plan(u, 1, 64, 64, 12), DF_ERR_SHAPE, "not divisible by 8");
@@ -648,34 +593,32 @@ static void test_macs(void) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    const char *g = df_test_golden_dir();
-    if (!g) return 77;
-    snprintf(g_golden, sizeof g_golden, "%s", g);
+    if (!(dfg_dir = df_test_golden_dir())) return 77;
     char p[4600], y[4600];
 
     test_weights_table();
     test_macs();
     test_mapping();
-    snprintf(p, sizeof p, "%s/models/tiny-sdxl", g_golden);
+    snprintf(p, sizeof p, "%s/models/tiny-sdxl", dfg_dir);
     golden_fixture("sdxl folder f16, cached f32", p, NULL, "sdxl", 0xF);
-    snprintf(p, sizeof p, "%s/models/tiny-sd15", g_golden);
+    snprintf(p, sizeof p, "%s/models/tiny-sd15", dfg_dir);
     golden_fixture("sd15 folder f32, cached f32", p, NULL, "sd15", 0xF);
-    snprintf(p, sizeof p, "%s/models/tiny-sd15-single/tiny-sd15.safetensors", g_golden);
-    snprintf(y, sizeof y, "%s/models/tiny-sd15-single/tiny-sd15.yaml", g_golden);
+    snprintf(p, sizeof p, "%s/models/tiny-sd15-single/tiny-sd15.safetensors", dfg_dir);
+    snprintf(y, sizeof y, "%s/models/tiny-sd15-single/tiny-sd15.yaml", dfg_dir);
     golden_fixture("sd15 single file f16, cached f32", p, y, "sd15", 0x9); // dbg + 48x80
     // Per-layer conversion (no f32 cache): the path real SDXL takes.
     setenv("DF_UNET_CACHE_MB", "0", 1);
-    snprintf(p, sizeof p, "%s/models/tiny-sdxl", g_golden);
+    snprintf(p, sizeof p, "%s/models/tiny-sdxl", dfg_dir);
     golden_fixture("sdxl folder f16, per-layer conversion", p, NULL, "sdxl", 0x1);
-    snprintf(p, sizeof p, "%s/models/tiny-sd15", g_golden);
+    snprintf(p, sizeof p, "%s/models/tiny-sd15", dfg_dir);
     golden_fixture("sd15 folder f32, per-layer conversion", p, NULL, "sd15", 0x1);
     unsetenv("DF_UNET_CACHE_MB");
-    snprintf(p, sizeof p, "%s/models/tiny-sdxl", g_golden);
+    snprintf(p, sizeof p, "%s/models/tiny-sdxl", dfg_dir);
     // tiny-sdxl: distrifuser registers 102 tensors (39 halo convs + 46 GN + 17 attn1), + conv_in
     test_bands("sdxl", p, 2, 32, 24, 2, 103);
-    snprintf(p, sizeof p, "%s/models/tiny-sd15", g_golden);
+    snprintf(p, sizeof p, "%s/models/tiny-sd15", dfg_dir);
     test_bands("sd15", p, 1, 32, 40, 4, 129);
-    snprintf(p, sizeof p, "%s/models/tiny-sdxl", g_golden);
+    snprintf(p, sizeof p, "%s/models/tiny-sdxl", dfg_dir);
     test_odd_sizes(p);
     test_errors();
     return df_test_result();

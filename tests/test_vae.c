@@ -3,7 +3,7 @@
 // single-file checkpoint; tiled decoding against an independent transcription of diffusers'
 // tiled_decode and against the untiled decode; name mapping vs the fixture's mapping json;
 // error paths.
-#include "df_test.h"
+#include "df_golden.h"
 
 #include "io/safetensors.h"
 #include "model/vae.h"
@@ -21,62 +21,8 @@
 // exact check is the bit-identical comparison with the transcription of diffusers' tiled_decode.
 #define TILE_BOUND 0.45
 
-static char g_dir[4096];
-
-static const char *gpath(const char *rel) {
-    static char buf[8][4352];
-    static int k = 0;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, rel);
-    return buf[k];
-}
-
-static float *read_f32(const df_st_file *f, const char *name, const df_st_tensor **info) {
-    const df_st_tensor *t = df_st_find(f, name);
-    if (!t) {
-        fprintf(stderr, "golden tensor %s missing\n", name);
-        exit(1);
-    }
-    float *p = malloc(t->numel * sizeof(float));
-    if (df_st_read_f32(f, name, p, t->numel) != DF_OK) {
-        fprintf(stderr, "reading %s: %s\n", name, df_last_error());
-        exit(1);
-    }
-    if (info) *info = t;
-    return p;
-}
-
-// [B][C][H][W] <-> [B][H][W][C]
-static void nchw_to_nhwc(float *dst, const float *src, int B, int C, int H, int W) {
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < C; c++)
-            for (int y = 0; y < H; y++)
-                for (int x = 0; x < W; x++)
-                    dst[(((size_t)b * H + y) * W + x) * C + c] =
-                        src[(((size_t)b * C + c) * H + y) * W + x];
-}
-
-static void nhwc_to_nchw(float *dst, const float *src, int B, int C, int H, int W) {
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < C; c++)
-            for (int y = 0; y < H; y++)
-                for (int x = 0; x < W; x++)
-                    dst[(((size_t)b * C + c) * H + y) * W + x] =
-                        src[(((size_t)b * H + y) * W + x) * C + c];
-}
-
-static double max_abs(const float *a, const float *b, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > m || d != d) m = d;
-    }
-    return m;
-}
-
 static void compare(const float *got, const float *want, size_t n, const char *label) {
-    EXPECT_REL_L2(got, want, n, TOL_REL, label);
-    EXPECT_LE_F64(max_abs(got, want, n), TOL_ABS);
+    dfg_compare(got, want, n, TOL_REL, TOL_ABS, label);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -97,9 +43,9 @@ static void on_dump(void *user, const char *name, int b, const float *x, int H, 
     EXPECT_EQ_I64(t->ndim, 4);
     EXPECT_TRUE(t->shape[0] == 1 && t->shape[1] == C && t->shape[2] == H && t->shape[3] == W);
     if (t->shape[1] != C || t->shape[2] != H || t->shape[3] != W) return;
-    float *want = read_f32(d->g, gname, NULL);
+    float *want = dfg_need_f32(d->g, gname, NULL);
     float *got = malloc(t->numel * sizeof(float));
-    nhwc_to_nchw(got, x, 1, C, H, W);
+    dfg_nhwc_to_nchw(got, x, 1, C, H, W);
     char label[160];
     snprintf(label, sizeof label, "%s %s", d->what, gname);
     compare(got, want, t->numel, label);
@@ -111,18 +57,18 @@ static void on_dump(void *user, const char *name, int b, const float *x, int H, 
 // Returns the NHWC image (malloc'ed) and its latent size.
 static float *decode_case(df_vae *m, const char *file, const char *what, int *ph, int *pw) {
     df_st_file *g = NULL;
-    EXPECT_OK(df_st_open(gpath(file), &g));
+    EXPECT_OK(df_st_open(dfg_path("%s", file), &g));
     if (!g) return NULL;
     const df_vae_config *c = df_vae_get_config(m);
     const df_st_tensor *li, *oi;
-    float *lat = read_f32(g, "in.latents", &li);
+    float *lat = dfg_need_f32(g, "in.latents", &li);
     const int B = (int)li->shape[0], Cl = (int)li->shape[1], h = (int)li->shape[2],
               w = (int)li->shape[3];
     EXPECT_EQ_I64(Cl, c->latent_channels);
     for (size_t i = 0; i < li->numel; i++) lat[i] = lat[i] / c->scaling_factor; // as diffusers
     float *z = malloc(li->numel * sizeof(float));
-    nchw_to_nhwc(z, lat, B, Cl, h, w);
-    float *want = read_f32(g, "out.image", &oi);
+    dfg_nchw_to_nhwc(z, lat, B, Cl, h, w);
+    float *want = dfg_need_f32(g, "out.image", &oi);
     const int f = df_vae_scale_factor(m), Co = c->out_channels;
     EXPECT_TRUE(oi->shape[2] == (int64_t)h * f && oi->shape[3] == (int64_t)w * f);
     float *img = malloc(oi->numel * sizeof(float)), *nchw = malloc(oi->numel * sizeof(float));
@@ -132,7 +78,7 @@ static float *decode_case(df_vae *m, const char *file, const char *what, int *ph
     o.dump = on_dump;
     o.dump_user = &d;
     EXPECT_OK(df_vae_decode(m, z, B, h, w, img, &o));
-    nhwc_to_nchw(nchw, img, B, Co, h * f, w * f);
+    dfg_nhwc_to_nchw(nchw, img, B, Co, h * f, w * f);
     char label[320];
     snprintf(label, sizeof label, "%s %s out.image", what, file);
     compare(nchw, want, oi->numel, label);
@@ -149,25 +95,23 @@ static float *decode_case(df_vae *m, const char *file, const char *what, int *ph
 
 static void encode_case(df_vae *m, const char *dir, const char *what) {
     df_st_file *g = NULL;
-    char file[256];
-    snprintf(file, sizeof file, "%s/vae_encode_64x64.safetensors", dir);
-    EXPECT_OK(df_st_open(gpath(file), &g));
+    EXPECT_OK(df_st_open(dfg_path("%s/vae_encode_64x64.safetensors", dir), &g));
     if (!g) return;
     const df_st_tensor *ii, *mi;
-    float *im = read_f32(g, "in.image", &ii);
+    float *im = dfg_need_f32(g, "in.image", &ii);
     const int B = (int)ii->shape[0], C = (int)ii->shape[1], H = (int)ii->shape[2],
               W = (int)ii->shape[3];
     float *x = malloc(ii->numel * sizeof(float));
-    nchw_to_nhwc(x, im, B, C, H, W);
-    float *mw = read_f32(g, "out.mean", &mi), *lw = read_f32(g, "out.logvar", NULL);
+    dfg_nchw_to_nhwc(x, im, B, C, H, W);
+    float *mw = dfg_need_f32(g, "out.mean", &mi), *lw = dfg_need_f32(g, "out.logvar", NULL);
     const int Cl = (int)mi->shape[1], h = (int)mi->shape[2], w = (int)mi->shape[3];
     float *mean = malloc(mi->numel * 4), *lv = malloc(mi->numel * 4), *t = malloc(mi->numel * 4);
     EXPECT_OK(df_vae_encode(m, x, B, H, W, mean, lv));
     char label[128];
-    nhwc_to_nchw(t, mean, B, Cl, h, w);
+    dfg_nhwc_to_nchw(t, mean, B, Cl, h, w);
     snprintf(label, sizeof label, "%s encode mean", what);
     compare(t, mw, mi->numel, label);
-    nhwc_to_nchw(t, lv, B, Cl, h, w);
+    dfg_nhwc_to_nchw(t, lv, B, Cl, h, w);
     snprintf(label, sizeof label, "%s encode logvar", what);
     compare(t, lw, mi->numel, label);
     free(im), free(x), free(mw), free(lw), free(mean), free(lv), free(t);
@@ -287,7 +231,7 @@ static void check_tiling(df_vae *m, const float *z, int h, int w, int ts, double
     char label[160];
     snprintf(label, sizeof label, "%s tiled %dx%d tile %d vs diffusers rule", what, h, w, ts);
     EXPECT_REL_L2(tiled, ref, n, 0.0, label);
-    const double rel = df_rel_l2(tiled, full, n), mx = max_abs(tiled, full, n);
+    const double rel = df_rel_l2(tiled, full, n), mx = dfg_max_abs(tiled, full, n);
     fprintf(stderr, "  %s tiled vs untiled: rel-L2 %.3e max abs %.3e (bound %.2g)\n", what, rel,
             mx, bound);
     EXPECT_LE_F64(rel, bound);
@@ -312,18 +256,9 @@ static void check_tiling(df_vae *m, const float *z, int h, int w, int ts, double
 // Single-file VAE names vs the fixture's mapping json.
 
 static void check_mapping(void) {
-    const char *path = gpath("models/tiny-sd15-single/tiny-sd15.mapping.json");
-    FILE *f = fopen(path, "rb");
-    EXPECT_TRUE(f != NULL);
-    if (!f) return;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    EXPECT_TRUE(fread(buf, 1, (size_t)n, f) == (size_t)n);
-    buf[n] = 0;
-    fclose(f);
-    cJSON *root = cJSON_Parse(buf);
+    cJSON *root = dfg_load_json(dfg_path("models/tiny-sd15-single/tiny-sd15.mapping.json"));
+    EXPECT_TRUE(root != NULL);
+    if (!root) return;
     int checked = 0, bad = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, root) {
@@ -343,7 +278,6 @@ static void check_mapping(void) {
     EXPECT_GE_F64(checked, 100);
     EXPECT_EQ_I64(bad, 0);
     cJSON_Delete(root);
-    free(buf);
     // names the SD1.5 fixture lacks (layers_per_block 2, older names, the vae. prefix)
     static const char *const pairs[][2] = {
         {"first_stage_model.decoder.up.0.block.2.nin_shortcut.weight",
@@ -400,9 +334,9 @@ static df_weights *copy_table(const df_weights *src, const char *drop, int depre
 
 static void check_errors(df_vae *ref, const float *z8) {
     df_vae_config cfg;
-    EXPECT_OK(df_vae_config_load(gpath("models/tiny-sdxl/vae/config.json"), &cfg));
+    EXPECT_OK(df_vae_config_load(dfg_path("models/tiny-sdxl/vae/config.json"), &cfg));
     df_weights *w = NULL;
-    EXPECT_OK(df_weights_open_dir(gpath("models/tiny-sdxl"), "vae", &w));
+    EXPECT_OK(df_weights_open_dir(dfg_path("models/tiny-sdxl"), "vae", &w));
     if (!w) return;
     df_vae *m = NULL;
     df_weights *w2 = copy_table(w, "decoder.up_blocks.1.resnets.0.conv2.weight", 0);
@@ -460,20 +394,18 @@ static void check_errors(df_vae *ref, const float *z8) {
     EXPECT_ERR(df_vae_config_parse("{\"block_out_channels\": [32, 48]}", "cfg", &bad),
                DF_ERR_FORMAT, "not divisible");
     EXPECT_ERR(df_vae_config_parse("[1]", "cfg", &bad), DF_ERR_FORMAT, "not a JSON object");
-    EXPECT_ERR(df_vae_load(gpath("models/tiny-sdxl"), "no_such_vae", 0, &m), DF_ERR_IO,
+    EXPECT_ERR(df_vae_load(dfg_path("models/tiny-sdxl"), "no_such_vae", 0, &m), DF_ERR_IO,
                "no_such_vae");
 }
 
 int main(void) {
-    const char *gd = df_test_golden_dir();
-    if (!gd) return 77;
-    snprintf(g_dir, sizeof g_dir, "%s", gd);
+    if (!(dfg_dir = df_test_golden_dir())) return 77;
     df_set_threads(2);
     check_mapping();
 
     // SDXL fixture (F16)
     df_vae *m = NULL;
-    EXPECT_OK(df_vae_load(gpath("models/tiny-sdxl"), "vae", 1, &m));
+    EXPECT_OK(df_vae_load(dfg_path("models/tiny-sdxl"), "vae", 1, &m));
     if (m) {
         EXPECT_EQ_I64(df_vae_scale_factor(m), 8);
         float *z8 = NULL, *z32 = NULL;
@@ -497,7 +429,7 @@ int main(void) {
     m = NULL;
 
     // SD 1.5 folder (F32)
-    EXPECT_OK(df_vae_load(gpath("models/tiny-sd15"), "vae", 1, &m));
+    EXPECT_OK(df_vae_load(dfg_path("models/tiny-sd15"), "vae", 1, &m));
     if (m) {
         golden_suite(m, "sd15", "sd15", NULL, NULL);
         // thin row bands (1-4 rows: halo rows, delayed resnet writes, banded upsample and
@@ -512,8 +444,8 @@ int main(void) {
     df_st_file *single = NULL;
     df_weights *ws = NULL;
     df_vae_config cfg;
-    EXPECT_OK(df_st_open(gpath("models/tiny-sd15-single/tiny-sd15.safetensors"), &single));
-    EXPECT_OK(df_vae_config_load(gpath("models/tiny-sd15/vae/config.json"), &cfg));
+    EXPECT_OK(df_st_open(dfg_path("models/tiny-sd15-single/tiny-sd15.safetensors"), &single));
+    EXPECT_OK(df_vae_config_load(dfg_path("models/tiny-sd15/vae/config.json"), &cfg));
     if (single) EXPECT_OK(df_weights_from_single(single, "vae", &ws));
     if (ws) EXPECT_OK(df_vae_create(&cfg, ws, 1, &m));
     if (m) {

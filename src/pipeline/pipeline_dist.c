@@ -6,6 +6,7 @@
 #include "runtime/dist_unet.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -45,30 +46,34 @@ static void dist_end(void *self) {
     s->d = NULL;
 }
 
+// A random seed (seed < 0) must be the same on every rank: rank 0 draws it and broadcasts it.
+static df_status shared_seed(df_gen_params *q) {
+    if (q->seed >= 0 || df_mpi_world_size() <= 1) return DF_OK;
+    df_comm *world = NULL;
+    DF_TRY(df_comm_world(&world));
+    int64_t seed = 0;
+    if (df_mpi_world_rank() == 0) {
+        FILE *f = fopen("/dev/urandom", "rb");
+        uint32_t v = 0;
+        if (f) {
+            if (fread(&v, sizeof v, 1, f) != 1) v = 0;
+            fclose(f);
+        }
+        seed = v ? v : (int64_t)time(NULL) & 0xffffffff;
+    }
+    df_status bs = df_comm_bcast(world, &seed, sizeof seed, 0);
+    df_comm_destroy(world);
+    DF_TRY(bs);
+    q->seed = seed;
+    return DF_OK;
+}
+
 df_status df_generate_dist(df_model *m, const df_gen_params *p, const df_dist_params *dp,
                            df_image *image, df_gen_info *info, df_dist_step_stats *stats,
                            int *comm_tensors) {
     DF_FAIL_IF(!m || !p || !dp, DF_ERR_ARG, "NULL argument");
     df_gen_params q = *p;
-    if (q.seed < 0 && df_mpi_world_size() > 1) {
-        // one random seed for every rank: rank 0 draws it
-        df_comm *world = NULL;
-        DF_TRY(df_comm_world(&world));
-        int64_t seed = 0;
-        if (df_mpi_world_rank() == 0) {
-            FILE *f = fopen("/dev/urandom", "rb");
-            uint32_t v = 0;
-            if (f) {
-                if (fread(&v, sizeof v, 1, f) != 1) v = 0;
-                fclose(f);
-            }
-            seed = v ? v : (int64_t)time(NULL) & 0xffffffff;
-        }
-        df_status bs = df_comm_bcast(world, &seed, sizeof seed, 0);
-        df_comm_destroy(world);
-        DF_TRY(bs);
-        q.seed = seed;
-    }
+    DF_TRY(shared_seed(&q));
     p = &q;
     dist_state s;
     memset(&s, 0, sizeof s);
@@ -102,4 +107,86 @@ df_status df_generate_dist_check(const df_model *m, const df_gen_params *p,
     if (rows) DF_TRY(df_topo_check_shape(topo.P, n_down, H / f, W / f, 0, f));
     if (cols) DF_TRY(df_topo_check_shape(topo.P, n_down, H / f, W / f, 1, f));
     return DF_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions: repeated generations on one runtime (see pipeline_dist.h)
+
+struct df_dist_session {
+    int single;                      // 1 process: plain UNet forward, no runtime
+    df_denoiser single_den;          // single path
+    df_denoiser_single_state single_state;
+    dist_state ds;                   // distributed path (ds.d / ds.du kept across generations)
+    const df_unet *unet;             // the UNet the binding was made for
+    df_dist_step_fn step_fn;
+    void *user;
+};
+
+df_status df_dist_session_create(const df_dist_params *dp, df_dist_step_fn step_fn, void *user,
+                                 df_dist_session **out) {
+    DF_FAIL_IF(!dp || !out, DF_ERR_ARG, "NULL argument");
+    *out = NULL;
+    df_dist_session *s = calloc(1, sizeof *s);
+    DF_FAIL_IF(!s, DF_ERR_NOMEM, "out of memory (session)");
+    s->single = df_mpi_world_size() <= 1;
+    s->ds.dp = *dp;
+    s->step_fn = step_fn;
+    s->user = user;
+    df_i_denoiser_single(&s->single_den, &s->single_state);
+    *out = s;
+    return DF_OK;
+}
+
+void df_dist_session_destroy(df_dist_session *s) {
+    if (!s) return;
+    if (s->ds.d || s->ds.du) dist_end(&s->ds);
+    free(s);
+}
+
+int df_dist_session_comm_tensors(const df_dist_session *s) {
+    if (!s || !s->ds.d) return 0;
+    return df_dist_comm_tensors(s->ds.d);
+}
+
+static df_status session_begin(void *self, df_unet *unet, const df_cond *c, int h, int w) {
+    df_dist_session *s = self;
+    if (s->single) return s->single_den.begin(s->single_den.self, unet, c, h, w);
+    dist_state *d = &s->ds;
+    if (d->d && d->du && s->unet == unet && d->h == h && d->w == w &&
+        d->dp.n_images == c->n_img)
+        return df_dist_unet_set_text(d->du, c->enc, c->text_embeds, c->time_ids); // reuse
+    if (d->d || d->du) dist_end(d); // another model / size / batch: a new runtime
+    s->unet = unet;
+    return dist_begin(d, unet, c, h, w);
+}
+
+static df_status session_eval(void *self, int call, const float *x, float t, float *eps) {
+    df_dist_session *s = self;
+    const double t0 = df_time_s();
+    df_status st = s->single ? s->single_den.eval(s->single_den.self, call, x, t, eps)
+                             : dist_eval(&s->ds, call, x, t, eps);
+    const double dt = df_time_s() - t0;
+    if (st == DF_OK && s->step_fn) {
+        df_dist_step_stats ss;
+        if (s->single) {
+            memset(&ss, 0, sizeof ss);
+            ss.step = call;
+            ss.sync = 1;
+            ss.t_total = ss.t_compute = dt;
+        } else {
+            df_dist_last_stats(s->ds.d, &ss);
+        }
+        s->step_fn(s->user, call, dt, &ss);
+    }
+    return st;
+}
+
+df_status df_generate_session(df_dist_session *s, df_model *m, const df_gen_params *p,
+                              df_image *image, df_gen_info *info) {
+    DF_FAIL_IF(!s || !m || !p, DF_ERR_ARG, "NULL argument");
+    df_gen_params q = *p;
+    DF_TRY(shared_seed(&q));
+    df_denoiser den = {.self = s, .root = df_mpi_world_rank() == 0, .begin = session_begin,
+                       .eval = session_eval, .end = NULL};
+    return df_i_generate(m, &q, &den, image, info);
 }

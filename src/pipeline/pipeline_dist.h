@@ -29,4 +29,38 @@ df_status df_generate_dist(df_model *m, const df_gen_params *p, const df_dist_pa
 df_status df_generate_dist_check(const df_model *m, const df_gen_params *p,
                                  const df_dist_params *dp, int N);
 
+// ---------------------------------------------------------------------------------------------
+// Sessions: repeated generations (benchmarks) on one runtime.
+//
+// df_generate_dist builds the runtime (communicators, the planning forward, the flat exchange
+// buffer, the UNet band arena) for every image. A session keeps them across df_generate_session
+// calls with the same model, size and CFG batch (a change rebuilds them), so only its first
+// generation pays for the planning; later ones run exactly what a long-running service would.
+// In a single process (no mpiexec, or 1 rank) a session runs the plain single-rank UNet
+// forward, as df_generate does (same result). Results equal df_generate_dist /
+// df_generate for the same parameters.
+
+// Called on every rank after each UNet evaluation: step = 0-based model call, eval_s = wall
+// time of the evaluation (distributed: df_dist_eval including its exchanges and the output
+// gather), st = this rank's statistics of that step (df_dist_last_stats; single process:
+// sync = 1, t_total = t_compute = eval_s, everything else 0). Valid during the call only.
+typedef void (*df_dist_step_fn)(void *user, int step, double eval_s,
+                                const df_dist_step_stats *st);
+
+typedef struct df_dist_session df_dist_session;
+
+// No communication happens here (the runtime is created by the first generation). step_fn may
+// be NULL.
+df_status df_dist_session_create(const df_dist_params *dp, df_dist_step_fn step_fn, void *user,
+                                 df_dist_session **out);
+// Collective when a runtime exists (frees communicators). Accepts NULL.
+void df_dist_session_destroy(df_dist_session *s);
+// Exchanged tensors of the current plan (0 before the first generation or in one process).
+int df_dist_session_comm_tensors(const df_dist_session *s);
+// One generation, as df_generate_dist (collective; rank 0 alone calls the progress / latent
+// callbacks, writes save_latent and decodes). After a failure the session's runtime may be
+// mid-step on some ranks: abort the job (df_dist_abort) or destroy the session.
+df_status df_generate_session(df_dist_session *s, df_model *m, const df_gen_params *p,
+                              df_image *image, df_gen_info *info);
+
 #endif // DF_PIPELINE_PIPELINE_DIST_H

@@ -12,6 +12,18 @@ if(TARGET distrifuse-cli)
   endforeach()
 endif()
 
+# distrifuse-bench (tests/cli/bench_test.sh CASE): 1 process, mpiexec -n 2, usage errors.
+if(TARGET distrifuse-bench AND TARGET distrifuse-cli)
+  set(DF_BENCH_ENV "DF_BENCH=${CMAKE_BINARY_DIR}/distrifuse-bench;DF_BIN=${CMAKE_BINARY_DIR}/distrifuse;DF_MAKE_MODEL=${CMAKE_BINARY_DIR}/tools/df-make-model;DF_MPIEXEC=${MPIEXEC_EXECUTABLE};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+  foreach(case single mpi usage)
+    add_test(NAME cli_bench_${case}
+      COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/bench_test.sh ${case}
+      WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+    set_tests_properties(cli_bench_${case} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+      LABELS "cli" ENVIRONMENT "${DF_BENCH_ENV}")
+  endforeach()
+endif()
+
 # tests/test_pipeline.c without arguments runs its fast checks (registered as `pipeline` by the
 # tests/test_*.c rule); each golden case runs as its own test here.
 if(TARGET test_pipeline)

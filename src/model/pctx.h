@@ -15,6 +15,14 @@
 // every step), so the runtime can plan one buffer slot per layer.
 //
 // Shapes: B images in the batch; H, W, C of the local band at that layer's resolution.
+//
+// Tensor parallelism (spec §4.2): a context with tp_size > 1 makes the UNet compute, on the whole
+// image (row0 = 0, row1 = H_full), only this rank's share tp_rank of every split layer: attention
+// heads, feed-forward inner features, resnet mid channels (conv1/norm2/time_emb_proj), and the
+// input channels of conv2, the down/upsampler convs and conv_out. The partial output of each
+// split layer (before its bias) is summed over the tensor-parallel group with `allreduce`, so
+// every rank holds the full activations after it (see model/unet_tp.h). tp_size 0 or 1: no
+// tensor parallelism (contexts that leave the fields zero keep working).
 #ifndef DF_MODEL_PCTX_H
 #define DF_MODEL_PCTX_H
 
@@ -37,6 +45,10 @@ typedef struct df_pctx_ops {
     // Writes mean[B*G] and var[B*G] (biased variance) to use for normalisation.
     df_status (*gn_stats)(df_pctx *ctx, int idx, const char *name, const double *stats, int B,
                           int G, double count, float *mean, float *var);
+    // Tensor parallelism only: x [n] (a layer's partial output) := the sum of x over the
+    // tensor-parallel group, in place, the same on every rank (blocking). May be NULL when
+    // tp_size <= 1 (never called then).
+    df_status (*allreduce)(df_pctx *ctx, int idx, const char *name, float *x, size_t n);
 } df_pctx_ops;
 
 struct df_pctx {
@@ -44,9 +56,13 @@ struct df_pctx {
     int row0, row1; // band rows at latent resolution: [row0, row1) of H_full
     int H_full;     // full latent height (rows at level l: row0 >> l ... )
     void *impl;     // implementation data
+    int tp_rank, tp_size; // tensor parallelism: this rank's share of tp_size (0/0 or 0/1: off)
 };
 
 // The trivial single-rank context: the band is the whole latent of height H.
 void df_pctx_single_init(df_pctx *ctx, int H);
+// Its operations (whole image, local answers; allreduce is the identity), for contexts that
+// differ only in some of them (the tensor-parallel context).
+const df_pctx_ops *df_pctx_single_ops(void);
 
 #endif // DF_MODEL_PCTX_H

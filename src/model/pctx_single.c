@@ -29,7 +29,16 @@ static df_status single_gn_stats(df_pctx *ctx, int idx, const char *name, const 
     return DF_OK;
 }
 
-static const df_pctx_ops k_single_ops = {single_conv_halo, single_attn_kv, single_gn_stats};
+static df_status single_allreduce(df_pctx *ctx, int idx, const char *name, float *x, size_t n) {
+    return DF_OK; // a group of one: the partial is the sum
+}
+
+static const df_pctx_ops k_single_ops = {single_conv_halo, single_attn_kv, single_gn_stats,
+                                         single_allreduce};
+
+const df_pctx_ops *df_pctx_single_ops(void) {
+    return &k_single_ops;
+}
 
 void df_pctx_single_init(df_pctx *ctx, int H) {
     ctx->ops = &k_single_ops;
@@ -37,4 +46,6 @@ void df_pctx_single_init(df_pctx *ctx, int H) {
     ctx->row1 = H;
     ctx->H_full = H;
     ctx->impl = NULL;
+    ctx->tp_rank = 0;
+    ctx->tp_size = 1;
 }

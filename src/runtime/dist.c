@@ -3,6 +3,7 @@
 #include "runtime/dist.h"
 
 #include "runtime/patch.h"
+#include "runtime/tp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +150,8 @@ struct df_dist {
     df_topo topo;
     df_comm *world, *batch;
     df_patch *patch;       // DistriFusion context (P > 1, patch parallelism)
+    df_tp *tp;             // tensor-parallel context (P > 1, tensor parallelism)
+    df_comm *split;        // tensor parallelism with split batch: pairs {i, i + P} (output)
     int H, W, planned;     // planned latent size
     int cin, cout;
     int trace_steps;
@@ -185,11 +188,6 @@ static df_status check_params(const df_dist_params *p) {
         return DF_ERROR(DF_ERR_UNSUPPORTED,
                         "progress=thread needs MPI_THREAD_MULTIPLE: initialise with "
                         "df_dist_init(..., thread_multiple = 1)");
-    if (p->parallelism == DF_PAR_TENSOR)
-        return DF_ERROR(DF_ERR_UNSUPPORTED,
-                        "tensor parallelism is not implemented: it needs per-layer hooks in the "
-                        "UNet (head/channel slices and all-reduces) that the patch-context "
-                        "interface does not have; use --parallelism patch or naive_patch");
     return DF_OK;
 }
 
@@ -221,6 +219,10 @@ df_status df_dist_create(const df_dist_params *p, df_dist **out) {
         st = DF_ERROR(DF_ERR_INTERNAL, "batch group has %d ranks, expected %d",
                       df_comm_size(d->batch), d->topo.P);
     }
+    // tensor parallelism with split batch: every rank holds its CFG half of the whole image;
+    // the output is exchanged within the pair {i, i + P} (distrifuser's split_group)
+    if (st == DF_OK && p->parallelism == DF_PAR_TENSOR && d->topo.P > 1 && d->topo.n_groups == 2)
+        st = df_comm_split(d->world, d->topo.patch, d->topo.rank, &d->split);
     if (st != DF_OK) {
         df_dist_destroy(d);
         return st;
@@ -232,6 +234,8 @@ df_status df_dist_create(const df_dist_params *p, df_dist **out) {
 void df_dist_destroy(df_dist *d) {
     if (!d) return;
     df_patch_destroy(d->patch);
+    df_tp_destroy(d->tp);
+    df_comm_destroy(d->split);
     df_comm_destroy(d->batch);
     df_comm_destroy(d->world);
     df_free(d->xs);
@@ -251,6 +255,10 @@ static int uses_patch_ctx(const df_dist *d) {
     return d->prm.parallelism == DF_PAR_PATCH && d->topo.P > 1;
 }
 
+static int uses_tp_ctx(const df_dist *d) {
+    return d->prm.parallelism == DF_PAR_TENSOR && d->topo.P > 1;
+}
+
 static df_status ensure(float **p, size_t *cap, size_t n) {
     if (n <= *cap) return DF_OK;
     float *q = df_malloc(n * sizeof(float));
@@ -268,6 +276,14 @@ static df_status plan_buffers(df_dist *d, const df_dist_model *m, int H, int W) 
     d->cin = m->in_channels;
     d->cout = m->out_channels;
     size_t B = (size_t)d->topo.B, px = (size_t)H * W / (size_t)P;
+    df_tp_destroy(d->tp);
+    d->tp = NULL;
+    if (uses_tp_ctx(d)) { // whole image on every rank; the pair gather with split batch
+        px = (size_t)H * W;
+        DF_TRY(ensure(&d->ys, &d->ys_n, B * px * (size_t)d->cout));
+        DF_TRY(ensure(&d->gb, &d->gb_n, (size_t)d->topo.n_groups * B * px * (size_t)d->cout));
+        return df_tp_create(d->batch, &d->tp);
+    }
     DF_TRY(ensure(&d->xs, &d->xs_n, B * px * (size_t)d->cin));
     DF_TRY(ensure(&d->ys, &d->ys_n, B * px * (size_t)d->cout));
     DF_TRY(ensure(&d->gb, &d->gb_n, (size_t)d->topo.N * B * px * (size_t)d->cout));
@@ -288,7 +304,7 @@ df_status df_dist_plan(df_dist *d, const df_dist_model *m, int H, int W) {
         df_split_scheme s = d->prm.split_scheme;
         if (s != DF_SPLIT_COL) DF_TRY(df_topo_check_shape(P, m->n_down, H, W, 0, 8));
         if (s != DF_SPLIT_ROW) DF_TRY(df_topo_check_shape(P, m->n_down, H, W, 1, 8));
-    } else if (P > 1) {
+    } else if (P > 1 && d->prm.parallelism != DF_PAR_TENSOR) { // tensor: whole image, any size
         DF_TRY(df_topo_check_shape(P, m->n_down, H, W, 0, 8));
     }
     if (d->planned && (H != d->H || W != d->W || m->in_channels != d->cin ||
@@ -364,6 +380,35 @@ df_status df_dist_eval(df_dist *d, const df_dist_model *m, int step, const float
 
     double tf0 = df_time_s();
     df_status st = DF_OK;
+    if (uses_tp_ctx(d)) {
+        // tensor parallelism: the whole image of this group's images, split layers all-reduced
+        df_tp_stats_reset(d->tp);
+        st = m->forward(m->self, df_tp_ctx(d->tp, H), x_mine, B, images, H, W, timestep, d->ys);
+        df_tp_stats ts;
+        df_tp_stats_get(d->tp, &ts);
+        s.sync = 1;
+        s.t_wait = ts.t_wait;
+        s.bytes_sent = ts.bytes_sent;
+        s.bytes_recv = ts.bytes_recv;
+        s.n_collectives = ts.n_allreduce;
+        double tf1 = df_time_s();
+        if (st != DF_OK) return st;
+        s.t_compute = (tf1 - tf0) - s.t_wait;
+        size_t blk = (size_t)B * H * W * Cout;
+        if (tp->n_groups == 1) { // every rank holds every image
+            memcpy(eps_full, d->ys, blk * sizeof(float));
+        } else { // the other CFG half from the partner rank of the other group
+            double tg = df_time_s();
+            DF_TRY(df_comm_allgather(d->split, d->ys, d->gb, blk * sizeof(float)));
+            s.t_gather = df_time_s() - tg;
+            s.bytes_gather = (uint64_t)blk * sizeof(float);
+            memcpy(eps_full, d->gb, 2 * blk * sizeof(float)); // pair rank = group = image
+        }
+        s.t_total = df_time_s() - t0;
+        d->last = s;
+        add_stats(&d->total, &s);
+        return DF_OK;
+    }
     if (uses_patch_ctx(d)) {
         df_xchg *x = df_patch_xchg(d->patch);
         df_xchg_stats_reset(x);

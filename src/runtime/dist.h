@@ -15,6 +15,12 @@
 // Patch i covers latent rows [i*H/P, (i+1)*H/P) at every resolution level; the deepest feature
 // map (H >> n_down rows) must split evenly (any N, not only powers of two).
 //
+// Tensor parallelism (spec §4.2; runtime/tp.h, model/unet_tp.h): the batch group of P ranks is
+// the tensor-parallel group; every rank computes the whole image of its images with a 1/P share
+// of the split layers' weights and blocking all-reduces (no row bands: any latent size). The
+// output needs no gather without split batch; with split batch the two CFG halves are exchanged
+// within the pairs {i, i + P}. P = 1 (N = 2 with split batch) is plain CFG data parallelism.
+//
 // Step policy (patch parallelism): step t is synchronous iff t <= warmup_steps or the mode is
 // full_sync; later steps use the other bands' data of the previous step. Step 0 of the first
 // image is the planning forward (registers every exchanged tensor, then builds the flat comm
@@ -31,7 +37,7 @@
 typedef enum df_parallelism {
     DF_PAR_PATCH = 0,    // DistriFusion displaced patch parallelism
     DF_PAR_NAIVE_PATCH,  // independent patches, no exchange (baseline)
-    DF_PAR_TENSOR,       // tensor parallelism (not implemented: needs UNet hooks)
+    DF_PAR_TENSOR,       // tensor parallelism (spec §4.2): heads/channels split, all-reduces
     DF_PAR_COUNT
 } df_parallelism;
 
@@ -135,7 +141,7 @@ typedef struct df_dist_step_stats {
     double t_wait;        // blocked: waits on in-flight gathers + blocking exchanges
     double t_progress;    // MPI_Testsome polls and launches
     double t_gather;      // final noise-prediction all-gather
-    uint64_t bytes_sent;  // patch exchanges (excluding the output gather)
+    uint64_t bytes_sent;  // patch exchanges / tensor-parallel all-reduces (not the output gather)
     uint64_t bytes_recv;
     uint64_t bytes_gather; // output gather, received
     int n_collectives;

@@ -1,6 +1,8 @@
 // UNet binding for the distributed runtime; see dist_unet.h.
 #include "runtime/dist_unet.h"
 
+#include "model/unet_tp.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,7 +82,12 @@ df_status df_dist_unet_create(df_dist *d, df_unet *u, int H, int W, const float 
     du->model.out_channels = cfg->out_channels;
     du->model.n_down = cfg->n_levels - 1;
     du->model.forward = unet_forward;
-    df_status st = df_dist_unet_set_text(du, enc, text_embeds, time_ids);
+    df_status st = DF_OK;
+    // tensor parallelism: the degree (ranks per group) must split the GroupNorms and channels;
+    // the same verdict on every rank (same config), so every rank fails cleanly here
+    if (df_dist_params_get(d)->parallelism == DF_PAR_TENSOR && tp->P > 1)
+        st = df_unet_tp_check(cfg, tp->P);
+    if (st == DF_OK) st = df_dist_unet_set_text(du, enc, text_embeds, time_ids);
     if (st == DF_OK) st = df_dist_plan(d, &du->model, H, W);
     if (st != DF_OK) {
         df_dist_unet_destroy(du);

@@ -20,7 +20,8 @@ typedef struct df_dist_unet df_dist_unet;
 
 // enc: [n_img][T_text][cross_attention_dim]; text_embeds: [n_img][text_embeds_dim] and
 // time_ids: [n_img][n_time_ids] (SDXL; NULL otherwise). All copied. The UNet is borrowed and
-// must outlive the binding. Validates the latent shape against the topology (DF_ERR_SHAPE).
+// must outlive the binding. Validates the latent shape against the topology (DF_ERR_SHAPE) and,
+// for tensor parallelism, the degree against the UNet (df_unet_tp_check, DF_ERR_ARG).
 df_status df_dist_unet_create(df_dist *d, df_unet *u, int H, int W, const float *enc,
                               int T_text, const float *text_embeds, const float *time_ids,
                               df_dist_unet **out);

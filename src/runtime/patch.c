@@ -488,7 +488,8 @@ static df_status pctx_gn_stats(df_pctx *ctx, int idx, const char *name, const do
     return DF_OK;
 }
 
-static const df_pctx_ops k_patch_ops = {pctx_conv_halo, pctx_attn_kv, pctx_gn_stats};
+static const df_pctx_ops k_patch_ops = {pctx_conv_halo, pctx_attn_kv, pctx_gn_stats,
+                                        NULL}; // no tensor parallelism
 
 // ---------------------------------------------------------------------------------------------
 // lifecycle

@@ -77,3 +77,13 @@ endforeach()
 
 # UNet-level timing (sync vs async steps, progress strategies); not a test.
 df_executable(df-mpi-unet-bench tests ${CMAKE_CURRENT_LIST_DIR}/mpi_unet_bench.c)
+
+# Tensor parallelism (--parallelism tensor) on the tiny SDXL fixture vs the single device:
+# N = 1 unit checks, N = 2 / 4 split and no-split runs, N = 3 (degree 3 does not divide the 32
+# GroupNorm groups) must be refused at setup; `bad` checks the non-zero exit on every rank.
+df_mpi_test(test_mpi_tp ${CMAKE_CURRENT_LIST_DIR}/test_mpi_tp.c 2 3 4)
+add_test(NAME mpi_tp_bad_degree
+  COMMAND sh -c "timeout 60 ${MPIEXEC_EXECUTABLE} --oversubscribe -n 3 $<TARGET_FILE:test_mpi_tp> bad > mpi_tp_bad.log 2>&1; rc=$?; cat mpi_tp_bad.log; echo exit=$rc; [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q 'setup failed: .*tensor parallelism of degree 3' mpi_tp_bad.log"
+  WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+set_tests_properties(mpi_tp_bad_degree PROPERTIES TIMEOUT 90 LABELS "mpi"
+  ENVIRONMENT "${DF_MPI_ENV}")

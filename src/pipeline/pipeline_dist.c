@@ -3,6 +3,7 @@
 #include "pipeline/pipeline_dist.h"
 
 #include "pipeline/pipeline_impl.h"
+#include "model/unet_tp.h"
 #include "runtime/dist_unet.h"
 
 #include <stdio.h>
@@ -102,6 +103,8 @@ df_status df_generate_dist_check(const df_model *m, const df_gen_params *p,
     DF_TRY(df_topo_compute(N, 0, dp->split_batch, n_img, &topo));
     const int f = df_vae_scale_factor(m->vae);
     const int n_down = df_unet_get_config(m->unet)->n_levels - 1;
+    if (dp->parallelism == DF_PAR_TENSOR) // whole image on every rank: any size; degree check
+        return df_unet_tp_check(df_unet_get_config(m->unet), topo.P);
     const int rows = dp->parallelism == DF_PAR_PATCH || dp->split_scheme != DF_SPLIT_COL;
     const int cols = dp->parallelism == DF_PAR_NAIVE_PATCH && dp->split_scheme != DF_SPLIT_ROW;
     if (rows) DF_TRY(df_topo_check_shape(topo.P, n_down, H / f, W / f, 0, f));

@@ -111,9 +111,10 @@ static const cli_opt k_opts[] = {
 
     {CLI_SECTION, 0, "Distributed (mpiexec -n N " PROG " ...; ignored in a single process)",
      NULL, 0, 0, NULL, NULL, NULL},
-    {CLI_CHOICE, 0, "parallelism", "MODE", OFF(parallelism), 0, "patch|naive_patch", NULL,
+    {CLI_CHOICE, 0, "parallelism", "MODE", OFF(parallelism), 0, "patch|naive_patch|tensor", NULL,
      "patch: DistriFusion displaced patch parallelism; naive_patch: independent patches "
-     "(baseline, visible seams)"},
+     "(baseline, visible seams); tensor: heads/channels split with all-reduces (baseline, "
+     "exact; ranks per CFG group must divide the GroupNorm groups)"},
     {CLI_CHOICE, 0, "sync-mode", "MODE", OFF(sync_mode), 0,
      "corrected_async_gn|sync_gn|stale_gn|separate_gn|full_sync|no_sync", NULL,
      "what is exchanged after the warm-up steps (full_sync: every step synchronous)"},

@@ -321,16 +321,20 @@ static float train_sigma(float a) { return sqrtf((1.0f - a) / a); }
 // ---------------------------------------------------------------------------------------------
 // timesteps
 
+// "leading" spacing (DDIM, PNDM, Euler): (n-1-i) * (T / n) + steps_offset, descending.
+static void leading_timesteps(const df_sched *s, int n, double *t) {
+    const int ratio = s->T / n;
+    for (int i = 0; i < n; i++) t[i] = (double)((int64_t)(n - 1 - i) * ratio);
+    for (int i = 0; i < n; i++) t[i] += s->steps_offset;
+}
+
 // DDIM / PNDM base timesteps (descending for DDIM, ascending `_timesteps` for PNDM) as doubles.
 static df_status integer_timesteps(df_sched *s, int n, double *t) {
     const int T = s->T;
     switch (s->spacing) {
-    case DF_SPACING_LEADING: {
-        const int ratio = T / n;
-        for (int i = 0; i < n; i++) t[i] = (double)((int64_t)(n - 1 - i) * ratio);
-        for (int i = 0; i < n; i++) t[i] += s->steps_offset;
+    case DF_SPACING_LEADING:
+        leading_timesteps(s, n, t);
         break;
-    }
     case DF_SPACING_TRAILING: {
         double *tmp = malloc(sizeof(double) * (size_t)(n + 2));
         DF_FAIL_IF(!tmp, DF_ERR_NOMEM, "timesteps");
@@ -440,12 +444,9 @@ static df_status setup_euler(df_sched *s, int n) {
         if (!ancestral)
             for (int i = 0; i < n; i++) t[i] = (double)(float)t[i];
         break;
-    case DF_SPACING_LEADING: {
-        const int ratio = T / n;
-        for (int i = 0; i < n; i++) t[i] = (double)((int64_t)(n - 1 - i) * ratio);
-        for (int i = 0; i < n; i++) t[i] += s->steps_offset;
+    case DF_SPACING_LEADING:
+        leading_timesteps(s, n, t);
         break;
-    }
     case DF_SPACING_TRAILING: {
         // (EulerDiscrete casts to float32 before the -1: exact for these integers)
         const int len = trailing_timesteps(T, T, n, t, n + 2);

@@ -282,6 +282,20 @@ static df_status bind_mid(df_weights *w, const char *part, int C, int with_attn,
     return DF_OK;
 }
 
+// Block i of PREFIX ("decoder.up_blocks" / "encoder.down_blocks"): L resnets (the first cin ->
+// out) and, with `resample`, the 3x3 conv of its SAMPLER ("upsamplers" / "downsamplers").
+static df_status bind_block(df_weights *w, const char *prefix, const char *sampler, int i, int L,
+                            int cin, int out, int resample, vae_resnet *res, vae_conv *conv) {
+    char p[128];
+    for (int j = 0; j < L; j++) {
+        snprintf(p, sizeof p, "%s.%d.resnets.%d", prefix, i, j);
+        DF_TRY(bind_resnet(w, p, j == 0 ? cin : out, out, &res[j]));
+    }
+    if (!resample) return DF_OK;
+    snprintf(p, sizeof p, "%s.%d.%s.0.conv", prefix, i, sampler);
+    return bind_conv(w, p, out, out, 3, conv);
+}
+
 static df_status bind_decoder(df_vae *m) {
     const df_vae_config *c = &m->cfg;
     vae_decoder *d = &m->dec;
@@ -293,19 +307,10 @@ static df_status bind_decoder(df_vae *m) {
     DF_TRY(bind_mid(m->w, "decoder", top, c->mid_attention, &d->mid));
     d->res = calloc((size_t)n * L, sizeof *d->res);
     DF_FAIL_IF(!d->res, DF_ERR_NOMEM, "VAE decoder blocks");
-    int prev = top;
     for (int i = 0; i < n; i++) {
-        const int out = c->block_out[n - 1 - i];
-        char p[128];
-        for (int j = 0; j < L; j++) {
-            snprintf(p, sizeof p, "decoder.up_blocks.%d.resnets.%d", i, j);
-            DF_TRY(bind_resnet(m->w, p, j == 0 ? prev : out, out, &d->res[i * L + j]));
-        }
-        if (i < n - 1) {
-            snprintf(p, sizeof p, "decoder.up_blocks.%d.upsamplers.0.conv", i);
-            DF_TRY(bind_conv(m->w, p, out, out, 3, &d->up[i]));
-        }
-        prev = out;
+        const int cin = i ? c->block_out[n - i] : top, out = c->block_out[n - 1 - i];
+        DF_TRY(bind_block(m->w, "decoder.up_blocks", "upsamplers", i, L, cin, out, i < n - 1,
+                          &d->res[i * L], &d->up[i]));
     }
     DF_TRY(bind_norm(m->w, "decoder.conv_norm_out", c->block_out[0], &d->norm_out));
     return bind_conv(m->w, "decoder.conv_out", c->block_out[0], c->out_channels, 3,
@@ -319,19 +324,10 @@ static df_status bind_encoder(df_vae *m) {
     DF_TRY(bind_conv(m->w, "encoder.conv_in", c->in_channels, c->block_out[0], 3, &e->conv_in));
     e->res = calloc((size_t)n * L, sizeof *e->res);
     DF_FAIL_IF(!e->res, DF_ERR_NOMEM, "VAE encoder blocks");
-    int prev = c->block_out[0];
     for (int i = 0; i < n; i++) {
-        const int out = c->block_out[i];
-        char p[128];
-        for (int j = 0; j < L; j++) {
-            snprintf(p, sizeof p, "encoder.down_blocks.%d.resnets.%d", i, j);
-            DF_TRY(bind_resnet(m->w, p, j == 0 ? prev : out, out, &e->res[i * L + j]));
-        }
-        if (i < n - 1) {
-            snprintf(p, sizeof p, "encoder.down_blocks.%d.downsamplers.0.conv", i);
-            DF_TRY(bind_conv(m->w, p, out, out, 3, &e->down[i]));
-        }
-        prev = out;
+        const int cin = c->block_out[i ? i - 1 : 0], out = c->block_out[i];
+        DF_TRY(bind_block(m->w, "encoder.down_blocks", "downsamplers", i, L, cin, out, i < n - 1,
+                          &e->res[i * L], &e->down[i]));
     }
     DF_TRY(bind_mid(m->w, "encoder", top, c->mid_attention, &e->mid));
     DF_TRY(bind_norm(m->w, "encoder.conv_norm_out", top, &e->norm_out));

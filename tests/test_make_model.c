@@ -6,6 +6,7 @@
 
 #include "df_test.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +15,27 @@
 #    define DF_BINARY_DIR "."
 #endif
 
-static int run(const char *args) {
+// system() of the printf-formatted command line.
+static int sh(const char *fmt, ...) DF_PRINTF(1, 2);
+static int sh(const char *fmt, ...) {
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "DF_DATA_DIR=%s/data %s/tools/df-make-model %s", DF_SOURCE_DIR,
-             DF_BINARY_DIR, args);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
     return system(cmd);
+}
+
+// df-make-model with the printf-formatted arguments.
+static int run(const char *fmt, ...) DF_PRINTF(1, 2);
+static int run(const char *fmt, ...) {
+    char args[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    return sh("DF_DATA_DIR=%s/data %s/tools/df-make-model %s", DF_SOURCE_DIR, DF_BINARY_DIR,
+              args);
 }
 
 // Every tensor of `want` (except I64 buffers) exists in `got` with the same shape, and vice versa.
@@ -55,33 +72,23 @@ int main(void) {
     const char *golden = df_test_golden_dir();
     char p1[4096], p2[4096];
     const char *tmp = "/tmp/df_test_make_model";
-    snprintf(p1, sizeof p1, "rm -rf %s && mkdir -p %s", tmp, tmp);
-    EXPECT_EQ_I64(system(p1), 0);
+    EXPECT_EQ_I64(sh("rm -rf %s && mkdir -p %s", tmp, tmp), 0);
 
     // determinism: the same seed gives identical files, another seed different ones
-    snprintf(p1, sizeof p1, "--arch tiny-sd15 --layout single --dtype bf16 --seed 3 --out %s/a.st", tmp);
-    EXPECT_EQ_I64(run(p1), 0);
-    snprintf(p1, sizeof p1, "--arch tiny-sd15 --layout single --dtype bf16 --seed 3 --out %s/b.st", tmp);
-    EXPECT_EQ_I64(run(p1), 0);
-    snprintf(p1, sizeof p1, "--arch tiny-sd15 --layout single --dtype bf16 --seed 4 --out %s/c.st", tmp);
-    EXPECT_EQ_I64(run(p1), 0);
-    snprintf(p1, sizeof p1, "cmp -s %s/a.st %s/b.st", tmp, tmp);
-    EXPECT_EQ_I64(system(p1), 0);
-    snprintf(p1, sizeof p1, "cmp -s %s/a.st %s/c.st", tmp, tmp);
-    EXPECT_NE_I64(system(p1), 0);
+    const char *bf16_single = "--arch tiny-sd15 --layout single --dtype bf16";
+    EXPECT_EQ_I64(run("%s --seed 3 --out %s/a.st", bf16_single, tmp), 0);
+    EXPECT_EQ_I64(run("%s --seed 3 --out %s/b.st", bf16_single, tmp), 0);
+    EXPECT_EQ_I64(run("%s --seed 4 --out %s/c.st", bf16_single, tmp), 0);
+    EXPECT_EQ_I64(sh("cmp -s %s/a.st %s/b.st", tmp, tmp), 0);
+    EXPECT_NE_I64(sh("cmp -s %s/a.st %s/c.st", tmp, tmp), 0);
     // bad arguments fail with usage status and write nothing
-    snprintf(p1, sizeof p1, "--arch nope --out %s/bad 2>/dev/null", tmp);
-    EXPECT_NE_I64(run(p1), 0);
-    snprintf(p1, sizeof p1, "test -e %s/bad", tmp);
-    EXPECT_NE_I64(system(p1), 0);
+    EXPECT_NE_I64(run("--arch nope --out %s/bad 2>/dev/null", tmp), 0);
+    EXPECT_NE_I64(sh("test -e %s/bad", tmp), 0);
 
     if (!golden) return df_test_failures ? 1 : 77;
-    snprintf(p1, sizeof p1, "--arch tiny-sdxl --dtype f16 --out %s/sdxl", tmp);
-    EXPECT_EQ_I64(run(p1), 0);
-    snprintf(p1, sizeof p1, "--arch tiny-sd15 --dtype f32 --out %s/sd15", tmp);
-    EXPECT_EQ_I64(run(p1), 0);
-    snprintf(p1, sizeof p1, "--arch tiny-sd15 --layout single --out %s/sd15.safetensors", tmp);
-    EXPECT_EQ_I64(run(p1), 0);
+    EXPECT_EQ_I64(run("--arch tiny-sdxl --dtype f16 --out %s/sdxl", tmp), 0);
+    EXPECT_EQ_I64(run("--arch tiny-sd15 --dtype f32 --out %s/sd15", tmp), 0);
+    EXPECT_EQ_I64(run("--arch tiny-sd15 --layout single --out %s/sd15.safetensors", tmp), 0);
     const char *sdxl_files[] = {"unet/diffusion_pytorch_model", "vae/diffusion_pytorch_model",
                                 "text_encoder/model", "text_encoder_2/model"};
     for (int i = 0; i < 4; i++) {

@@ -418,22 +418,14 @@ static void convert_par(float *dst, const df_st_tensor *t) {
 }
 
 // Conv weight [Cout][Cin][3][3] -> HWIO [3][3][Cin][Cout] (df_conv_weight_pack's layout), in
-// parallel over 16-wide Cout tiles. Each tile converts its own rows into tmp (the f32
-// [Cout][Cin][9] image, so a tile's rows are cache-hot when they are transposed).
-static void pack_conv_par(float *dst, float *tmp, const df_st_tensor *t, int cout, int cin) {
-    const int nt = (cout + 15) / 16;
-    const size_t row = (size_t)cin * 9, es = df_dtype_size(t->dtype);
+// parallel over ranges of 16-channel blocks (df_conv_weight_pack_range: register-transposed
+// 16 x 16 blocks, no temporary).
+static void pack_conv_par(float *dst, const df_st_tensor *t, int cout, int cin) {
+    const int nb = (cout + 15) / 16;
 #pragma omp parallel for schedule(static) if ((size_t)cout * cin > 65536)
-    for (int tile = 0; tile < nt; tile++) {
-        const int c0 = tile * 16, c1 = c0 + 16 < cout ? c0 + 16 : cout;
-        df_convert_to_f32(tmp + c0 * row, (const unsigned char *)t->data + c0 * row * es,
-                          t->dtype, (size_t)(c1 - c0) * row);
-        for (int ci = 0; ci < cin; ci++)
-            for (int tap = 0; tap < 9; tap++) {
-                float *d = dst + ((size_t)tap * cin + ci) * cout; // [Cout] row
-                const float *s = tmp + (size_t)ci * 9 + tap;
-                for (int co = c0; co < c1; co++) d[co] = s[co * row];
-            }
+    for (int b = 0; b < nb; b++) {
+        const int c0 = 16 * b, c1 = c0 + 16 < cout ? c0 + 16 : cout;
+        df_conv_weight_pack_range(dst, t->data, t->dtype, cout, cin, 3, c0, c1);
     }
 }
 
@@ -490,7 +482,7 @@ static const float *lin_w(const ulin *l, float *scr) {
 
 static const float *conv_w(df_unet *u, const uconv *c) {
     if (c->w.f) return c->w.f;
-    pack_conv_par(u->wscr, u->wscr2, c->w.t, c->cout, c->cin);
+    pack_conv_par(u->wscr, c->w.t, c->cout, c->cin);
     return u->wscr;
 }
 
@@ -983,7 +975,8 @@ static df_status resnet_tp(df_unet *u, df_pctx *ctx, const uresnet *r, const flo
     for (int i = 0; i < B * G; i++) u->grstd[i] = 1.0f / sqrtf(u->gvar[i] + eps);
     for (int b = 0; b < B; b++)
         df_group_norm_apply(t2 + (size_t)b * T * mc, t2 + (size_t)b * T * mc, u->gmean + b * G,
-                            u->grstd + b * G, r->norm2.g.f + m0, r->norm2.b.f + m0, T, mc, G, 1);
+                            u->grstd + b * G, r->norm2.g.f ? r->norm2.g.f + m0 : NULL,
+                            r->norm2.b.f ? r->norm2.b.f + m0 : NULL, T, mc, G, 1);
     DF_TRY(ctx->ops->conv_halo(ctx, u->idx++, r->conv2.name, t2, B, H, W, mc, 1, &top, &bot));
     DF_TRY(df_unet_tp_conv(u->tp, r->conv2.w.t, co, co, 0, co, m0, m1, 1, &w));
     df_conv2d(y, t2, NULL, NULL, w, NULL, B, H, W, mc, co, 3, 1); // partial [P][cout]

@@ -11,6 +11,8 @@
 //         1-head variant of the model (heads split 1/0: a rank without heads contributes zeros).
 //   N = 4: no split (P = 4), split (P = 2 per CFG half, output exchanged in pairs), and no split
 //         with a 2-head variant (heads split 1/1/0/0).
+//   The head variants run without weight caches (DF_UNET_CACHE_MB=0), so the sliced weights are
+//   converted on every use into the scratch slots, as for SDXL-sized models.
 //   N = 3: no split (P = 3 does not divide the 32 GroupNorm groups): df_dist_unet_create fails
 //         with DF_ERR_ARG and the same message on every rank, before any forward.
 // Usage: [mpiexec -n N] test_mpi_tp [bad]
@@ -222,7 +224,14 @@ static void unit_checks(const df_unet *u) {
     double fl = 0;
     df_unet_tp_volume(&x, 2, 128, 128, &n_ar, &fl);
     EXPECT_EQ_I64(n_ar, 232);
-    fprintf(stderr, "SDXL 1024^2, B=2: %d all-reduces, %.1f M floats per step\n", n_ar, fl / 1e6);
+    // the paper's Table 2 "Comm." of Sync. TP (8 devices, no split, B=2; elements per device per
+    // step of a ring all-reduce, spec §3.6): 1.33G at 1024^2, 5.33G at 2048^2
+    const double c1 = 2.0 * 7 / 8 * fl;
+    EXPECT_TRUE(c1 > 1.325e9 && c1 < 1.335e9);
+    fprintf(stderr, "SDXL 1024^2, B=2: %d all-reduces, %.1f M floats per step; P=8 ring: %.3f G "
+                    "elements per device\n", n_ar, fl / 1e6, c1 / 1e9);
+    df_unet_tp_volume(&x, 2, 256, 256, &n_ar, &fl);
+    EXPECT_TRUE(2.0 * 7 / 8 * fl > 5.325e9 && 2.0 * 7 / 8 * fl < 5.335e9);
 }
 
 static int load_fixture(df_unet **u) {
@@ -310,13 +319,16 @@ int main(int argc, char **argv) {
         if (g_N >= 2) {
             run_case("tensor no-split", u, 0, lat_ref, eps_ref);
             run_case("tensor split", u, 1, lat_ref, eps_ref);
-            // uneven heads: 1 head per transformer (N=2) or 2 (N=4)
+            // uneven heads: 1 head per transformer (N=2) or 2 (N=4); no weight caches (the
+            // UNet converts per use, the sliced weights go through the scratch slots as for SDXL)
+            setenv("DF_UNET_CACHE_MB", "0", 1);
             df_unet *v = NULL;
             EXPECT_OK(load_heads_variant(g_N == 2 ? 1 : 2, &v));
             if (v) {
                 EXPECT_OK(run_single(v, lat_ref, eps_ref));
-                run_case(g_N == 2 ? "tensor no-split, 1 head" : "tensor no-split, 2 heads", v, 0,
-                         lat_ref, eps_ref);
+                run_case(g_N == 2 ? "tensor no-split, 1 head, uncached"
+                                  : "tensor no-split, 2 heads, uncached",
+                         v, 0, lat_ref, eps_ref);
             }
             df_unet_destroy(v);
         }

@@ -373,19 +373,15 @@ df_status df_st_read_f32(const df_st_file *f, const char *name, float *dst, size
         if (n) memcpy(dst, src, n * sizeof(float));
         break;
     case DF_DTYPE_F16:
+    case DF_DTYPE_BF16: {
+        float (*to_f32)(uint16_t) = t->dtype == DF_DTYPE_F16 ? df_f16_to_f32 : df_bf16_to_f32;
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);
-            dst[i] = df_f16_to_f32(h);
+            dst[i] = to_f32(h);
         }
         break;
-    case DF_DTYPE_BF16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, src + 2 * i, 2);
-            dst[i] = df_bf16_to_f32(h);
-        }
-        break;
+    }
     default:
         return DF_ERROR(DF_ERR_SHAPE,
                         "tensor '%s' in %s has dtype %s; only F32/F16/BF16 convert to f32", name,

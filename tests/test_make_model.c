@@ -26,17 +26,8 @@ static int sh(const char *fmt, ...) {
     return system(cmd);
 }
 
-// df-make-model with the printf-formatted arguments.
-static int run(const char *fmt, ...) DF_PRINTF(1, 2);
-static int run(const char *fmt, ...) {
-    char args[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    return sh("DF_DATA_DIR=%s/data %s/tools/df-make-model %s", DF_SOURCE_DIR, DF_BINARY_DIR,
-              args);
-}
+// Command prefix running df-make-model (arguments follow).
+#define MAKE_MODEL "DF_DATA_DIR=" DF_SOURCE_DIR "/data " DF_BINARY_DIR "/tools/df-make-model "
 
 // Every tensor of `want` (except I64 buffers) exists in `got` with the same shape, and vice versa.
 static void compare_files(const char *got_path, const char *want_path) {
@@ -76,19 +67,21 @@ int main(void) {
 
     // determinism: the same seed gives identical files, another seed different ones
     const char *bf16_single = "--arch tiny-sd15 --layout single --dtype bf16";
-    EXPECT_EQ_I64(run("%s --seed 3 --out %s/a.st", bf16_single, tmp), 0);
-    EXPECT_EQ_I64(run("%s --seed 3 --out %s/b.st", bf16_single, tmp), 0);
-    EXPECT_EQ_I64(run("%s --seed 4 --out %s/c.st", bf16_single, tmp), 0);
+    EXPECT_EQ_I64(sh(MAKE_MODEL "%s --seed 3 --out %s/a.st", bf16_single, tmp), 0);
+    EXPECT_EQ_I64(sh(MAKE_MODEL "%s --seed 3 --out %s/b.st", bf16_single, tmp), 0);
+    EXPECT_EQ_I64(sh(MAKE_MODEL "%s --seed 4 --out %s/c.st", bf16_single, tmp), 0);
     EXPECT_EQ_I64(sh("cmp -s %s/a.st %s/b.st", tmp, tmp), 0);
     EXPECT_NE_I64(sh("cmp -s %s/a.st %s/c.st", tmp, tmp), 0);
     // bad arguments fail with usage status and write nothing
-    EXPECT_NE_I64(run("--arch nope --out %s/bad 2>/dev/null", tmp), 0);
+    EXPECT_NE_I64(sh(MAKE_MODEL "--arch nope --out %s/bad 2>/dev/null", tmp), 0);
     EXPECT_NE_I64(sh("test -e %s/bad", tmp), 0);
 
     if (!golden) return df_test_failures ? 1 : 77;
-    EXPECT_EQ_I64(run("--arch tiny-sdxl --dtype f16 --out %s/sdxl", tmp), 0);
-    EXPECT_EQ_I64(run("--arch tiny-sd15 --dtype f32 --out %s/sd15", tmp), 0);
-    EXPECT_EQ_I64(run("--arch tiny-sd15 --layout single --out %s/sd15.safetensors", tmp), 0);
+    EXPECT_EQ_I64(sh(MAKE_MODEL "--arch tiny-sdxl --dtype f16 --out %s/sdxl", tmp), 0);
+    EXPECT_EQ_I64(sh(MAKE_MODEL "--arch tiny-sd15 --dtype f32 --out %s/sd15", tmp), 0);
+    EXPECT_EQ_I64(sh(MAKE_MODEL "--arch tiny-sd15 --layout single --out %s/sd15.safetensors",
+                     tmp),
+                  0);
     const char *sdxl_files[] = {"unet/diffusion_pytorch_model", "vae/diffusion_pytorch_model",
                                 "text_encoder/model", "text_encoder_2/model"};
     for (int i = 0; i < 4; i++) {

@@ -443,7 +443,7 @@ static df_status rec_gn(df_pctx *ctx, int idx, const char *name, const double *s
     return DF_OK;
 }
 
-static const df_pctx_ops k_rec_ops = {rec_conv, rec_attn, rec_gn};
+static const df_pctx_ops k_rec_ops = {rec_conv, rec_attn, rec_gn, NULL};
 
 static void test_bands(const char *label, const char *model_path, int B, int H, int W,
                        int nbands, int want_calls) {
@@ -467,7 +467,7 @@ static void test_bands(const char *label, const char *model_path, int B, int H, 
     }
     rec_ctx *r = calloc(1, sizeof *r);
     df_pctx_single_init(&r->single, H);
-    df_pctx ctx = {&k_rec_ops, 0, H, H, r};
+    df_pctx ctx = {&k_rec_ops, 0, H, H, r, 0, 1};
     r->Hb0 = H;
     EXPECT_OK(df_unet_plan(u, B, H, W, H));
     EXPECT_OK(df_unet_set_text(u, B, enc, 77, pooled, ids));

@@ -29,8 +29,13 @@
 void df_convert_to_f32(float *dst, const void *src, df_dtype dtype, size_t n);
 // Conv weight [Cout][Cin][k][k] (PyTorch, any float dtype) -> packed f32 layout used by df_conv2d:
 // dst[((ky*k + kx)*Cin + ci)*Cout + co]   ("HWIO"). dst holds k*k*Cin*Cout floats.
-// For k = 1 this is the transpose [Cin][Cout]. Uses a temporary of 32*Cin*k*k floats.
+// For k = 1 this is the transpose [Cin][Cout]. Runs on OpenMP threads when large (not inside a
+// parallel region); no temporary.
 void df_conv_weight_pack(float *dst, const void *src, df_dtype dtype, int cout, int cin, int k);
+// The same for output channels [co0, co1) only (dst is the whole [k][k][Cin][Cout] array; those
+// columns are written): threads may pack disjoint ranges concurrently. Serial.
+void df_conv_weight_pack_range(float *dst, const void *src, df_dtype dtype, int cout, int cin,
+                               int k, int co0, int co1);
 
 // ---------------------------------------------------------------------------------------------
 // Convolution (NHWC, zero padding pad = k/2 left/right; explicit halo rows above/below)

@@ -555,8 +555,10 @@ int main(int argc, char **argv) {
                     human_bytes(s->bytes_sent + s->bytes_recv, b1, sizeof b1),
                     human_bytes(s->bytes_gather, b2, sizeof b2));
         }
-        fprintf(stderr, "  (per step and rank, mean over %d rank%s; bytes = patch exchange sent "
-                "+ received)\n", g_size, g_size > 1 ? "s" : "");
+        fprintf(stderr, "  (per step and rank, mean over %d rank%s; wait = blocked on the patch "
+                "exchange; gather = the\n   output all-gather, which also absorbs the skew "
+                "between ranks; bytes = exchange sent + received)\n", g_size,
+                g_size > 1 ? "s" : "");
         fprintf(stderr, "  async step %.2f ms (%s), wait %.2f ms/step, %s/step; peak RSS "
                 "%.0f MiB\n\n", 1e3 * ks[ak].step_s, ak_name, 1e3 * ks[ak].wait_s,
                 human_bytes(ks[ak].bytes_sent + ks[ak].bytes_recv, err, sizeof err),
@@ -573,6 +575,7 @@ int main(int argc, char **argv) {
         cJSON_AddStringToObject(o, "async_step_kind", ak_name);
         cJSON_AddNumberToObject(o, "wait_s_per_step", ks[ak].wait_s);
         cJSON_AddNumberToObject(o, "bytes_per_step", ks[ak].bytes_sent + ks[ak].bytes_recv);
+        cJSON_AddNumberToObject(o, "gather_s_per_step", ks[ak].gather_s);
         cJSON_AddNumberToObject(o, "gather_bytes_per_step", ks[ak].bytes_gather);
         cJSON_AddNumberToObject(o, "latency_mean_s", mean);
         cJSON_AddNumberToObject(o, "latency_median_s", median);

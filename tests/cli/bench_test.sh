@@ -148,7 +148,7 @@ usage)
   expect_usage "ignore-ratio must be in" -m "$M" --ignore-ratio 1
   expect_usage "invalid value 'x' for --warmup-times" -m "$M" --warmup-times x
   expect_usage "threads must be >= 0" -m "$M" -t -1
-  expect_usage "invalid value 'tensor' for --parallelism" -m "$M" --parallelism tensor
+  expect_usage "invalid value 'bogus' for --parallelism" -m "$M" --parallelism bogus
   expect_usage "steps 0 must be" -m "$M" --steps 0
   # an unreadable model is a runtime error (1)
   bench 1 -m "$M" --steps 1

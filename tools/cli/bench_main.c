@@ -103,8 +103,9 @@ static const cli_opt k_opts[] = {
 
     {CLI_SECTION, 0, "Distributed (mpiexec -n N " PROG " ...; ignored in a single process)",
      NULL, 0, 0, NULL, NULL, NULL},
-    {CLI_CHOICE, 0, "parallelism", "MODE", OFF(parallelism), 0, "patch|naive_patch", NULL,
-     "patch: DistriFusion displaced patch parallelism; naive_patch: independent patches"},
+    {CLI_CHOICE, 0, "parallelism", "MODE", OFF(parallelism), 0, "patch|naive_patch|tensor", NULL,
+     "patch: DistriFusion displaced patch parallelism; naive_patch: independent patches; "
+     "tensor: attention heads and channels split, with all-reduces"},
     {CLI_CHOICE, 0, "sync-mode", "MODE", OFF(sync_mode), 0,
      "corrected_async_gn|sync_gn|stale_gn|separate_gn|full_sync|no_sync", NULL,
      "what is exchanged after the warm-up steps (full_sync: every step synchronous)"},

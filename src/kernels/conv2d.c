@@ -12,11 +12,16 @@
 //                  one GEMM with K = 9*Cin.
 // Chunks are sized so the im2col scratch stays bounded (DF_CONV_SCRATCH_BYTES) while M stays
 // large. The scratch is a per-thread cache that only grows (no page faults on every call).
-// Threads: OpenBLAS threads inside cblas_sgemm (set by df_set_threads); no OpenMP around sgemm.
+// Threads (OpenMP, OpenBLAS single-threaded): whole chunks per thread (im2col, bias and GEMMs)
+// when a chunk has at least as many output pixels as channels; else chunk by chunk with each
+// GEMM split over the threads (df_sgemm: by output channel blocks for small pixel counts).
 #include "kernels/kernels.h"
 
 #include <cblas.h>
 #include <string.h>
+#ifdef _OPENMP
+#    include <omp.h>
+#endif
 
 // Upper bound of the im2col scratch per call (floats are 4 bytes).
 #ifndef DF_CONV_SCRATCH_BYTES
@@ -186,59 +191,139 @@ static void gather9(float *A9, const float *x, const float *top, const float *bo
     }
 }
 
+// One chunk of the stride-1 3-tap path, output rows [r0, r0 + nr) of image n, done by thread t
+// of a team of nth (nth = 1: all of it): the im2col rows are shared out, then each thread fills
+// the bias and runs the 3 GEMMs on its own block of output channels. A3 is the team's shared
+// scratch [rows+2][W][3][Cin]. With nth > 1, called by every thread of the team (barriers).
+static void conv_chunk3(float *y, const float *x, const float *top, const float *bot,
+                        const float *w, const float *bias, float *A3, int n, int r0, int nr, int H,
+                        int W, int cin, int cout, int t, int nth) {
+    const int K = 3 * cin, g0 = (nr + 2) * t / nth, g1 = (nr + 2) * (t + 1) / nth;
+    if (g1 > g0) gather3(A3 + (size_t)g0 * W * K, x, top, bot, n, r0 - 1 + g0, g1 - g0, H, W, cin);
+    if (nth > 1) {
+#pragma omp barrier
+    }
+    int m0, m1, c0, c1;
+    df_gemm_slice(nr * W, cout, 1, t, nth, &m0, &m1, &c0, &c1);
+    if (c1 > c0) {
+        float *yc = y + ((size_t)n * H + r0) * W * cout; // [nr][W][Cout]
+        for (int p = 0; p < nr * W; p++) {
+            float *yr = yc + (size_t)p * cout + c0;
+            if (bias) memcpy(yr, bias + c0, (size_t)(c1 - c0) * sizeof(float));
+            else memset(yr, 0, (size_t)(c1 - c0) * sizeof(float));
+        }
+        for (int ky = 0; ky < 3; ky++) {
+            // Output rows [o0, o1) of the chunk; skip the one whose tap row is zero padding (ky 0
+            // at the image top, ky 2 at the image bottom).
+            int o0 = 0, o1 = nr;
+            if (ky == 0 && !in_row(x, top, bot, n, r0 - 1, H, W, cin, 1)) o0 = 1;
+            if (ky == 2 && !in_row(x, top, bot, n, r0 + nr, H, W, cin, 1)) o1 = nr - 1;
+            if (o1 <= o0) continue;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (o1 - o0) * W, c1 - c0, K,
+                        1.0f, A3 + (size_t)(ky + o0) * W * K, K, w + (size_t)ky * K * cout + c0,
+                        cout, 1.0f, yc + (size_t)o0 * W * cout + c0, cout);
+        }
+    }
+    if (nth > 1) {
+#pragma omp barrier
+    }
+}
+
+// One chunk of the 9-tap path, global output rows [g0, g0 + nr) (row g = image g / Ho, row
+// g % Ho), by thread t of nth as conv_chunk3. A9: shared scratch [rows][Wo][3][3][Cin].
+static void conv_chunk9(float *y, const float *x, const float *top, const float *bot,
+                        const float *w, const float *bias, float *A9, int g0, int nr, int H, int W,
+                        int cin, int cout, int stride, int t, int nth) {
+    const int Ho = out_extent(H, stride), Wo = out_extent(W, stride), K = 9 * cin;
+    for (int o = nr * t / nth; o < nr * (t + 1) / nth; o++)
+        gather9(A9 + (size_t)o * Wo * K, x, top, bot, (g0 + o) / Ho, (g0 + o) % Ho, H, W, cin,
+                stride);
+    if (nth > 1) {
+#pragma omp barrier
+    }
+    int m0, m1, c0, c1;
+    df_gemm_slice(nr * Wo, cout, 1, t, nth, &m0, &m1, &c0, &c1);
+    if (c1 > c0) {
+        float *yc = y + (size_t)g0 * Wo * cout; // [nr][Wo][Cout]
+        for (int p = 0; p < nr * Wo; p++) {
+            float *yr = yc + (size_t)p * cout + c0;
+            if (bias) memcpy(yr, bias + c0, (size_t)(c1 - c0) * sizeof(float));
+            else memset(yr, 0, (size_t)(c1 - c0) * sizeof(float));
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr * Wo, c1 - c0, K, 1.0f, A9, K,
+                    w + c0, cout, 1.0f, yc + c0, cout);
+    }
+    if (nth > 1) {
+#pragma omp barrier
+    }
+}
+
+// Chunks of at most `rows` rows over `total` rows (per image for the 3-tap path, `imgs` images)
+// for `threads` threads each taking whole chunks: with few chunks, splits further so that every
+// thread gets the same number when possible. Returns the rows per chunk; *nch chunks per image.
+static int balance_chunks(int total, int rows, int imgs, int threads, int *nch) {
+    int c = (total + rows - 1) / rows;
+    if (threads > 1 && (imgs * c) % threads != 0 && imgs * c < 4 * threads) {
+        int c2 = c;
+        while (c2 < total && (imgs * c2) % threads != 0) c2++;
+        if ((imgs * c2) % threads == 0) c = c2;
+    }
+    rows = (total + c - 1) / c;
+    *nch = (total + rows - 1) / rows;
+    return rows;
+}
+
 void df_conv2d(float *y, const float *x, const float *top, const float *bot, const float *w,
                const float *bias, int B, int H, int W, int cin, int cout, int k, int stride) {
     check_args(B, H, W, cin, cout, k, stride);
     const int Ho = out_extent(H, stride), Wo = out_extent(W, stride);
-    fill_bias(y, bias, (size_t)B * Ho * Wo, cout);
 
-    if (k == 1) { // y[P][Cout] += x[P][Cin] * w[Cin][Cout]
+    if (k == 1) { // y[P][Cout] = x[P][Cin] * w[Cin][Cout] + bias
         const size_t P = (size_t)B * H * W;
         DF_ASSERT(P <= (size_t)INT32_MAX);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)P, cout, cin, 1.0f, x, cin,
-                    w, cout, 1.0f, y, cout);
+        fill_bias(y, bias, P, cout);
+        df_sgemm(0, 0, (int)P, cout, cin, 1.0f, x, cin, w, cout, 1.0f, y, cout);
         return;
     }
-
-    if (stride == 1 && (size_t)H * W >= DF_CONV_SMALL_PIXELS) {
-        const size_t row_bytes = (size_t)W * 3 * cin * sizeof(float);
-        const int rows = chunk_rows(H, W, row_bytes, 2);
-        float *A3 = scratch_get((size_t)(rows + 2) * W * 3 * cin); // [rows+2][W][3][Cin]
-        const int K = 3 * cin;
-        for (int n = 0; n < B; n++)
-            for (int r0 = 0; r0 < H; r0 += rows) {
-                const int nr = rows < H - r0 ? rows : H - r0;
-                gather3(A3, x, top, bot, n, r0 - 1, nr + 2, H, W, cin);
-                float *yc = y + ((size_t)n * H + r0) * W * cout; // [nr][W][Cout]
-                for (int ky = 0; ky < 3; ky++) {
-                    // Output rows [o0, o1) of the chunk; skip the one whose tap row is zero
-                    // padding (ky 0 at the image top, ky 2 at the image bottom).
-                    int o0 = 0, o1 = nr;
-                    if (ky == 0 && !in_row(x, top, bot, n, r0 - 1, H, W, cin, 1)) o0 = 1;
-                    if (ky == 2 && !in_row(x, top, bot, n, r0 + nr, H, W, cin, 1)) o1 = nr - 1;
-                    if (o1 <= o0) continue;
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (o1 - o0) * W, cout,
-                                K, 1.0f, A3 + (size_t)(ky + o0) * W * K, K,
-                                w + (size_t)ky * K * cout, cout, 1.0f, yc + (size_t)o0 * W * cout,
-                                cout);
-                }
+    int nt = df_par_threads();
+    if ((double)B * Ho * Wo * cout * 9.0 * cin < (double)(1 << 21)) nt = 1; // tiny: serial
+    const int three = stride == 1 && (size_t)H * W >= DF_CONV_SMALL_PIXELS;
+    const int total = three ? H : B * Ho, imgs = three ? B : 1, wo = three ? W : Wo;
+    const int K = (three ? 3 : 9) * cin;
+    int nch, rows = chunk_rows(total, wo, (size_t)wo * K * sizeof(float), three ? 2 : 0);
+    // Whole chunks per thread when a chunk has at least as many output pixels as channels (the
+    // activations are then the larger operand to pack, and each thread packs only its own);
+    // otherwise the team works on one chunk at a time, split by output channels.
+    const int whole = nt > 1 && (size_t)rows * wo >= (size_t)cout;
+    rows = balance_chunks(total, rows, imgs, whole ? nt : 1, &nch);
+    const int items = imgs * nch;
+    const size_t scr = (size_t)(rows + (three ? 2 : 0)) * wo * K; // floats per chunk
+    const int saved = nt > 1 ? df_blas_single_begin() : 1;
+    if (whole && items >= nt) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int it = 0; it < items; it++) {
+            const int r0 = (it % nch) * rows, nr = rows < total - r0 ? rows : total - r0;
+            float *A = scratch_get(scr); // this thread's own
+            if (three) conv_chunk3(y, x, top, bot, w, bias, A, it / nch, r0, nr, H, W, cin, cout, 0, 1);
+            else conv_chunk9(y, x, top, bot, w, bias, A, r0, nr, H, W, cin, cout, stride, 0, 1);
+        }
+    } else {
+        float *A = scratch_get(scr); // shared by the team
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            int t = 0, nth = 1;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+            nth = omp_get_num_threads();
+#endif
+            for (int it = 0; it < items; it++) {
+                const int r0 = (it % nch) * rows, nr = rows < total - r0 ? rows : total - r0;
+                if (three)
+                    conv_chunk3(y, x, top, bot, w, bias, A, it / nch, r0, nr, H, W, cin, cout, t, nth);
+                else
+                    conv_chunk9(y, x, top, bot, w, bias, A, r0, nr, H, W, cin, cout, stride, t, nth);
             }
-        return;
+        }
     }
-
-    // Stride 2, or small images: 9-tap im2col of chunks of output rows counted across the batch
-    // (row g = image g / Ho, row g % Ho), so one GEMM spans several small images.
-    const size_t row_bytes = (size_t)Wo * 9 * cin * sizeof(float);
-    const int G = B * Ho;
-    const int rows = chunk_rows(G, Wo, row_bytes, 0);
-    float *A9 = scratch_get((size_t)rows * Wo * 9 * cin); // [rows][Wo][3][3][Cin]
-    const int K = 9 * cin;
-    for (int g0 = 0; g0 < G; g0 += rows) {
-        const int nr = rows < G - g0 ? rows : G - g0;
-        for (int o = 0; o < nr; o++)
-            gather9(A9 + (size_t)o * Wo * K, x, top, bot, (g0 + o) / Ho, (g0 + o) % Ho, H, W, cin,
-                    stride);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr * Wo, cout, K, 1.0f, A9, K, w,
-                    cout, 1.0f, y + (size_t)g0 * Wo * cout, cout);
-    }
+    if (nt > 1) df_blas_single_end(saved);
 }

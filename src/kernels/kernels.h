@@ -22,6 +22,28 @@
 #include <stdint.h>
 
 // ---------------------------------------------------------------------------------------------
+// Threading helpers (src/kernels/gemm.c)
+//
+// The GEMM kernels (df_sgemm, df_linear, df_conv2d) split their work over OpenMP threads, each
+// running single-threaded OpenBLAS on its own part; OpenBLAS's thread count is set to 1 for the
+// duration and restored. Its own pthread workers would otherwise spin between calls, competing
+// with the OpenMP threads.
+
+// Threads a kernel may use here: the OpenMP thread count, 1 inside a parallel region.
+int df_par_threads(void);
+// Sets OpenBLAS to one thread; returns the previous count for df_blas_single_end.
+int df_blas_single_begin(void);
+void df_blas_single_end(int saved);
+// Row-major C = alpha op(A) op(B) + beta C (cblas_sgemm semantics, trans* != 0: transposed),
+// split over df_par_threads() threads by columns of C (blocks of 16) when M < N, else by rows.
+void df_sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+// The split df_sgemm uses: threads for an M x N x K product (1: serial) and *split_n (columns);
+// df_gemm_slice gives thread t of n its rows [m0, m1) and columns [n0, n1).
+int df_gemm_par_plan(int M, int N, int K, int *split_n);
+void df_gemm_slice(int M, int N, int split_n, int t, int n, int *m0, int *m1, int *n0, int *n1);
+
+// ---------------------------------------------------------------------------------------------
 // Weight conversion (stored dtype -> f32 scratch)
 
 // dst[i] = (float)src[i] for F32/F16/BF16 src; n elements. src may be unaligned; dst must not

@@ -49,7 +49,7 @@ static const char *const pr_names[PR_N] = {"conv weight pack", "conv3x3", "linea
 
 typedef struct uprof {
     int on;
-    double t[PR_N][PR_LEVELS], flops[PR_N][PR_LEVELS];
+    double t[PR_N][PR_LEVELS], wall[PR_N][PR_LEVELS], flops[PR_N][PR_LEVELS];
     double forwards;
     int skipped_first; // counters were reset at the second forward (first = warm-up)
 } uprof;
@@ -185,10 +185,11 @@ static int pr_level(const df_unet *u, size_t T) {
         if (!(u)->prof.on) {                                                                   \
             stmt;                                                                              \
         } else {                                                                               \
-            const double pt0_ = pr_clock();                                                    \
+            const double pt0_ = pr_clock(), pw0_ = df_time_s();                                \
             stmt;                                                                              \
             const int pl_ = pr_level((u), (size_t)(T));                                        \
             (u)->prof.t[cat][pl_] += pr_clock() - pt0_;                                        \
+            (u)->prof.wall[cat][pl_] += df_time_s() - pw0_;                                    \
             (u)->prof.flops[cat][pl_] += (double)(fl);                                         \
         }                                                                                      \
     } while (0)
@@ -196,18 +197,24 @@ static int pr_level(const df_unet *u, size_t T) {
 static void pr_print(const df_unet *u) {
     const uprof *p = &u->prof;
     if (!p->on || p->forwards <= 0) return;
-    double tot = 0, fl = 0;
+    double tot = 0, totw = 0, fl = 0;
     for (int c = 0; c < PR_N; c++)
-        for (int l = 0; l < PR_LEVELS; l++) tot += p->t[c][l], fl += p->flops[c][l];
-    fprintf(stderr, "unet profile: %.0f forward(s), %.3f CPU-s per forward in ops (%.1f GFLOP)\n",
-            p->forwards, tot / p->forwards, fl / p->forwards * 1e-9);
+        for (int l = 0; l < PR_LEVELS; l++)
+            tot += p->t[c][l], totw += p->wall[c][l], fl += p->flops[c][l];
+    fprintf(stderr,
+            "unet profile: %.0f forward(s), per forward in ops %.3f CPU-s, %.3f s wall "
+            "(%.1f GFLOP); per class: CPU-s, share, wall s, GFLOP, GFLOP per CPU-s / wall-s\n",
+            p->forwards, tot / p->forwards, totw / p->forwards, fl / p->forwards * 1e-9);
     for (int c = 0; c < PR_N; c++)
         for (int l = 0; l < PR_LEVELS; l++) {
             if (p->t[c][l] <= 0) continue;
             const double t = p->t[c][l] / p->forwards, f = p->flops[c][l] / p->forwards;
-            fprintf(stderr, "  %-20s L%d %8.3f s %5.1f%%", pr_names[c], l, t,
-                    100 * p->t[c][l] / tot);
-            if (f > 0) fprintf(stderr, "  %8.1f GFLOP %6.1f GF/s", f * 1e-9, f / t * 1e-9);
+            const double w = p->wall[c][l] / p->forwards;
+            fprintf(stderr, "  %-20s L%d %8.3f s %5.1f%% %8.3f s", pr_names[c], l, t,
+                    100 * p->t[c][l] / tot, w);
+            if (f > 0)
+                fprintf(stderr, "  %8.1f GFLOP %6.1f / %6.1f GF/s", f * 1e-9, f / t * 1e-9,
+                        f / w * 1e-9);
             fprintf(stderr, "\n");
         }
 }
@@ -1216,6 +1223,7 @@ df_status df_unet_forward(df_unet *u, df_pctx *ctx, const float *x, const float 
     if (u->prof.on) {
         if (u->prof.forwards == 1 && !u->prof.skipped_first) { // drop the warm-up forward
             memset(u->prof.t, 0, sizeof u->prof.t);
+            memset(u->prof.wall, 0, sizeof u->prof.wall);
             memset(u->prof.flops, 0, sizeof u->prof.flops);
             u->prof.forwards = 0;
             u->prof.skipped_first = 1;

@@ -37,11 +37,17 @@ void df_blas_single_end(int saved) {
     if (saved != 1) openblas_set_num_threads(saved);
 }
 
-int df_gemm_par_plan(int M, int N, int K, int *split_n) {
+int df_gemm_par_plan(int M, int N, int K, int *split_n, int *nslices) {
     int nt = df_par_threads();
     if ((double)M * N * K < DF_GEMM_PAR_MIN_MACS) nt = 1;
     *split_n = M < N && N >= 32 * nt; // else rows
     if (!*split_n && M < 2 * nt) nt = 1;
+    // Up to 4 slices per thread, taken dynamically (the two vCPUs here often run at different
+    // speeds for a while), as long as a slice keeps >= 256 columns / >= 512 rows.
+    int ns = nt;
+    if (nt > 1)
+        while (ns < 4 * nt && (*split_n ? N / (2 * ns) >= 256 : M / (2 * ns) >= 512)) ns *= 2;
+    *nslices = ns;
     return nt;
 }
 
@@ -64,21 +70,17 @@ void df_sgemm(int transa, int transb, int M, int N, int K, float alpha, const fl
     const enum CBLAS_TRANSPOSE ta = transa ? CblasTrans : CblasNoTrans;
     const enum CBLAS_TRANSPOSE tb = transb ? CblasTrans : CblasNoTrans;
     if (M <= 0 || N <= 0) return;
-    int split_n;
-    const int nt = df_gemm_par_plan(M, N, K, &split_n);
+    int split_n, ns;
+    const int nt = df_gemm_par_plan(M, N, K, &split_n, &ns);
     if (nt <= 1) {
         cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     const int saved = df_blas_single_begin();
-#pragma omp parallel num_threads(nt)
-    {
-        int t = 0, n = 1, m0, m1, n0, n1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        n = omp_get_num_threads();
-#endif
-        df_gemm_slice(M, N, split_n, t, n, &m0, &m1, &n0, &n1);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int t = 0; t < ns; t++) {
+        int m0, m1, n0, n1;
+        df_gemm_slice(M, N, split_n, t, ns, &m0, &m1, &n0, &n1);
         if (m1 > m0 && n1 > n0) {
             const float *As = transa ? A + m0 : A + (size_t)m0 * lda; // rows of op(A)
             const float *Bs = transb ? B + (size_t)n0 * ldb : B + n0; // columns of op(B)

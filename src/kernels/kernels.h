@@ -38,9 +38,10 @@ void df_blas_single_end(int saved);
 // split over df_par_threads() threads by columns of C (blocks of 16) when M < N, else by rows.
 void df_sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
-// The split df_sgemm uses: threads for an M x N x K product (1: serial) and *split_n (columns);
-// df_gemm_slice gives thread t of n its rows [m0, m1) and columns [n0, n1).
-int df_gemm_par_plan(int M, int N, int K, int *split_n);
+// The split df_sgemm uses: threads for an M x N x K product (1: serial), *split_n (columns,
+// else rows) and *nslices (slices taken dynamically by the threads, a few per thread when
+// large); df_gemm_slice gives slice t of n its rows [m0, m1) and columns [n0, n1).
+int df_gemm_par_plan(int M, int N, int K, int *split_n, int *nslices);
 void df_gemm_slice(int M, int N, int split_n, int t, int n, int *m0, int *m1, int *n0, int *n1);
 
 // ---------------------------------------------------------------------------------------------

@@ -55,21 +55,17 @@ void df_linear(float *y, const float *x, const float *w, const float *bias, int 
                int accumulate) {
     DF_ASSERT(M >= 0 && K >= 0 && N >= 0);
     if (M == 0 || N == 0) return;
-    int split_n;
-    const int nt = df_gemm_par_plan(M, N, K, &split_n);
+    int split_n, ns;
+    const int nt = df_gemm_par_plan(M, N, K, &split_n, &ns);
     if (nt <= 1) {
         linear_part(y, x, w, bias, K, N, accumulate, 0, M, 0, N);
         return;
     }
     const int saved = df_blas_single_begin();
-#pragma omp parallel num_threads(nt)
-    {
-        int t = 0, n = 1, m0, m1, n0, n1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        n = omp_get_num_threads();
-#endif
-        df_gemm_slice(M, N, split_n, t, n, &m0, &m1, &n0, &n1);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int t = 0; t < ns; t++) {
+        int m0, m1, n0, n1;
+        df_gemm_slice(M, N, split_n, t, ns, &m0, &m1, &n0, &n1);
         if (m1 > m0 && n1 > n0) linear_part(y, x, w, bias, K, N, accumulate, m0, m1, n0, n1);
     }
     df_blas_single_end(saved);

@@ -13,8 +13,6 @@
 // and finally out = O / l. Later tiles get St = score - m straight from the GEMM: the exp pass
 // that reads St writes P to a second buffer and refills St with -m, and the score GEMM runs with
 // beta = 1 (no zeroing pass inside OpenBLAS; the subtraction is folded into the GEMM).
-// With several key tiles and heads, K and V are first copied into per-head contiguous blocks
-// (per-calling-thread cache of 2*Tk*NH*HS floats), so each item streams its head sequentially.
 // Scratch per thread: 2 x [BK][bq] + O [bq][HS] + 4 [bq] floats, never O(Tq*Tk). Items run on
 // OpenMP threads with OpenBLAS set to one thread for the duration (the pthread OpenBLAS must not
 // fan out from inside an OpenMP region); a single item, or a call made from inside a parallel
@@ -271,9 +269,8 @@ typedef struct at_args {
     float *out;
     const float *q, *k, *v;
     int ldo, ldq, ldk, ldv, Tq, Tk, NH, HS;
-    size_t khs, vhs; // elements between heads in k / v (HS, or Tk*HS when packed per head)
-    int bq;          // query block of one work item
-    float scale;     // log2(e) / sqrt(HS)
+    int bq;      // query block of one work item
+    float scale; // log2(e) / sqrt(HS)
 } at_args;
 
 // Per-thread scratch.
@@ -288,8 +285,8 @@ typedef struct at_scratch {
 static void at_item(const at_args *a, const at_scratch *w, int h, int i0, int nq) {
     const int HS = a->HS;
     const float *q = a->q + (size_t)i0 * (size_t)a->ldq + (size_t)h * (size_t)HS;
-    const float *kh = a->k + (size_t)h * a->khs;
-    const float *vh = a->v + (size_t)h * a->vhs;
+    const float *kh = a->k + (size_t)h * (size_t)HS;
+    const float *vh = a->v + (size_t)h * (size_t)HS;
     float *St = w->St, *P = w->P, *O = w->O, *m = w->m, *l = w->l, *tmax = w->t1,
           *tsum = w->t2;
     float *out = a->out + (size_t)i0 * (size_t)a->ldo + (size_t)h * (size_t)HS;
@@ -400,22 +397,6 @@ static void at_run_items(const at_args *a, int shared) {
     df_free(w.m);
 }
 
-// Per-calling-thread cache for the per-head K/V copies (grows, never shrinks).
-static _Thread_local float *g_kv = NULL;
-static _Thread_local size_t g_kv_floats = 0;
-
-// dst [NH][T][HS] = src rows [T] of stride ld, head h at columns [h*HS, (h+1)*HS).
-static void at_pack_heads(float *dst, const float *src, int ld, int T, int NH, int HS, int nt) {
-    (void)nt;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int j = 0; j < T; j++) {
-        const float *row = src + (size_t)j * (size_t)ld;
-        for (int h = 0; h < NH; h++)
-            memcpy(dst + ((size_t)h * (size_t)T + (size_t)j) * (size_t)HS, row + (size_t)h * HS,
-                   (size_t)HS * sizeof(float));
-    }
-}
-
 void df_attention(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                   const float *v, int ldv, int Tq, int Tk, int NH, int HS) {
     if (Tq <= 0 || NH <= 0 || HS <= 0) return;
@@ -428,27 +409,8 @@ void df_attention(float *out, int ldo, const float *q, int ldq, const float *k, 
     int bq = DF_ATT_BQ;
     while (bq > DF_ATT_BQ_MIN && (int64_t)NH * ((Tq + bq - 1) / bq) < 3 * (int64_t)nt) bq /= 2;
     if (bq > Tq) bq = Tq;
-    at_args a = {out, q, k, v, ldo, ldq, ldk, ldv, Tq, Tk, NH, HS, (size_t)HS, (size_t)HS, bq,
-                 (float)(1.4426950408889634 / sqrt((double)HS))};
-    // Several key tiles and interleaved heads: copy K and V once into per-head contiguous
-    // [NH][Tk][HS] blocks, so every item streams its head's keys/values sequentially instead of
-    // HS-float pieces of long rows (measured ~5-10% faster at HS 64).
-    if (Tk > DF_ATT_BK && NH > 1) {
-        const size_t need = 2 * (size_t)NH * (size_t)Tk * (size_t)HS;
-        if (need > g_kv_floats) {
-            df_free(g_kv);
-            g_kv = df_malloc(need * sizeof(float));
-            DF_ASSERT(g_kv != NULL); // a few tens of MB at most for UNet shapes
-            g_kv_floats = need;
-        }
-        float *kp = g_kv, *vp = g_kv + need / 2;
-        at_pack_heads(kp, k, ldk, Tk, NH, HS, nt);
-        at_pack_heads(vp, v, ldv, Tk, NH, HS, nt);
-        a.k = kp;
-        a.v = vp;
-        a.ldk = a.ldv = HS;
-        a.khs = a.vhs = (size_t)Tk * (size_t)HS;
-    }
+    const at_args a = {out, q, k, v, ldo, ldq, ldk, ldv, Tq, Tk, NH, HS, bq,
+                       (float)(1.4426950408889634 / sqrt((double)HS))};
     const int nitems = NH * ((Tq + bq - 1) / bq);
     if (nt > nitems) nt = nitems;
     if (nt <= 1) {

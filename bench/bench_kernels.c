@@ -10,9 +10,9 @@
 // VM's sgemm rate drifts by up to 2x within seconds (even by CPU time, with no other process
 // running), so each row's best is compared with the best of its own paired ceiling calls (same
 // sample count, same stretch of time); ratios against the best ceiling of the whole run
-// ("run_best") are printed too. Prints a table, then as the last line one JSON object (sgemm_gflops, conv3x3_ratio_min,
-// linear_ratio, attention_ratio, threads, per-shape figures, run_best, and for 1 thread the
-// same by CPU time).
+// ("run_best") are printed too. Prints a table, then as the last line one JSON object
+// (sgemm_gflops, conv3x3_ratio_min, linear_ratio, attention_ratio, threads, per-shape figures,
+// run_best, and for 1 thread the same by CPU time).
 //
 // OpenBLAS 0.3.21 (Debian 12, DYNAMIC_ARCH) does not recognise some newer Xeons (e.g. under KVM)
 // and falls back to its "Prescott" (SSE3) kernels, 4-5x slower than its SkylakeX/Haswell ones.

@@ -300,12 +300,15 @@ void df_conv2d(float *y, const float *x, const float *top, const float *bot, con
     const size_t scr = (size_t)(rows + (three ? 2 : 0)) * wo * K; // floats per chunk
     const int saved = nt > 1 ? df_blas_single_begin() : 1;
     if (whole && items >= nt) {
-#pragma omp parallel for schedule(static) num_threads(nt)
+        // dynamic: the vCPUs here often run at different speeds for a while
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
         for (int it = 0; it < items; it++) {
             const int r0 = (it % nch) * rows, nr = rows < total - r0 ? rows : total - r0;
             float *A = scratch_get(scr); // this thread's own
-            if (three) conv_chunk3(y, x, top, bot, w, bias, A, it / nch, r0, nr, H, W, cin, cout, 0, 1);
-            else conv_chunk9(y, x, top, bot, w, bias, A, r0, nr, H, W, cin, cout, stride, 0, 1);
+            if (three)
+                conv_chunk3(y, x, top, bot, w, bias, A, it / nch, r0, nr, H, W, cin, cout, 0, 1);
+            else
+                conv_chunk9(y, x, top, bot, w, bias, A, r0, nr, H, W, cin, cout, stride, 0, 1);
         }
     } else {
         float *A = scratch_get(scr); // shared by the team
@@ -319,9 +322,11 @@ void df_conv2d(float *y, const float *x, const float *top, const float *bot, con
             for (int it = 0; it < items; it++) {
                 const int r0 = (it % nch) * rows, nr = rows < total - r0 ? rows : total - r0;
                 if (three)
-                    conv_chunk3(y, x, top, bot, w, bias, A, it / nch, r0, nr, H, W, cin, cout, t, nth);
+                    conv_chunk3(y, x, top, bot, w, bias, A, it / nch, r0, nr, H, W, cin, cout, t,
+                                nth);
                 else
-                    conv_chunk9(y, x, top, bot, w, bias, A, r0, nr, H, W, cin, cout, stride, t, nth);
+                    conv_chunk9(y, x, top, bot, w, bias, A, r0, nr, H, W, cin, cout, stride, t,
+                                nth);
             }
         }
     }

@@ -849,7 +849,7 @@ df_status df_unet_set_text(df_unet *u, int B, const float *enc, int T_text,
     size_t need = 0;
     for_each_block(u, count_text, &need);
     if (c->addition_embed)
-        need += (size_t)B * ted + (size_t)B * nid * atd + (size_t)B * c->add_in_dim + (size_t)B * ted;
+        need += (size_t)B * (2 * (size_t)ted + (size_t)nid * atd + (size_t)c->add_in_dim);
     if (need > u->text_floats) {
         df_free(u->text);
         u->text = df_malloc((need ? need : 1) * sizeof(float));

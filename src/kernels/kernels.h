@@ -10,9 +10,10 @@
 //
 // Every fast kernel `df_X` has a plain-loop twin `df_X_ref` with the same signature; tests in
 // tests/test_kernels*.c compare them on random inputs incl. odd sizes. GEMMs go through
-// cblas_sgemm; threading is OpenMP (outermost independent dimension) + OpenBLAS, both set by
-// df_set_threads(). Kernels do not fail on user input: shapes are validated by the caller
-// (model loading); broken invariants are DF_ASSERTs.
+// cblas_sgemm; threading is OpenMP (thread count set by df_set_threads()); GEMM kernels run
+// single-threaded OpenBLAS inside their own parallel regions (see the threading helpers).
+// Kernels do not fail on user input: shapes are validated by the caller (model loading); broken
+// invariants are DF_ASSERTs.
 #ifndef DF_KERNELS_H
 #define DF_KERNELS_H
 
@@ -74,9 +75,10 @@ void df_conv_weight_pack_range(float *dst, const void *src, df_dtype dtype, int 
 // Output row oy reads input rows oy*stride - pad .. oy*stride + pad (relative to the band), so a
 // band's result equals the matching rows of the whole-image conv when top/bot hold the
 // neighbouring rows (stride 2: bands start at even rows).
-// y must not overlap x/top/bot. The fast kernel keeps a per-calling-thread im2col scratch of
-// about 16 MiB (more only if 3 rows of [W][3][Cin] floats exceed that; grown on demand, reused),
-// so it may be called from several threads at once.
+// y must not overlap x/top/bot. The fast kernel keeps a per-thread im2col scratch of about
+// 16 MiB (more only if 3 rows of [W][3][Cin] floats exceed that; grown on demand, reused): the
+// calling thread's, and with several threads each OpenMP thread's when the threads take whole
+// row chunks. It may be called from several threads at once (then it runs serially in each).
 void df_conv2d(float *y, const float *x, const float *top, const float *bot, const float *w,
                const float *bias, int B, int H, int W, int cin, int cout, int k, int stride);
 void df_conv2d_ref(float *y, const float *x, const float *top, const float *bot, const float *w,

@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
 # Installs what distrifuse needs to build, test and benchmark on Debian 12 (idempotent).
+#   scripts/install-deps.sh               build + test dependencies (the README's first command)
+#   scripts/install-deps.sh --test-tools  also the large test-only tools (headless Chromium for the
+#                                         metrics page test, clang/libFuzzer for `make fuzz`);
+#                                         .ci/run uses this. Tests needing an absent tool skip (77).
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libpng-dev
       libcjson-dev python3)
+TEST_PKGS=()
+for arg in "$@"; do
+  case "$arg" in
+    --test-tools) PKGS+=("${TEST_PKGS[@]}") ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "install-deps: unknown option '$arg' (see --help)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -49,6 +49,7 @@ typedef struct bench_args {
     float ignore_ratio;
     int verbose, quiet, help, version;
     const char *parallelism, *sync_mode, *split_scheme, *comm_dtype, *comm_progress;
+    const char *gn_compat; // "exact" | "original"
     int warmup_steps, no_split_batch, comm_checkpoint;
 } bench_args;
 
@@ -120,6 +121,10 @@ static const cli_opt k_opts[] = {
      "exchanged tensors per batched asynchronous all-gather"},
     {CLI_CHOICE, 0, "comm-dtype", "TYPE", OFF(comm_dtype), 0, "f32|f16", NULL,
      "precision of the exchanged activations"},
+    {CLI_CHOICE, 0, "gn-compat", "MODE", OFF(gn_compat), 0, "exact|original", NULL,
+     "GroupNorm statistics of a patch: exact (a synchronous step equals the single process) or "
+     "original (the original DistriFusion's n/(n-1) local variance factor; reproduces its "
+     "outputs)"},
     {CLI_CHOICE, 0, "comm-progress", "MODE", OFF(comm_progress), 0, "none|test|thread", NULL,
      "how in-flight exchanges advance: none (only the final wait), test (MPI_Testsome at layer "
      "boundaries), thread (test + a polling thread; MPI_THREAD_MULTIPLE)"},
@@ -141,6 +146,7 @@ static bench_args bench_defaults(void) {
     a.split_scheme = df_split_scheme_name(dp.split_scheme);
     a.comm_dtype = df_comm_dtype_name(dp.comm_dtype);
     a.comm_progress = df_progress_name(dp.progress);
+    a.gn_compat = dp.gn_compat ? "original" : "exact";
     a.warmup_steps = dp.warmup_steps;
     a.comm_checkpoint = dp.comm_checkpoint;
     return a;
@@ -371,6 +377,7 @@ int main(int argc, char **argv) {
     df_split_scheme_parse(a.split_scheme, &dp.split_scheme);
     df_comm_dtype_parse(a.comm_dtype, &dp.comm_dtype);
     df_progress_parse(a.comm_progress, &dp.progress);
+    dp.gn_compat = strcmp(a.gn_compat, "original") == 0;
     dp.warmup_steps = a.warmup_steps;
     dp.split_batch = !a.no_split_batch;
     dp.comm_checkpoint = a.comm_checkpoint;
@@ -610,6 +617,7 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "comm_checkpoint", dp.comm_checkpoint);
         cJSON_AddStringToObject(o, "comm_dtype", df_comm_dtype_name(dp.comm_dtype));
         cJSON_AddStringToObject(o, "comm_progress", df_progress_name(dp.progress));
+        cJSON_AddStringToObject(o, "gn_compat", dp.gn_compat ? "original" : "exact");
         cJSON_AddNumberToObject(o, "comm_tensors", comm_tensors);
         cJSON_AddNumberToObject(o, "text_encode_s", info.timings.text_encode_s);
         cJSON_AddNumberToObject(o, "denoise_s", info.timings.denoise_s);

@@ -46,6 +46,7 @@ typedef struct cli_args {
     int verbose, quiet, help, version;
     // Distributed options (used when started by mpiexec with more than one rank)
     const char *parallelism, *sync_mode, *split_scheme, *comm_dtype;
+    const char *gn_compat; // "exact" | "original"
     int warmup_steps, no_split_batch, comm_checkpoint, stats;
 } cli_args;
 
@@ -129,6 +130,10 @@ static const cli_opt k_opts[] = {
      "exchanged tensors per batched asynchronous all-gather"},
     {CLI_CHOICE, 0, "comm-dtype", "TYPE", OFF(comm_dtype), 0, "f32|f16", NULL,
      "precision of the exchanged activations"},
+    {CLI_CHOICE, 0, "gn-compat", "MODE", OFF(gn_compat), 0, "exact|original", NULL,
+     "GroupNorm statistics of a patch: exact (a synchronous step equals the single process) or "
+     "original (the original DistriFusion's n/(n-1) local variance factor; reproduces its "
+     "outputs)"},
     {CLI_FLAG, 0, "stats", NULL, OFF(stats), 1, NULL, "",
      "print communication statistics (time waiting, bytes, collectives) at the end"},
 };
@@ -146,6 +151,7 @@ static cli_args cli_defaults(void) {
     a.sync_mode = df_sync_mode_name(dp.sync_mode);
     a.split_scheme = df_split_scheme_name(dp.split_scheme);
     a.comm_dtype = df_comm_dtype_name(dp.comm_dtype);
+    a.gn_compat = dp.gn_compat ? "original" : "exact";
     a.warmup_steps = dp.warmup_steps;
     a.comm_checkpoint = dp.comm_checkpoint;
     return a;
@@ -328,6 +334,7 @@ int main(int argc, char **argv) {
     df_sync_mode_parse(a.sync_mode, &dp.sync_mode);
     df_split_scheme_parse(a.split_scheme, &dp.split_scheme);
     df_comm_dtype_parse(a.comm_dtype, &dp.comm_dtype);
+    dp.gn_compat = strcmp(a.gn_compat, "original") == 0;
     dp.warmup_steps = a.warmup_steps;
     dp.split_batch = !a.no_split_batch;
     dp.comm_checkpoint = a.comm_checkpoint;

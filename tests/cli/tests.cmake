@@ -47,3 +47,19 @@ if(TARGET test_pipeline)
       LABELS "golden;slow")
   endforeach()
 endif()
+
+# The 56 DistriFusion goldens through the command line (mpiexec -n 2 / 4 distrifuse ...
+# --gn-compat original; tests/cli/dist_golden.py); -DDF_GOLDEN_ALL=OFF (the ASan stage) runs the
+# subset of 9 that test_mpi_golden runs there.
+if(TARGET distrifuse-cli)
+  set(DF_CLI_GOLDEN_FILTER "")
+  if(DEFINED DF_GOLDEN_ALL AND NOT DF_GOLDEN_ALL)
+    set(DF_CLI_GOLDEN_FILTER "ddim_n2_nosplit_patch_corrected_async_gn_w1,ddim_n2_nosplit_patch_full_sync_w4,ddim_n2_split_patch_corrected_async_gn_w4,ddim_n2_nosplit_naive_patch_alternate_w4,ddim_n2_nosplit_patch_sync_gn_w1,ddim_n4_nosplit_patch_corrected_async_gn_w4,ddim_n4_split_patch_sync_gn_w1,euler_n4_split_patch_corrected_async_gn_w1,ddim_n4_split_naive_patch_col_w4")
+  endif()
+  add_test(NAME cli_dist_golden
+    COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/dist_golden.py ${CMAKE_BINARY_DIR}/distrifuse
+            ${MPIEXEC_EXECUTABLE} ${CMAKE_SOURCE_DIR}/../shared/golden ${DF_CLI_GOLDEN_FILTER}
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(cli_dist_golden PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1800
+    LABELS "golden;slow" ENVIRONMENT "${DF_CLI_ENV};ASAN_OPTIONS=detect_leaks=0")
+endif()

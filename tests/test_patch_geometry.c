@@ -91,7 +91,7 @@ int main(void) {
     EXPECT_TRUE(p.sync_mode == DF_SYNC_CORRECTED_ASYNC_GN && p.split_batch == 1);
 
     // a plain process (no launcher) is one rank without MPI; bad parameters are refused
-    EXPECT_OK(df_dist_init(NULL, NULL, 0));
+    EXPECT_OK(df_dist_init(NULL, NULL, 0, 0));
     df_dist *d = NULL;
     p.comm_checkpoint = 0;
     EXPECT_ERR(df_dist_create(&p, &d), DF_ERR_ARG, "comm_checkpoint");

@@ -161,14 +161,18 @@ static void test_shipped_vocab(void) {
     EXPECT_TRUE(tok == NULL);
     EXPECT_ERR(df_tokenizer_load_default(60000, &tok), DF_ERR_ARG, "pad id 60000");
 
-    // DF_DATA_DIR overrides the shipped location
+    // a data folder overrides the shipped location (df_load_params.data_dir; the programs'
+    // DF_DATA_DIR); NULL / empty is the build default
     char dir[4096];
-    setenv("DF_DATA_DIR", "/nonexistent-df-data", 1);
-    df_tokenizer_default_dir(dir, sizeof dir);
+    df_tokenizer_default_dir("/nonexistent-df-data", dir, sizeof dir);
     EXPECT_TRUE(strcmp(dir, "/nonexistent-df-data/clip") == 0);
-    EXPECT_ERR(df_tokenizer_load_default(-1, &tok), DF_ERR_IO,
+    EXPECT_ERR(df_tokenizer_load(dir, -1, &tok), DF_ERR_IO,
                "/nonexistent-df-data/clip/vocab.json");
-    unsetenv("DF_DATA_DIR");
+    df_tokenizer_default_dir(NULL, dir, sizeof dir);
+    EXPECT_TRUE(strstr(dir, "/clip") != NULL);
+    char dir2[4096];
+    df_tokenizer_default_dir("", dir2, sizeof dir2);
+    EXPECT_TRUE(strcmp(dir, dir2) == 0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -106,11 +106,15 @@ static double run_case(df_unet *u, const char *folder, const char *case_name, in
 static const char *const k_cases[] = {"unet_32x32_dbg", "unet_64x64_b1", "unet_64x64_cfg",
                                       "unet_48x80"};
 
+// Weight cache limit golden_fixture applies after loading (SIZE_MAX: the default).
+static size_t g_cache_mb = SIZE_MAX;
+
 static void golden_fixture(const char *label, const char *model_path, const char *yaml,
                            const char *folder, unsigned mask) { // bit i: k_cases[i]
     fprintf(stderr, "[%s] %s\n", label, model_path);
     df_unet *u = NULL;
     EXPECT_OK(df_unet_load(model_path, yaml, &u));
+    if (u && g_cache_mb != SIZE_MAX) EXPECT_OK(df_unet_set_weight_cache(u, g_cache_mb));
     if (!u) return;
     char desc[512];
     df_unet_config_describe(df_unet_get_config(u), desc, sizeof desc);
@@ -137,12 +141,14 @@ static void test_mapping(void) {
         return;
     }
     int n = 0, bad = 0;
+    const int layers = df_i_ldm_unet_layers(f);
+    EXPECT_EQ_I64(layers, 2);
     const cJSON *it;
     cJSON_ArrayForEach(it, root) {
         if (strncmp(it->string, "model.diffusion_model.", 22) != 0) continue;
         char out[512];
         const char *want = it->valuestring;
-        int hit = df_i_ldm_map_unet(f, it->string, out, sizeof out);
+        int hit = df_i_ldm_map_unet(layers, it->string, out, sizeof out);
         n++;
         if (!hit || strncmp(want, "unet/", 5) != 0 || strcmp(out, want + 5) != 0) {
             if (bad++ < 5) fprintf(stderr, "  map %s -> %s, want %s\n", it->string, out, want);
@@ -151,7 +157,8 @@ static void test_mapping(void) {
     EXPECT_EQ_I64(bad, 0);
     EXPECT_TRUE(n > 300);
     char other[64];
-    EXPECT_EQ_I64(df_i_ldm_map_unet(f, "first_stage_model.decoder.conv_in.weight", other, 64), 0);
+    EXPECT_EQ_I64(df_i_ldm_map_unet(layers, "first_stage_model.decoder.conv_in.weight", other, 64),
+                  0);
     // The mapped table equals the folder's tensor set (names and shapes).
     df_weights *ws = NULL, *wf = NULL;
     EXPECT_OK(df_weights_from_single(f, "unet", &ws));
@@ -607,12 +614,12 @@ int main(int argc, char **argv) {
     snprintf(y, sizeof y, "%s/models/tiny-sd15-single/tiny-sd15.yaml", dfg_dir);
     golden_fixture("sd15 single file f16, cached f32", p, y, "sd15", 0x9); // dbg + 48x80
     // Per-layer conversion (no f32 cache): the path real SDXL takes.
-    setenv("DF_UNET_CACHE_MB", "0", 1);
+    g_cache_mb = 0;
     snprintf(p, sizeof p, "%s/models/tiny-sdxl", dfg_dir);
     golden_fixture("sdxl folder f16, per-layer conversion", p, NULL, "sdxl", 0x1);
     snprintf(p, sizeof p, "%s/models/tiny-sd15", dfg_dir);
     golden_fixture("sd15 folder f32, per-layer conversion", p, NULL, "sd15", 0x1);
-    unsetenv("DF_UNET_CACHE_MB");
+    g_cache_mb = SIZE_MAX;
     snprintf(p, sizeof p, "%s/models/tiny-sdxl", dfg_dir);
     // tiny-sdxl: distrifuser registers 102 tensors (39 halo convs + 46 GN + 17 attn1), + conv_in
     test_bands("sdxl", p, 2, 32, 24, 2, 103);

@@ -5,5 +5,6 @@
 
 #include "distrifuse/pipeline.h"
 #include "distrifuse/status.h"
+#include "distrifuse/version.h"
 
 #endif // DF_DF_H

@@ -48,13 +48,27 @@ typedef struct df_model df_model;
 //     the second text encoder (conditioner.embedders.1.*), SD 1.x by cond_stage_model.*. An LDM
 //     inference yaml with the same base name next to the file (x.safetensors -> x.yaml) is read
 //     for the UNet head count when present. Tokenizers come from the vocabulary shipped with
-//     distrifuse (data/clip, or $DF_DATA_DIR/clip), the scheduler from the architecture's
+//     distrifuse (data/clip, or df_load_params.data_dir/clip), the scheduler from the architecture's
 //     reference config (SDXL: Euler, SD 1.x: PNDM).
 // Weights stay memory-mapped in their stored dtype; compute is f32.
 // Errors: DF_ERR_IO (missing files), DF_ERR_FORMAT (not a recognisable model, bad configs or
 // tensors; the message names the file / tensor), DF_ERR_UNSUPPORTED (e.g. an SD 2.x
 // v-prediction UNet config we do not handle). *out is NULL on failure.
 df_status df_model_load(const char *path, df_model **out);
+
+// Options of df_model_load_ex (the library reads no environment variables; the programs map
+// DF_DATA_DIR, DF_UNET_CACHE_MB and DF_UNET_PROFILE onto these).
+typedef struct df_load_params {
+    const char *data_dir;    // folder holding clip/ (shipped CLIP vocabulary, for single-file
+                             // checkpoints); NULL: the build option DF_DATA_DIR (<source>/data)
+    long long weight_cache_mb; // UNet f32 weight cache limit (MiB); < 0: the build option
+                               // DF_UNET_CACHE_MB (256). Matrices are converted once when all
+                               // fit, else per use.
+    int unet_profile;        // 1: per-operation UNet profile on stderr when the model is freed
+} df_load_params;
+df_load_params df_load_params_default(void);
+// df_model_load with options (lp NULL: the defaults).
+df_status df_model_load_ex(const char *path, const df_load_params *lp, df_model **out);
 void df_model_free(df_model *m); // accepts NULL
 
 df_arch df_model_arch(const df_model *m);
@@ -111,7 +125,8 @@ typedef struct df_gen_params {
     const float *init_latent_data; // the same in memory (NCHW f32); used when init_latent is NULL
     const char *save_latent;       // writes the final latents (before the VAE) as
                                    // safetensors, tensor "latents" [1][4][h][w] F32; NULL = no
-    int threads;                   // compute threads (OpenMP + OpenBLAS); <= 0 leaves the
+    int threads;                   // compute threads (OpenMP + OpenBLAS) of this call (the
+                                   // caller's settings are put back after it); <= 0 uses the
                                    // current setting (by default all cores) (default 0)
     df_progress_fn progress;       // may be NULL
     df_latents_fn on_step_latents; // may be NULL

@@ -145,6 +145,26 @@ int df_get_threads(void) {
     return g_threads;
 }
 
+df_threads_state df_threads_save(void) {
+    df_threads_state s;
+    s.df = g_threads;
+#ifdef _OPENMP
+    s.omp = omp_get_max_threads();
+#else
+    s.omp = 1;
+#endif
+    s.blas = openblas_get_num_threads();
+    return s;
+}
+
+void df_threads_restore(const df_threads_state *s) {
+#ifdef _OPENMP
+    omp_set_num_threads(s->omp);
+#endif
+    openblas_set_num_threads(s->blas);
+    g_threads = s->df;
+}
+
 // ---------------------------------------------------------------------------------------------
 // time, memory statistics
 

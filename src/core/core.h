@@ -48,6 +48,13 @@ void df_free(void *p);
 // threads: one setting for OpenMP and OpenBLAS (the CLI's -t N). n <= 0 means "all cores".
 void df_set_threads(int n);
 int df_get_threads(void);
+// The thread settings of the process (OpenMP max threads, OpenBLAS threads, df_get_threads), so
+// that a library call that sets its own count can put the caller's back.
+typedef struct df_threads_state {
+    int df, omp, blas;
+} df_threads_state;
+df_threads_state df_threads_save(void);
+void df_threads_restore(const df_threads_state *s);
 
 // ---------------------------------------------------------------------------------------------
 // time and memory statistics

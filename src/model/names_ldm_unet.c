@@ -14,7 +14,8 @@
 //       .1.<transformer> -> up_blocks.b.attentions.l
 //   resnet: in_layers.0 norm1, in_layers.2 conv1, emb_layers.1 time_emb_proj, out_layers.0 norm2,
 //           out_layers.3 conv2, skip_connection conv_shortcut. Transformer names are identical.
-// L (layers_per_block) is read from the file: the first `input_blocks.i.0.op` has i = L+1.
+// L (layers_per_block) is read from the file (df_i_ldm_unet_layers): the first
+// `input_blocks.i.0.op` has i = L+1.
 // Unrecognised names under model.diffusion_model. keep their LDM name, so they show up as extra
 // (unused) tensors instead of vanishing.
 #include "model/weights.h"
@@ -44,11 +45,8 @@ static int starts(const char *s, const char *pre) {
     return strncmp(s, pre, strlen(pre)) == 0;
 }
 
-// Layers per block from the file's names (cached per file for the calling thread).
-static int ldm_layers_per_block(const df_st_file *f) {
-    static _Thread_local const df_st_file *cached_f;
-    static _Thread_local int cached_l;
-    if (f == cached_f) return cached_l;
+// Layers per block from the file's names (the caller computes it once per file).
+int df_i_ldm_unet_layers(const df_st_file *f) {
     int first_op = -1, max_in = 0;
     int n = df_st_count(f);
     for (int i = 0; i < n; i++) {
@@ -63,8 +61,6 @@ static int ldm_layers_per_block(const df_st_file *f) {
     }
     int l = first_op > 0 ? first_op - 1 : max_in; // one level without downsampler: 1..L
     if (l < 1) l = 1;
-    cached_f = f;
-    cached_l = l;
     return l;
 }
 
@@ -92,7 +88,7 @@ static int put(char *out, size_t cap, const char *kind, int b, const char *what,
     return n >= 0 && (size_t)n < cap;
 }
 
-int df_i_ldm_map_unet(const df_st_file *f, const char *ldm, char *out, size_t cap) {
+int df_i_ldm_map_unet(int layers, const char *ldm, char *out, size_t cap) {
     if (!starts(ldm, LDM_PREFIX)) return 0;
     const char *s = ldm + strlen(LDM_PREFIX);
     static const char *const top[][2] = {
@@ -112,7 +108,7 @@ int df_i_ldm_map_unet(const df_st_file *f, const char *ldm, char *out, size_t ca
         p += strlen("input_blocks.");
         int i = take_index(&p), sub = i >= 1 ? take_index(&p) : -1;
         if (sub >= 0) {
-            int l1 = ldm_layers_per_block(f) + 1, b = (i - 1) / l1, l = (i - 1) % l1;
+            int l1 = layers + 1, b = (i - 1) / l1, l = (i - 1) % l1;
             if (sub == 0 && starts(p, "op."))
                 return put(out, cap, "down_blocks", b, "downsamplers.0.conv", -1, NULL, p + 3);
             if (sub == 0 && (res = map_resnet(p, &tail)))
@@ -129,7 +125,7 @@ int df_i_ldm_map_unet(const df_st_file *f, const char *ldm, char *out, size_t ca
         p += strlen("output_blocks.");
         int i = take_index(&p), sub = i >= 0 ? take_index(&p) : -1;
         if (sub >= 0) {
-            int l1 = ldm_layers_per_block(f) + 1, b = i / l1, l = i % l1;
+            int l1 = layers + 1, b = i / l1, l = i % l1;
             if (sub == 0 && (res = map_resnet(p, &tail)))
                 return put(out, cap, "up_blocks", b, "resnets", l, res, tail);
             if ((sub == 1 || sub == 2) && starts(p, "conv."))

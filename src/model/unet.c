@@ -23,11 +23,17 @@
 // Feed-forward token chunk budget: the GEGLU input [tc][2F] and output [tc][F] hold at most this
 // many floats together (bounds the [T][2F] intermediate at any resolution).
 #define FF_CHUNK_FLOATS ((size_t)16 << 20)
-// Default f32 weight cache limit: a model whose matrices fit is converted once at load.
-#define DEFAULT_CACHE_MB 256
+// Default f32 weight cache limit (MiB): a model whose matrices fit is converted once at load.
+// Build option DF_UNET_CACHE_MB (CMake); per UNet: df_unet_set_weight_cache.
+#ifndef DF_UNET_CACHE_MB
+#    define DF_UNET_CACHE_MB 256
+#endif
+#ifndef DF_UNET_PROFILE
+#    define DF_UNET_PROFILE 0
+#endif
 
 // ---------------------------------------------------------------------------------------------
-// Optional profile (environment DF_UNET_PROFILE=1): process CPU time and FLOPs per operation
+// Optional profile (df_unet_set_profile, or the build option DF_UNET_PROFILE=ON): process CPU time and FLOPs per operation
 // class and latent level, printed to stderr by df_unet_destroy (the first forward, a warm-up
 // with page faults on the weights, is dropped when there are more). Off: one branch per op.
 
@@ -143,6 +149,7 @@ struct df_unet {
     float *wscr, *wscr2; // [max matrix floats] conversion scratch (NULL when all cached)
     size_t max_matrix;
     size_t weight_bytes;
+    size_t cache_mb; // f32 weight cache limit (MiB)
 
     // plan
     int planned, B, H, W, Hb;
@@ -447,9 +454,7 @@ static df_status build_cache(df_unet *u) {
             if (n > maxm) maxm = n;
         }
     }
-    size_t limit_mb = DEFAULT_CACHE_MB;
-    const char *env = getenv("DF_UNET_CACHE_MB");
-    if (env && *env) limit_mb = (size_t)strtoull(env, NULL, 10);
+    const size_t limit_mb = u->cache_mb;
     const int cache_mats = mat * sizeof(float) <= limit_mb * ((size_t)1 << 20);
     size_t total = vec + (cache_mats ? mat : 0);
     u->cache = df_malloc((total ? total : 1) * sizeof(float));
@@ -519,8 +524,8 @@ df_status df_unet_create(const df_unet_config *cfg, df_weights *w, df_unet **out
     }
     u->cfg = *cfg;
     u->w = w;
-    const char *pe = getenv("DF_UNET_PROFILE");
-    u->prof.on = pe && *pe && strcmp(pe, "0") != 0;
+    u->prof.on = DF_UNET_PROFILE;
+    u->cache_mb = DF_UNET_CACHE_MB;
     st = resolve_weights(u);
     if (st == DF_OK) st = build_cache(u);
     if (st != DF_OK) {
@@ -634,6 +639,22 @@ const df_unet_config *df_unet_get_config(const df_unet *u) {
 size_t df_unet_weight_bytes(const df_unet *u) {
     return u->weight_bytes;
 }
+
+df_status df_unet_set_weight_cache(df_unet *u, size_t limit_mb) {
+    DF_FAIL_IF(u->planned, DF_ERR_ARG, "unet: set the weight cache before df_unet_plan");
+    for (int i = 0; i < u->nreg; i++) u->reg[i].p->f = NULL;
+    df_free(u->cache);
+    df_free(u->wscr);
+    df_free(u->wscr2);
+    u->cache = u->wscr = u->wscr2 = NULL;
+    u->cache_bytes = u->max_matrix = 0;
+    df_unet_tp_destroy(u->tp); // rebuilt with the new limit
+    u->tp = NULL;
+    u->cache_mb = limit_mb;
+    return build_cache(u);
+}
+
+void df_unet_set_profile(df_unet *u, int on) { u->prof.on = on != 0; }
 
 size_t df_unet_cache_bytes(const df_unet *u) {
     return u->cache_bytes;
@@ -923,7 +944,7 @@ static df_status tp_state(df_unet *u, df_pctx *ctx) {
     df_unet_tp_destroy(u->tp);
     u->tp = NULL;
     DF_TRY(df_unet_tp_check(&u->cfg, ctx->tp_size));
-    return df_unet_tp_create(ctx->tp_rank, ctx->tp_size, &u->tp);
+    return df_unet_tp_create(ctx->tp_rank, ctx->tp_size, u->cache_mb, &u->tp);
 }
 
 // Sums y [n] over the group (the partial output of a split layer), then y += bias [C].

@@ -15,8 +15,8 @@
 // whole image of any size). Weights stay mmapped in their stored dtype; each layer's matrix is
 // converted right before use into one of two reusable f32 scratch buffers (conv weights packed
 // HWIO), f32-stored aligned linears are used in place, and 1-D tensors are converted once. When
-// all matrices fit DF_UNET_CACHE_MB (environment, default 256 MB of f32) they are converted once
-// at load instead (tiny models). Memory: SDXL 1024^2 batch 2 plans about 1.1 GB (arena + text K/V
+// all matrices fit the weight cache limit (df_unet_set_weight_cache; default: the build option
+// DF_UNET_CACHE_MB, 256 MiB of f32) they are converted once at load instead (tiny models). Memory: SDXL 1024^2 batch 2 plans about 1.1 GB (arena + text K/V
 // cache + weight scratch) beside the mmapped weights.
 // A df_unet runs one forward at a time (its buffers are shared); kernels use all threads.
 //
@@ -109,6 +109,13 @@ const df_unet_config *df_unet_get_config(const df_unet *u);
 // Weight bytes as stored (mmapped) and f32 bytes cached by the UNet.
 size_t df_unet_weight_bytes(const df_unet *u);
 size_t df_unet_cache_bytes(const df_unet *u);
+// f32 weight cache limit in MiB (default: the build option DF_UNET_CACHE_MB, 256): when all
+// matrices fit they are converted once, else per use (0: always per use). Rebuilds the cache;
+// DF_ERR_ARG after df_unet_plan. The tensor-parallel slices use the same limit.
+df_status df_unet_set_weight_cache(df_unet *u, size_t limit_mb);
+// Per-operation profile (CPU time, FLOPs by op class and level) printed to stderr by
+// df_unet_destroy; default: the build option DF_UNET_PROFILE (OFF).
+void df_unet_set_profile(df_unet *u, int on);
 
 // Plans the activation arena for B images of a full latent H x W processed in bands of
 // band_rows rows (band_rows = H for a single rank). band_rows must be divisible by 2^(levels-1)

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_CACHE_MB 256 // as unet.c: DF_UNET_CACHE_MB
 #define N_BUF 4
 
 void df_tp_share(int n, int P, int r, int *a, int *b) {
@@ -133,7 +132,7 @@ struct df_unet_tp {
     float dummy[16]; // result of empty slices
 };
 
-df_status df_unet_tp_create(int rank, int size, df_unet_tp **out) {
+df_status df_unet_tp_create(int rank, int size, size_t limit_mb, df_unet_tp **out) {
     *out = NULL;
     DF_FAIL_IF(size < 1 || rank < 0 || rank >= size, DF_ERR_ARG,
                "tensor parallelism: bad rank %d of %d", rank, size);
@@ -141,9 +140,6 @@ df_status df_unet_tp_create(int rank, int size, df_unet_tp **out) {
     DF_FAIL_IF(!tp, DF_ERR_NOMEM, "out of memory");
     tp->rank = rank;
     tp->size = size;
-    size_t limit_mb = DEFAULT_CACHE_MB;
-    const char *env = getenv("DF_UNET_CACHE_MB");
-    if (env && *env) limit_mb = (size_t)strtoull(env, NULL, 10);
     tp->limit = limit_mb << 20;
     *out = tp;
     return DF_OK;

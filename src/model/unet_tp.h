@@ -43,12 +43,12 @@ df_status df_unet_tp_check(const df_unet_config *cfg, int P);
 void df_unet_tp_volume(const df_unet_config *cfg, int B, int H, int W, int *n_allreduce,
                        double *floats);
 
-// Per-UNet state of one rank: sliced f32 weights (cached while the total stays within
-// DF_UNET_CACHE_MB, environment, default 256 MB; beyond that converted on every use into
-// scratch), and activation scratch buffers.
+// Per-UNet state of one rank: sliced f32 weights (cached while the total stays within limit_mb,
+// the UNet's weight cache limit, df_unet_set_weight_cache; beyond that converted on every use
+// into scratch), and activation scratch buffers.
 typedef struct df_unet_tp df_unet_tp;
 
-df_status df_unet_tp_create(int rank, int size, df_unet_tp **out);
+df_status df_unet_tp_create(int rank, int size, size_t limit_mb, df_unet_tp **out);
 void df_unet_tp_destroy(df_unet_tp *tp); // accepts NULL
 int df_unet_tp_rank(const df_unet_tp *tp);
 int df_unet_tp_size(const df_unet_tp *tp);

@@ -303,13 +303,14 @@ df_status df_weights_from_single(const df_st_file *f, const char *component, df_
     df_status st = DF_OK;
     char name[512];
     int n = df_st_count(f);
+    const int layers = which == 0 ? df_i_ldm_unet_layers(f) : 0;
     for (int i = 0; i < n && st == DF_OK; i++) {
         const df_st_tensor *t = df_st_get(f, i);
         if (strncmp(t->name, "model_ema.", 10) == 0) continue;
         if (which == 3 && single_special_clip2(w, t, &st)) continue;
         int hit = 0;
         switch (which) {
-        case 0: hit = df_i_ldm_map_unet(f, t->name, name, sizeof name); break;
+        case 0: hit = df_i_ldm_map_unet(layers, t->name, name, sizeof name); break;
         case 1: hit = df_i_ldm_map_vae(t->name, name, sizeof name); break;
         case 2: hit = df_i_ldm_map_clip(t->name, 0, name, sizeof name); break;
         default: hit = df_i_ldm_map_clip(t->name, 1, name, sizeof name); break;

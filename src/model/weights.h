@@ -80,8 +80,9 @@ df_status df_i_weights_add_owned(df_weights *w, const char *name, df_dtype dtype
 // vae: first_stage_model.*; text_encoder: cond_stage_model.transformer.* or
 // conditioner.embedders.0.transformer.*; text_encoder_2: conditioner.embedders.1.model.*.)
 // The UNet mapper needs the layout (number of resnets per block, which blocks have
-// attentions), which it derives from the names in the file itself.
-int df_i_ldm_map_unet(const df_st_file *f, const char *ldm, char *out, size_t cap);
+// attentions): `layers` = df_i_ldm_unet_layers(file), derived from the names in the file itself.
+int df_i_ldm_unet_layers(const df_st_file *f);
+int df_i_ldm_map_unet(int layers, const char *ldm, char *out, size_t cap);
 int df_i_ldm_map_vae(const char *ldm, char *out, size_t cap);
 int df_i_ldm_map_clip(const char *ldm, int which, char *out, size_t cap);
 

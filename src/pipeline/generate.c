@@ -251,14 +251,27 @@ static void make_infotext(const df_model *m, const df_gen_params *p, df_gen_info
     if (o >= cap) gi->infotext[cap - 1] = 0;
 }
 
+static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser *den,
+                          df_image *image, df_gen_info *info);
+
+// p->threads > 0 applies to this call only: the caller's thread settings are put back.
 df_status df_i_generate(df_model *m, const df_gen_params *p, const df_denoiser *den,
                         df_image *image, df_gen_info *info) {
+    if (!p || p->threads <= 0) return generate(m, p, den, image, info);
+    const df_threads_state saved = df_threads_save();
+    df_set_threads(p->threads);
+    df_status st = generate(m, p, den, image, info);
+    df_threads_restore(&saved);
+    return st;
+}
+
+static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser *den,
+                          df_image *image, df_gen_info *info) {
     DF_FAIL_IF(!m || !p || !den, DF_ERR_ARG, "NULL argument");
     if (image) memset(image, 0, sizeof *image);
     DF_TRY(df_gen_params_validate(m, p));
     DF_FAIL_IF(p->decode && !image && den->root, DF_ERR_ARG, "no image to write into");
     const double t_start = df_time_s();
-    if (p->threads > 0) df_set_threads(p->threads);
 
     // ---- resolve the parameters
     df_gen_info gi;

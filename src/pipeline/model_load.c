@@ -124,7 +124,8 @@ static int read_sample_size(const char *dir) {
 }
 
 // Tokenizer of a folder if present, else the shipped vocabulary with `pad` (-1: config default).
-static df_status load_tokenizer(const char *dir, const char *sub, int pad, df_tokenizer **out) {
+static df_status load_tokenizer(const df_model *m, const char *dir, const char *sub, int pad,
+                                df_tokenizer **out) {
     char p[4200];
     if (dir) {
         DF_TRY(join(p, sizeof p, dir, sub));
@@ -132,12 +133,12 @@ static df_status load_tokenizer(const char *dir, const char *sub, int pad, df_to
         DF_TRY(join(v, sizeof v, p, "vocab.json"));
         if (is_file(v)) return df_tokenizer_load(p, -1, out);
     }
-    df_status st = df_tokenizer_load_default(pad, out);
+    char def[4096];
+    df_tokenizer_default_dir(m->lp.data_dir, def, sizeof def);
+    df_status st = df_tokenizer_load(def, pad, out);
     if (st != DF_OK) {
-        char def[4096];
-        df_tokenizer_default_dir(def, sizeof def);
         return DF_ERROR(st, "no tokenizer%s%s and the shipped CLIP vocabulary (%s) is not "
-                        "readable (set DF_DATA_DIR to the folder holding clip/): %s",
+                        "readable (set DF_DATA_DIR, or df_load_params.data_dir, to the folder holding clip/): %s",
                         dir ? " in " : "", dir ? p : "", def, df_last_error());
     }
     return DF_OK;
@@ -240,8 +241,8 @@ static df_status load_folder(df_model *m, const char *dir) {
     DF_TRY(df_vae_load(dir, "vae", 0, &m->vae));
     DF_TRY(df_clip_load(dir, "text_encoder", &m->te1));
     if (m->arch == DF_ARCH_SDXL) DF_TRY(df_clip_load(dir, "text_encoder_2", &m->te2));
-    DF_TRY(load_tokenizer(dir, "tokenizer", -1, &m->tok1));
-    if (m->arch == DF_ARCH_SDXL) DF_TRY(load_tokenizer(dir, "tokenizer_2", DF_TOK_PAD_SDXL2,
+    DF_TRY(load_tokenizer(m, dir, "tokenizer", -1, &m->tok1));
+    if (m->arch == DF_ARCH_SDXL) DF_TRY(load_tokenizer(m, dir, "tokenizer_2", DF_TOK_PAD_SDXL2,
                                                       &m->tok2));
 
     DF_TRY(join(p, sizeof p, dir, "scheduler/scheduler_config.json"));
@@ -321,8 +322,8 @@ static df_status load_single(df_model *m, const char *file) {
     else strncat(yaml, ".yaml", sizeof yaml - strlen(yaml) - 1);
     DF_TRY(df_unet_load(file, is_file(yaml) ? yaml : NULL, &m->unet));
 
-    DF_TRY(load_tokenizer(NULL, NULL, -1, &m->tok1));
-    if (sdxl) DF_TRY(load_tokenizer(NULL, NULL, DF_TOK_PAD_SDXL2, &m->tok2));
+    DF_TRY(load_tokenizer(m, NULL, NULL, -1, &m->tok1));
+    if (sdxl) DF_TRY(load_tokenizer(m, NULL, NULL, DF_TOK_PAD_SDXL2, &m->tok2));
     m->sched_cfg = df_sched_config_default_sdxl(); // the SD 1.x config has the same numbers
     m->sched_cfg.skip_prk_steps = 1;
     m->sched_kind = sdxl ? DF_SCHED_EULER : DF_SCHED_PNDM;
@@ -360,7 +361,18 @@ static df_status check_components(const df_model *m) {
     return DF_OK;
 }
 
+df_load_params df_load_params_default(void) {
+    df_load_params lp;
+    memset(&lp, 0, sizeof lp);
+    lp.weight_cache_mb = -1;
+    return lp;
+}
+
 df_status df_model_load(const char *path, df_model **out) {
+    return df_model_load_ex(path, NULL, out);
+}
+
+df_status df_model_load_ex(const char *path, const df_load_params *lp, df_model **out) {
     DF_FAIL_IF(!out, DF_ERR_ARG, "NULL out");
     *out = NULL;
     DF_FAIL_IF(!path || !*path, DF_ERR_ARG, "no model path given");
@@ -370,6 +382,7 @@ df_status df_model_load(const char *path, df_model **out) {
     df_model *m = calloc(1, sizeof *m);
     DF_FAIL_IF(!m, DF_ERR_NOMEM, "model");
     snprintf(m->path, sizeof m->path, "%s", path);
+    m->lp = lp ? *lp : df_load_params_default();
     // name: the base name without a trailing slash or the .safetensors extension
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", path);
@@ -383,6 +396,10 @@ df_status df_model_load(const char *path, df_model **out) {
     df_sched_config_init(&m->sched_cfg);
 
     df_status st = S_ISDIR(sb.st_mode) ? load_folder(m, path) : load_single(m, path);
+    if (st == DF_OK && m->lp.weight_cache_mb >= 0)
+        st = df_unet_set_weight_cache(m->unet, (size_t)m->lp.weight_cache_mb);
+    if (st == DF_OK && m->lp.unet_profile) df_unet_set_profile(m->unet, 1);
+    m->lp.data_dir = NULL; // the caller's string
     if (st == DF_OK) st = check_components(m);
     if (st == DF_OK && m->sched_kind == DF_SCHED_NONE)
         m->sched_kind = m->arch == DF_ARCH_SDXL ? DF_SCHED_EULER : DF_SCHED_PNDM;

@@ -31,6 +31,7 @@ struct df_model {
     df_sched_kind sched_kind;   // the config's class (the default sampler)
     int force_zeros;            // SDXL force_zeros_for_empty_prompt
     int sample_size;            // unet sample_size (latent pixels): default image = x 8
+    df_load_params lp;          // load options (data_dir valid only during df_model_load_ex)
 };
 
 // Text conditioning of one generation, for the UNet (CFG order: image 0 uncond, 1 cond).

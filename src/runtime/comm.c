@@ -34,25 +34,14 @@ static df_status mpi_fail(int rc, const char *what) {
         if (mpi_rc_ != MPI_SUCCESS) return mpi_fail(mpi_rc_, (what));                          \
     } while (0)
 
-static int launched_by_mpi(void) {
-    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE",
-                                 "MV2_COMM_WORLD_SIZE", "MPI_LOCALNRANKS"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-        const char *v = getenv(vars[i]);
-        if (v && *v) return 1;
-    }
-    const char *f = getenv("DF_FORCE_MPI");
-    return f && *f && strcmp(f, "0") != 0;
-}
-
-df_status df_mpi_init(int *argc, char ***argv, int thread_multiple) {
+df_status df_mpi_init(int *argc, char ***argv, int thread_multiple, int launched) {
     if (g_mpi.active) return DF_OK;
     int inited = 0, finalized = 0;
     MPI_Initialized(&inited);
     MPI_Finalized(&finalized);
     DF_FAIL_IF(finalized, DF_ERR_COMM, "MPI was already finalised in this process");
     if (!inited) {
-        if (!launched_by_mpi()) { // plain process: one rank, no MPI at all
+        if (!launched) { // plain process: one rank, no MPI at all
             g_mpi.rank = 0;
             g_mpi.size = 1;
             return DF_OK;

@@ -40,13 +40,14 @@
 // ---------------------------------------------------------------------------------------------
 // Process level
 
-// Initialises MPI when this process was started by an MPI launcher (mpiexec/mpirun/srun: detected
-// from the launcher's environment, e.g. OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK) or when
-// DF_FORCE_MPI=1; otherwise the process runs as a single rank without MPI. Idempotent; uses an
+// Initialises MPI when `launched` != 0: the program decides whether it was started by an MPI
+// launcher (mpiexec/mpirun/srun; the programs detect it from the launcher's environment in
+// tools/common/tool_env.c, the library reads no environment); otherwise the process runs as a
+// single rank without MPI. Idempotent; uses an
 // MPI already initialised by the caller. thread_multiple != 0 requests MPI_THREAD_MULTIPLE (for
 // the progress thread), else MPI_THREAD_FUNNELED. Sets MPI_ERRORS_RETURN on MPI_COMM_WORLD and
 // the log prefix "[rR/N]".
-df_status df_mpi_init(int *argc, char ***argv, int thread_multiple);
+df_status df_mpi_init(int *argc, char ***argv, int thread_multiple, int launched);
 int df_mpi_active(void);           // 1 if MPI is initialised and in use
 int df_mpi_thread_multiple(void);  // 1 if MPI_THREAD_MULTIPLE was provided
 int df_mpi_world_rank(void);       // 0 without MPI

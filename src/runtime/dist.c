@@ -163,8 +163,8 @@ struct df_dist {
     df_dist_step_stats last, total;
 };
 
-df_status df_dist_init(int *argc, char ***argv, int thread_multiple) {
-    return df_mpi_init(argc, argv, thread_multiple);
+df_status df_dist_init(int *argc, char ***argv, int thread_multiple, int launched) {
+    return df_mpi_init(argc, argv, thread_multiple, launched);
 }
 df_status df_dist_finalize(void) { return df_mpi_finalize(); }
 void df_dist_abort(int code) { df_mpi_abort(code); }
@@ -187,7 +187,7 @@ static df_status check_params(const df_dist_params *p) {
     if (p->progress == DF_PROGRESS_THREAD && df_mpi_active() && !df_mpi_thread_multiple())
         return DF_ERROR(DF_ERR_UNSUPPORTED,
                         "progress=thread needs MPI_THREAD_MULTIPLE: initialise with "
-                        "df_dist_init(..., thread_multiple = 1)");
+                        "df_dist_init(..., thread_multiple = 1, ...)");
     return DF_OK;
 }
 
@@ -200,7 +200,8 @@ static df_status agree(df_comm *world, df_status local) {
 
 df_status df_dist_create(const df_dist_params *p, df_dist **out) {
     *out = NULL;
-    if (!df_mpi_active()) DF_TRY(df_mpi_init(NULL, NULL, p->progress == DF_PROGRESS_THREAD));
+    // not initialised by the caller: a single process unless MPI is already up
+    if (!df_mpi_active()) DF_TRY(df_mpi_init(NULL, NULL, p->progress == DF_PROGRESS_THREAD, 0));
     df_dist *d = calloc(1, sizeof *d);
     DF_FAIL_IF(!d, DF_ERR_NOMEM, "out of memory");
     d->prm = *p;

@@ -148,9 +148,10 @@ typedef struct df_dist_step_stats {
     int n_waits_blocked;
 } df_dist_step_stats;
 
-// Initialises MPI when launched by mpiexec (else single-process); see df_mpi_init. Optional:
-// df_dist_create initialises with thread_multiple = (progress == thread) when it was not called.
-df_status df_dist_init(int *argc, char ***argv, int thread_multiple);
+// Initialises MPI when `launched` (the program was started by mpiexec; decided by the caller,
+// e.g. tools/common/tool_env.h), else single-process; see df_mpi_init. Optional: df_dist_create
+// uses an MPI the caller initialised, else runs single-process.
+df_status df_dist_init(int *argc, char ***argv, int thread_multiple, int launched);
 // Exit protocol of the top level (main):
 //  - success: destroy the df_dist objects, then df_dist_finalize() on every rank (a rank that
 //    exits without it makes mpiexec report the job as failed);

@@ -499,19 +499,20 @@ fail:
     return st;
 }
 
-void df_tokenizer_default_dir(char *buf, size_t n) {
-    const char *env = getenv("DF_DATA_DIR");
-#ifdef DF_SOURCE_DIR
-    const char *src = DF_SOURCE_DIR "/data";
+void df_tokenizer_default_dir(const char *data_dir, char *buf, size_t n) {
+#if defined(DF_DATA_DIR)
+    const char *def = DF_DATA_DIR;
+#elif defined(DF_SOURCE_DIR)
+    const char *def = DF_SOURCE_DIR "/data";
 #else
-    const char *src = "data";
+    const char *def = "data";
 #endif
-    snprintf(buf, n, "%s/clip", (env && *env) ? env : src);
+    snprintf(buf, n, "%s/clip", (data_dir && *data_dir) ? data_dir : def);
 }
 
 df_status df_tokenizer_load_default(int pad_id, df_tokenizer **out) {
     char dir[4096];
-    df_tokenizer_default_dir(dir, sizeof dir);
+    df_tokenizer_default_dir(NULL, dir, sizeof dir);
     return df_tokenizer_load(dir, pad_id, out);
 }
 

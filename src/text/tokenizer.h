@@ -42,10 +42,10 @@ typedef struct df_tokenizer df_tokenizer;
 // whose symbols are not in the vocabulary), DF_ERR_ARG (pad_id not in the vocabulary).
 df_status df_tokenizer_load(const char *dir, int pad_id, df_tokenizer **out);
 
-// The vocabulary shipped with distrifuse: $DF_DATA_DIR/clip if DF_DATA_DIR is set, else
-// <source dir>/data/clip (compile-time DF_SOURCE_DIR). Writes the folder path into buf.
-void df_tokenizer_default_dir(char *buf, size_t n);
-df_status df_tokenizer_load_default(int pad_id, df_tokenizer **out);
+// The vocabulary shipped with distrifuse: <data_dir>/clip, or with data_dir NULL / empty
+// <build option DF_DATA_DIR>/clip (default <source dir>/data/clip). Writes the folder into buf.
+void df_tokenizer_default_dir(const char *data_dir, char *buf, size_t n);
+df_status df_tokenizer_load_default(int pad_id, df_tokenizer **out); // the build default
 
 void df_tokenizer_destroy(df_tokenizer *tok); // accepts NULL
 

@@ -12,6 +12,7 @@
 // Also checks that every rank received the data of the previous step (a value pattern).
 // Usage: mpiexec -n P df-mpi-overlap [--entries K] [--kib S] [--reps r] [--steps n] [--ckpt k]
 //        [--trials t]
+#include "tool_env.h"
 #include "runtime/comm.h"
 
 #include <cblas.h>
@@ -121,7 +122,7 @@ int main(int argc, char **argv) {
     }
     if (TRIALS < 1) TRIALS = 1;
     if (TRIALS > 15) TRIALS = 15;
-    if (df_mpi_init(&argc, &argv, multiple) != DF_OK) {
+    if (df_mpi_init(&argc, &argv, multiple, df_tool_launched_by_mpi()) != DF_OK) {
         fprintf(stderr, "%s\n", df_last_error());
         return 1;
     }

@@ -6,6 +6,7 @@
 //        [--split 0|1] [--reps R]
 // Runs, interleaved R times: full_sync, and corrected_async_gn with progress none / test /
 // thread (thread only if MPI_THREAD_MULTIPLE is provided).
+#include "tool_env.h"
 #include "../df_test.h"
 #include "model/unet.h"
 #include "runtime/dist.h"
@@ -38,7 +39,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--split")) split = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
     }
-    if (df_dist_init(&argc, &argv, 1) != DF_OK) {
+    if (df_dist_init(&argc, &argv, 1, df_tool_launched_by_mpi()) != DF_OK) {
         fprintf(stderr, "%s\n", df_last_error());
         return 1;
     }

@@ -5,6 +5,7 @@
 //   badshape latent not divisible into bands: every rank reports which sizes work
 //   error    rank 1's model fails in an asynchronous step: it reports and aborts the job
 //   die      rank 1 exits abruptly (no MPI_Finalize) in an asynchronous step: the job ends
+#include "tool_env.h"
 #include "synth.h"
 
 #include "runtime/dist.h"
@@ -30,7 +31,7 @@ static df_status failing_forward(void *self, df_pctx *ctx, const float *x, int B
 }
 
 int main(int argc, char **argv) {
-    if (df_dist_init(&argc, &argv, 0) != DF_OK) {
+    if (df_dist_init(&argc, &argv, 0, df_tool_launched_by_mpi()) != DF_OK) {
         fprintf(stderr, "init: %s\n", df_last_error());
         return 1;
     }

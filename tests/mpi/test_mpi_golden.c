@@ -8,6 +8,7 @@
 // single-device run.
 // Usage: [mpiexec -n N] test_mpi_golden [f1,f2,...]   (only configs whose name contains one of
 // the comma-separated substrings; all configs of this N without an argument)
+#include "tool_env.h"
 #include "../df_test.h"
 #include "io/safetensors.h"
 #include "model/unet.h"
@@ -146,7 +147,7 @@ static void compare(const char *label, const float *got, const float *want, size
 }
 
 int main(int argc, char **argv) {
-    if (df_dist_init(&argc, &argv, 0) != DF_OK) {
+    if (df_dist_init(&argc, &argv, 0, df_tool_launched_by_mpi()) != DF_OK) {
         fprintf(stderr, "init: %s\n", df_last_error());
         return 1;
     }

@@ -7,6 +7,7 @@
 //     asynchronous step equal the planned volume (P-1) x slot;
 //  C. f16 exchange is close to f32 and halves the activation bytes;
 //  D. shape validation names the working resolutions; E. the plan has the expected entries.
+#include "tool_env.h"
 #include "synth.h"
 
 #include "../df_test.h"
@@ -114,7 +115,8 @@ static void expected_plan(const df_topo *tp, df_sync_mode m, int *count, size_t 
 }
 
 int main(int argc, char **argv) {
-    if (df_dist_init(&argc, &argv, 1) != DF_OK) { // MPI_THREAD_MULTIPLE for progress=thread
+    // MPI_THREAD_MULTIPLE for progress=thread
+    if (df_dist_init(&argc, &argv, 1, df_tool_launched_by_mpi()) != DF_OK) {
         fprintf(stderr, "init: %s\n", df_last_error());
         return 1;
     }

@@ -11,13 +11,14 @@
 //         1-head variant of the model (heads split 1/0: a rank without heads contributes zeros).
 //   N = 4: no split (P = 4), split (P = 2 per CFG half, output exchanged in pairs), and no split
 //         with a 2-head variant (heads split 1/1/0/0).
-//   The head variants run without weight caches (DF_UNET_CACHE_MB=0), so the sliced weights are
+//   The head variants run without weight caches (df_unet_set_weight_cache 0), so the sliced weights are
 //   converted on every use into the scratch slots, as for SDXL-sized models.
 //   N = 3: no split (P = 3 does not divide the 32 GroupNorm groups): df_dist_unet_create fails
 //         with DF_ERR_ARG and the same message on every rank, before any forward.
 // Usage: [mpiexec -n N] test_mpi_tp [bad]
 //   bad: tensor parallelism without split batch, setup only; exits 2 on every rank after printing
 //        the setup error (tests.cmake runs it on 3 ranks under `timeout`: never a hang).
+#include "tool_env.h"
 #include "../df_test.h"
 #include "io/safetensors.h"
 #include "model/unet.h"
@@ -180,7 +181,8 @@ static df_status load_heads_variant(int heads, df_unet **out) {
     df_weights *w = NULL;
     snprintf(path, sizeof path, "%s/models/tiny-sdxl", g_dir);
     DF_TRY(df_weights_open_dir(path, "unet", &w));
-    return df_unet_create(&cfg, w, out);
+    DF_TRY(df_unet_create(&cfg, w, out));
+    return df_unet_set_weight_cache(*out, 0); // no weight caches
 }
 
 static void unit_checks(const df_unet *u) {
@@ -270,7 +272,7 @@ static int load_fixture(df_unet **u) {
 }
 
 int main(int argc, char **argv) {
-    if (df_dist_init(&argc, &argv, 0) != DF_OK) {
+    if (df_dist_init(&argc, &argv, 0, df_tool_launched_by_mpi()) != DF_OK) {
         fprintf(stderr, "init: %s\n", df_last_error());
         return 1;
     }
@@ -321,7 +323,6 @@ int main(int argc, char **argv) {
             run_case("tensor split", u, 1, lat_ref, eps_ref);
             // uneven heads: 1 head per transformer (N=2) or 2 (N=4); no weight caches (the
             // UNet converts per use, the sliced weights go through the scratch slots as for SDXL)
-            setenv("DF_UNET_CACHE_MB", "0", 1);
             df_unet *v = NULL;
             EXPECT_OK(load_heads_variant(g_N == 2 ? 1 : 2, &v));
             if (v) {

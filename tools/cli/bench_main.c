@@ -18,6 +18,7 @@
 //
 // Exit codes: 0 ok, 1 runtime failure, 2 usage error. Errors are one line on stderr:
 // "distrifuse-bench: error: <detail>".
+#include "tool_env.h"
 #include "args.h"
 
 #include "distrifuse/df.h"
@@ -36,7 +37,6 @@
 #include <string.h>
 
 #define PROG "distrifuse-bench"
-#define DF_VERSION_STRING "0.1.0"
 #define DEFAULT_PROMPT "Astronaut in a jungle, cold color palette, muted colors, detailed, 8k"
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
@@ -334,7 +334,8 @@ static int wants_thread_progress(int argc, char **argv) {
 // ---------------------------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
-    if (df_dist_init(&argc, &argv, wants_thread_progress(argc, argv)) != DF_OK) {
+    if (df_dist_init(&argc, &argv, wants_thread_progress(argc, argv),
+                     df_tool_launched_by_mpi()) != DF_OK) {
         print_runtime_error("cannot initialise MPI");
         return EXIT_RUNTIME;
     }
@@ -352,7 +353,7 @@ int main(int argc, char **argv) {
         return finish(0);
     }
     if (a.version) {
-        if (g_rank == 0) printf(PROG " " DF_VERSION_STRING "\n");
+        if (g_rank == 0) printf(PROG " %s\n", df_version());
         return finish(0);
     }
     if (!a.model) return usage_error("no model given (-m PATH; see --help)");
@@ -388,7 +389,8 @@ int main(int argc, char **argv) {
 
     double t0 = df_time_s();
     df_model *m = NULL;
-    df_status st = df_model_load(a.model, &m);
+    const df_load_params lp = df_tool_load_params(); // DF_DATA_DIR, DF_UNET_* (tool_env.h)
+    df_status st = df_model_load_ex(a.model, &lp, &m);
     snprintf(err, sizeof err, "cannot load model '%s'", a.model);
     if (agree_failure(st != DF_OK, err)) {
         df_model_free(m);

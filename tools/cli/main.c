@@ -12,6 +12,7 @@
 // "distrifuse: error: <detail>". Logs and the progress bar go to stderr; stdout receives only
 // the path of the written image.
 // This is the only place (with the other tools) that calls exit().
+#include "tool_env.h"
 #include "args.h"
 
 #include "distrifuse/df.h"
@@ -31,7 +32,6 @@
 #include <unistd.h>
 
 #define PROG "distrifuse"
-#define DF_VERSION_STRING "0.1.0"
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -294,7 +294,7 @@ static void print_stats(const df_dist_step_stats *t, int steps, int tensors,
 
 int main(int argc, char **argv) {
     // MPI first (it may consume launcher arguments); a plain process runs without MPI.
-    if (df_dist_init(&argc, &argv, 0) != DF_OK) {
+    if (df_dist_init(&argc, &argv, 0, df_tool_launched_by_mpi()) != DF_OK) {
         print_runtime_error("cannot initialise MPI");
         return EXIT_RUNTIME;
     }
@@ -312,7 +312,7 @@ int main(int argc, char **argv) {
         return finish(0);
     }
     if (a.version) {
-        if (g_rank == 0) printf(PROG " " DF_VERSION_STRING "\n");
+        if (g_rank == 0) printf(PROG " %s\n", df_version());
         return finish(0);
     }
     if (!a.model) return usage_error("no model given (-m PATH; see --help)");
@@ -355,7 +355,8 @@ int main(int argc, char **argv) {
 
     double t0 = df_time_s();
     df_model *m = NULL;
-    df_status st = df_model_load(a.model, &m);
+    const df_load_params lp = df_tool_load_params(); // DF_DATA_DIR, DF_UNET_* (tool_env.h)
+    df_status st = df_model_load_ex(a.model, &lp, &m);
     snprintf(err, sizeof err, "cannot load model '%s'", a.model);
     if (agree_failure(st != DF_OK, err)) {
         df_model_free(m);

@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all test bench asan clean demo teaser
+.PHONY: all test bench asan fuzz clean demo teaser
 
 all:
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
@@ -26,5 +26,12 @@ asan:
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -j $(JOBS) -L fast
 
+# libFuzzer targets build-fuzz/fuzz_* (clang, ASan + UBSan; fuzz/README.md). Run one with e.g.
+#   build-fuzz/fuzz_safetensors -max_total_time=30 fuzz/corpus/safetensors
+fuzz:
+	CC=clang cmake -S . -B build-fuzz -DDF_FUZZ=ON -DDF_OPENMP=OFF -DDF_BUILD_TESTS=OFF \
+	  -DDF_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_all
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

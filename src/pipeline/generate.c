@@ -180,7 +180,7 @@ static void nhwc_to_nchw(const float *src, float *dst, int c, int h, int w) {
 }
 
 // Initial latent from a safetensors file: the tensor "latents", else the only tensor.
-static df_status read_init_latent(const char *path, int c, int h, int w, float *nchw) {
+df_status df_i_read_init_latent(const char *path, int c, int h, int w, float *nchw) {
     df_st_file *f = NULL;
     DF_TRY(df_st_open(path, &f));
     const df_st_tensor *t = df_st_find(f, "latents");
@@ -383,7 +383,7 @@ static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser
     df_rng_seed(&rng, (uint64_t)gi.seed);
     if (p->init_latent || p->init_latent_data) {
         if (p->init_latent) {
-            if ((st = read_init_latent(p->init_latent, C, h, w, nchw)) != DF_OK) goto done;
+            if ((st = df_i_read_init_latent(p->init_latent, C, h, w, nchw)) != DF_OK) goto done;
             nchw_to_nhwc(nchw, x, C, h, w);
         } else {
             nchw_to_nhwc(p->init_latent_data, x, C, h, w);

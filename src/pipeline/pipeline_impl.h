@@ -73,4 +73,8 @@ void df_i_denoiser_single(df_denoiser *d, df_denoiser_single_state *state);
 df_status df_i_generate(df_model *m, const df_gen_params *p, const df_denoiser *den,
                         df_image *image, df_gen_info *info);
 
+// The --init-latent file `path` (tensor "latents", else the only tensor, F32/F16/BF16 shape
+// [1, c, h, w]) into nchw [c*h*w]. DF_ERR_IO / DF_ERR_FORMAT / DF_ERR_SHAPE naming the file.
+df_status df_i_read_init_latent(const char *path, int c, int h, int w, float *nchw);
+
 #endif // DF_PIPELINE_PIPELINE_IMPL_H

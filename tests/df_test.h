@@ -123,6 +123,34 @@ static inline const char *df_test_golden_dir(void) {
     return buf;
 }
 
+// The test models folder (tests/make_test_models.sh: tiny-sdxl, tiny-sd15, tiny-sd15-single
+// written by df-make-model, the golden fixtures' shapes with random weights): $DF_TEST_MODELS or
+// <build>/test-models, made here when absent (CTest makes it once, fixture df_models). NULL
+// (with a message) if it cannot be made: the caller fails.
+#ifndef DF_BINARY_DIR
+#    define DF_BINARY_DIR "."
+#endif
+static inline const char *df_test_models_dir(void) {
+    static char buf[4096];
+    const char *env = getenv("DF_TEST_MODELS");
+    if (env && *env) snprintf(buf, sizeof buf, "%s", env);
+    else snprintf(buf, sizeof buf, "%s/test-models", DF_BINARY_DIR);
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/.done", buf);
+    FILE *f = fopen(probe, "r");
+    if (!f) {
+        char cmd[8800];
+        snprintf(cmd, sizeof cmd, "sh '%s/tests/make_test_models.sh' '%s/tools/df-make-model' '%s'",
+                 DF_SOURCE_DIR, DF_BINARY_DIR, buf);
+        if (system(cmd) != 0 || !(f = fopen(probe, "r"))) {
+            fprintf(stderr, "FAIL: cannot make the test models in %s (%s)\n", buf, cmd);
+            return NULL;
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
 static inline int df_test_result(void) {
     fprintf(stderr, "%d checks, %d failed\n", df_test_checks, df_test_failures);
     return df_test_failures ? 1 : 0;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Shell tests of the `distrifuse` command line. Usage: cli_test.sh CASE
 # Environment: DF_BIN (the distrifuse binary), DF_MAKE_MODEL (df-make-model), DF_SRC (source
-# tree), DF_GOLDEN (golden data; default $DF_SRC/../shared/golden). Exit 0 pass, 1 fail, 77 skip.
+# tree), DF_TEST_MODELS (test models folder, tests/make_test_models.sh; default: made here),
+# DF_GOLDEN (golden data; default $DF_SRC/../shared/golden; only latent_roundtrip needs it).
+# Exit 0 pass, 1 fail, 77 skip.
 set -u
 CASE=${1:?case}
 BIN=${DF_BIN:?DF_BIN}
@@ -15,8 +17,14 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 fail() { echo "FAIL [$CASE]: $*" >&2; exit 1; }
 need_python() { command -v python3 >/dev/null 2>&1 || { echo "SKIP: python3 not installed (PNG / tensor checks)"; exit 77; }; }
 need_golden() { [ -f "$GOLDEN/README.md" ] || { echo "SKIP: no golden data at $GOLDEN"; exit 77; }; }
-SD15="$GOLDEN/models/tiny-sd15"
-SDXL="$GOLDEN/models/tiny-sdxl"
+# Test models written by df-make-model (tests/make_test_models.sh; the golden fixtures' shapes
+# and names, random weights): every case but the golden comparisons runs without ../shared.
+MODELS=${DF_TEST_MODELS:-}
+if [ -z "$MODELS" ]; then MODELS="$T/models"; fi
+sh "$SRC/tests/make_test_models.sh" "${DF_MAKE_MODEL:?DF_MAKE_MODEL}" "$MODELS" \
+  || fail "cannot write the test models"
+SD15="$MODELS/tiny-sd15"
+SDXL="$MODELS/tiny-sdxl"
 
 # run EXPECTED_RC ARGS...: runs the binary, keeps stdout/stderr in $T/out, $T/err
 run() {
@@ -57,7 +65,6 @@ help)
   grep -q "^distrifuse " "$T/out" || fail "--version"
   ;;
 usage_errors)
-  need_golden
   expect_error 2 "unknown option '--bogus'" -m "$SD15" -p x --bogus
   expect_error 2 "invalid value 'lms' for --sampling-method" -m "$SD15" -p x --sampling-method lms
   expect_error 2 "width 100 must be a positive multiple of 8" -m "$SD15" -p x -W 100
@@ -79,10 +86,13 @@ usage_errors)
   expect_error 2 "clip skip 5 too large" -m "$SD15" -p x --clip-skip 6 -W 64 -H 64 --steps 1
   ;;
 runtime_errors)
-  need_golden
   expect_error 1 "cannot load model '/nonexistent/model'" -m /nonexistent/model -p x
-  expect_error 1 "not a Stable Diffusion checkpoint" -m "$GOLDEN/sdxl/pipe_ddim_512.safetensors" -p x
-  expect_error 1 "not a diffusers pipeline folder" -m "$GOLDEN/sdxl" -p x
+  # a safetensors file that is no checkpoint (a latent file), a folder that is no pipeline
+  run 0 -m "$SD15" -p x -W 64 -H 64 --steps 1 -q -o "$T/a.png" --save-latent "$T/l.safetensors"
+  expect_error 1 "not a Stable Diffusion checkpoint" -m "$T/l.safetensors" -p x
+  mkdir -p "$T/notamodel"
+  echo x >"$T/notamodel/readme.txt"
+  expect_error 1 "not a diffusers pipeline folder" -m "$T/notamodel" -p x
   # unwritable output: missing folder, or a folder in place of the file
   rm -f "$T"/o.png*
   run 1 -m "$SD15" -p x -o "$T/missing/dir/o.png"
@@ -92,7 +102,6 @@ runtime_errors)
   run 1 -m "$SD15" -p x -o "$T/adir"
   grep -q "^distrifuse: error: cannot write output.*is a directory" "$T/err" || fail "dir output"
   # a latent of the wrong shape for --init-latent (64x64 latent for a 128x128 image)
-  run 0 -m "$SD15" -p x -W 64 -H 64 --steps 1 -q -o "$T/a.png" --save-latent "$T/l.safetensors"
   expect_error 1 "expected \[1, 4, 16, 16\]" -m "$SD15" -p x -W 128 -H 128 --steps 1 -q \
     --init-latent "$T/l.safetensors"
   expect_error 1 "none.safetensors: cannot open" -m "$SD15" -p x -W 64 -H 64 --steps 1 -q \
@@ -100,7 +109,6 @@ runtime_errors)
   ;;
 generate)
   need_python
-  need_golden
   run 0 -m "$SD15" -p "a red cube" -n "blurry" -W 64 -H 48 --steps 3 -s 7 --sampling-method ddim \
       -o "$T/a.png" -t 2
   [ "$(cat "$T/out")" = "$T/a.png" ] || fail "stdout should be the output path"
@@ -140,7 +148,8 @@ latent_roundtrip)
   # reproduces diffusers (sd15 pipe_pndm_256: latents and the uint8 image).
   python3 "$HERE/golden_check.py" extract "$GOLDEN/sd15/pipe_pndm_256.safetensors" in.noise \
     "$T/noise.safetensors" || fail "extract in.noise"
-  run 0 -m "$SD15" -p "Astronaut in a jungle, cold color palette, muted colors, detailed, 8k" \
+  run 0 -m "$GOLDEN/models/tiny-sd15" \
+      -p "Astronaut in a jungle, cold color palette, muted colors, detailed, 8k" \
       -W 256 -H 256 --steps 10 --cfg-scale 7.5 --sampling-method pndm \
       --init-latent "$T/noise.safetensors" --save-latent "$T/final.safetensors" -o "$T/g.png" -q
   python3 "$HERE/golden_check.py" compare "$GOLDEN/sd15/pipe_pndm_256.safetensors" \
@@ -164,7 +173,6 @@ mpi)
   # The same pipeline under mpiexec: full_sync (every step synchronous, exact GroupNorm) equals
   # the single-process run up to float order; the default DistriFusion mode runs and reports
   # statistics; a rank count the topology cannot use is a usage error.
-  need_golden
   MPI=${DF_MPIEXEC:-mpiexec}
   command -v "$MPI" >/dev/null 2>&1 || { echo "SKIP: no mpiexec"; exit 77; }
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1

@@ -2,7 +2,7 @@
 # golden pipeline cases of tests/test_pipeline.c, one CTest test per case so they run in parallel.
 # Included by CMakeLists.txt.
 if(TARGET distrifuse-cli)
-  set(DF_CLI_ENV "DF_BIN=${CMAKE_BINARY_DIR}/distrifuse;DF_MAKE_MODEL=${CMAKE_BINARY_DIR}/tools/df-make-model;DF_SRC=${CMAKE_SOURCE_DIR};DF_MPIEXEC=${MPIEXEC_EXECUTABLE};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+  set(DF_CLI_ENV "DF_TEST_MODELS=${CMAKE_BINARY_DIR}/test-models;DF_BIN=${CMAKE_BINARY_DIR}/distrifuse;DF_MAKE_MODEL=${CMAKE_BINARY_DIR}/tools/df-make-model;DF_SRC=${CMAKE_SOURCE_DIR};DF_MPIEXEC=${MPIEXEC_EXECUTABLE};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
   foreach(case help usage_errors runtime_errors generate latent_roundtrip demo mpi)
     add_test(NAME cli_${case}
       COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/cli_test.sh ${case}
@@ -12,8 +12,8 @@ if(TARGET distrifuse-cli)
       # Open MPI's plugins leak: no leak checking under mpiexec (ASan builds)
       set(env "${env};ASAN_OPTIONS=detect_leaks=0")
     endif()
-    set_tests_properties(cli_${case} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS "cli"
-      ENVIRONMENT "${env}")
+    set_tests_properties(cli_${case} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+      LABELS "cli;fast" ENVIRONMENT "${env}" FIXTURES_REQUIRED df_models)
   endforeach()
 endif()
 
@@ -29,7 +29,7 @@ if(TARGET distrifuse-bench AND TARGET distrifuse-cli)
       set(env "${env};ASAN_OPTIONS=detect_leaks=0")
     endif()
     set_tests_properties(cli_bench_${case} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
-      LABELS "cli" ENVIRONMENT "${env}")
+      LABELS "cli;fast" ENVIRONMENT "${env}")
   endforeach()
 endif()
 

@@ -1,5 +1,5 @@
-// Tensor parallelism (--parallelism tensor, spec §4.2) on the tiny SDXL fixture
-// (../shared/golden/models/tiny-sdxl, golden prompt embeddings and noise as in test_mpi_golden):
+// Tensor parallelism (--parallelism tensor, spec §4.2) on the tiny SDXL test model (df-make-model,
+// tests/make_test_models.sh; no golden data: seeded normal prompt embeddings and noise):
 // a short DDIM loop (STEPS steps, guidance 5) through df_dist with the real UNet must equal the
 // single-device loop (plain UNet, one process) within rel-L2 1e-5 (tensor parallelism is exact up
 // to the float summation order), per CFG half of the first noise prediction and on the final
@@ -11,8 +11,8 @@
 //         1-head variant of the model (heads split 1/0: a rank without heads contributes zeros).
 //   N = 4: no split (P = 4), split (P = 2 per CFG half, output exchanged in pairs), and no split
 //         with a 2-head variant (heads split 1/1/0/0).
-//   The head variants run without weight caches (df_unet_set_weight_cache 0), so the sliced weights are
-//   converted on every use into the scratch slots, as for SDXL-sized models.
+//   The head variants run without weight caches (df_unet_set_weight_cache 0), so the sliced
+//   weights are converted on every use into the scratch slots, as for SDXL-sized models.
 //   N = 3: no split (P = 3 does not divide the 32 GroupNorm groups): df_dist_unet_create fails
 //         with DF_ERR_ARG and the same message on every rank, before any forward.
 // Usage: [mpiexec -n N] test_mpi_tp [bad]
@@ -29,6 +29,7 @@
 #include "runtime/dist_unet.h"
 #include "sched/sched.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,12 +175,12 @@ static void run_case(const char *name, df_unet *u, int split, const float *lat_r
 static df_status load_heads_variant(int heads, df_unet **out) {
     char path[4200];
     df_unet_config cfg;
-    snprintf(path, sizeof path, "%s/models/tiny-sdxl/unet/config.json", g_dir);
+    snprintf(path, sizeof path, "%s/tiny-sdxl/unet/config.json", g_dir);
     DF_TRY(df_unet_config_from_json(path, &cfg));
     for (int i = 0; i < cfg.n_levels; i++) cfg.heads_down[i] = cfg.heads_up[i] = heads;
     cfg.heads_mid = heads;
     df_weights *w = NULL;
-    snprintf(path, sizeof path, "%s/models/tiny-sdxl", g_dir);
+    snprintf(path, sizeof path, "%s/tiny-sdxl", g_dir);
     DF_TRY(df_weights_open_dir(path, "unet", &w));
     DF_TRY(df_unet_create(&cfg, w, out));
     return df_unet_set_weight_cache(*out, 0); // no weight caches
@@ -236,38 +237,32 @@ static void unit_checks(const df_unet *u) {
     EXPECT_TRUE(2.0 * 7 / 8 * fl > 5.325e9 && 2.0 * 7 / 8 * fl < 5.335e9);
 }
 
+// Seeded standard normal values (Box-Muller over a 64-bit LCG), scaled.
+static void fill_normal(float *x, size_t n, uint64_t seed, float scale) {
+    uint64_t z = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        z = z * 6364136223846793005ull + 1442695040888963407ull;
+        double u1 = ((double)(z >> 11) + 1.0) / 9007199254740993.0;
+        z = z * 6364136223846793005ull + 1442695040888963407ull;
+        double u2 = (double)(z >> 11) / 9007199254740992.0;
+        x[i] = scale * (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    }
+}
+
 static int load_fixture(df_unet **u) {
     char path[4600];
-    snprintf(path, sizeof path, "%s/models/tiny-sdxl", g_dir);
+    snprintf(path, sizeof path, "%s/tiny-sdxl", g_dir);
     if (df_unet_load(path, NULL, u) != DF_OK) return 0;
-    df_st_file *f = NULL;
-    snprintf(path, sizeof path, "%s/sdxl/encode_prompt.safetensors", g_dir);
-    EXPECT_OK(df_st_open(path, &f));
-    if (!f) return 0;
-    EXPECT_OK(df_st_read_f32(f, "default_negative_none.out.negative_prompt_embeds", g_fx.enc,
-                             T_TXT * D_TXT));
-    EXPECT_OK(df_st_read_f32(f, "default_negative_none.out.prompt_embeds",
-                             g_fx.enc + T_TXT * D_TXT, T_TXT * D_TXT));
-    EXPECT_OK(df_st_read_f32(f, "default_negative_none.out.negative_pooled_prompt_embeds",
-                             g_fx.pooled, D_POOL));
-    EXPECT_OK(df_st_read_f32(f, "default_negative_none.out.pooled_prompt_embeds",
-                             g_fx.pooled + D_POOL, D_POOL));
-    df_st_close(f);
+    // text conditioning [uncond, cond] and pooled embeddings: seeded normals (like CLIP
+    // hidden states, std about 1)
+    fill_normal(g_fx.enc, 2 * (size_t)T_TXT * D_TXT, 1, 1.0f);
+    fill_normal(g_fx.pooled, 2 * (size_t)D_POOL, 2, 1.0f);
     const float ids[6] = {512, 512, 0, 0, 512, 512};
     memcpy(g_fx.tids, ids, sizeof ids);
     memcpy(g_fx.tids + 6, ids, sizeof ids);
-    snprintf(path, sizeof path, "%s/models/tiny-sdxl/scheduler/scheduler_config.json", g_dir);
+    snprintf(path, sizeof path, "%s/tiny-sdxl/scheduler/scheduler_config.json", g_dir);
     EXPECT_OK(df_sched_config_load_json(path, &g_fx.scfg, NULL));
-    snprintf(path, sizeof path, "%s/distrifusion/inputs_and_single_device.safetensors", g_dir);
-    f = NULL;
-    EXPECT_OK(df_st_open(path, &f));
-    if (!f) return 0;
-    float *tmp = malloc(NL * sizeof(float));
-    EXPECT_OK(df_st_read_f32(f, "in.noise", tmp, NL)); // NCHW [1][4][64][64]
-    for (int ch = 0; ch < CL; ch++)
-        for (size_t p = 0; p < (size_t)HL * WL; p++) g_fx.noise[p * CL + ch] = tmp[ch * HL * WL + p];
-    free(tmp);
-    df_st_close(f);
+    fill_normal(g_fx.noise, NL, 3, 1.0f); // NHWC [64][64][4]
     return df_test_failures == 0;
 }
 
@@ -279,12 +274,12 @@ int main(int argc, char **argv) {
     df_set_threads(1);
     g_N = df_mpi_world_size();
     g_R = df_mpi_world_rank();
-    const char *gd = df_test_golden_dir();
-    if (!gd) {
+    const char *md = df_test_models_dir();
+    if (!md) {
         df_dist_finalize();
-        return 77;
+        return 1;
     }
-    snprintf(g_dir, sizeof g_dir, "%s", gd);
+    snprintf(g_dir, sizeof g_dir, "%s", md);
     df_unet *u = NULL;
     if (!load_fixture(&u)) {
         fprintf(stderr, "rank %d: cannot load the fixture: %s\n", g_R, df_last_error());

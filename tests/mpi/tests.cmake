@@ -8,13 +8,13 @@ function(df_mpi_test name src)
   # plain process
   add_test(NAME ${name}_single COMMAND ${name} WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
   set_tests_properties(${name}_single PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120
-    LABELS "mpi" ENVIRONMENT "${DF_MPI_ENV}")
+    LABELS "mpi;fast" ENVIRONMENT "${DF_MPI_ENV}" FIXTURES_REQUIRED df_models)
   foreach(np ${ARGN})
     add_test(NAME ${name}_n${np}
       COMMAND ${DF_MPIEXEC} -n ${np} $<TARGET_FILE:${name}>
       WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
     set_tests_properties(${name}_n${np} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
-      LABELS "mpi" ENVIRONMENT "${DF_MPI_ENV}")
+      LABELS "mpi;fast" ENVIRONMENT "${DF_MPI_ENV}" FIXTURES_REQUIRED df_models)
   endforeach()
 endfunction()
 
@@ -26,7 +26,7 @@ add_test(NAME mpi_overlap_smoke_n2
   COMMAND ${DF_MPIEXEC} -n 2 $<TARGET_FILE:df-mpi-overlap> --entries 6 --kib 64 --reps 2
           --steps 3 --trials 1 --ckpt 4
   WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
-set_tests_properties(mpi_overlap_smoke_n2 PROPERTIES TIMEOUT 120 LABELS "mpi"
+set_tests_properties(mpi_overlap_smoke_n2 PROPERTIES TIMEOUT 120 LABELS "mpi;fast"
   ENVIRONMENT "${DF_MPI_ENV}")
 
 # DistriFusion goldens (tiny SDXL, 10 steps): N = 1 checks the single-device latents; N = 2 / 4
@@ -71,7 +71,7 @@ foreach(spec "badcfg;3;setup failed.*even number of ranks" "badshape;2;multiple 
   add_test(NAME mpi_fail_${mode}
     COMMAND sh -c "timeout 60 ${MPIEXEC_EXECUTABLE} --oversubscribe -n ${np} $<TARGET_FILE:test_mpi_fail> ${mode} > mpi_fail_${mode}.log 2>&1; rc=$?; cat mpi_fail_${mode}.log; echo exit=$rc; [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -Eq '${msg}' mpi_fail_${mode}.log"
     WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
-  set_tests_properties(mpi_fail_${mode} PROPERTIES TIMEOUT 90 LABELS "mpi"
+  set_tests_properties(mpi_fail_${mode} PROPERTIES TIMEOUT 90 LABELS "mpi;fast"
     ENVIRONMENT "${DF_MPI_ENV}")
 endforeach()
 
@@ -85,5 +85,5 @@ df_mpi_test(test_mpi_tp ${CMAKE_CURRENT_LIST_DIR}/test_mpi_tp.c 2 3 4)
 add_test(NAME mpi_tp_bad_degree
   COMMAND sh -c "timeout 60 ${MPIEXEC_EXECUTABLE} --oversubscribe -n 3 $<TARGET_FILE:test_mpi_tp> bad > mpi_tp_bad.log 2>&1; rc=$?; cat mpi_tp_bad.log; echo exit=$rc; [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q 'setup failed: .*tensor parallelism of degree 3' mpi_tp_bad.log"
   WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
-set_tests_properties(mpi_tp_bad_degree PROPERTIES TIMEOUT 90 LABELS "mpi"
-  ENVIRONMENT "${DF_MPI_ENV}")
+set_tests_properties(mpi_tp_bad_degree PROPERTIES TIMEOUT 90 LABELS "mpi;fast"
+  ENVIRONMENT "${DF_MPI_ENV}" FIXTURES_REQUIRED df_models)

@@ -151,8 +151,14 @@ static inline const char *df_test_models_dir(void) {
     return buf;
 }
 
+// 1 if any expectation failed or none ran (a test that checks nothing must not pass; one that
+// cannot run exits 77 with the reason instead).
 static inline int df_test_result(void) {
     fprintf(stderr, "%d checks, %d failed\n", df_test_checks, df_test_failures);
+    if (df_test_checks == 0) {
+        fprintf(stderr, "FAIL: no checks ran\n");
+        return 1;
+    }
     return df_test_failures ? 1 : 0;
 }
 

@@ -322,13 +322,23 @@ static df_weights *copy_table(const df_weights *src, const char *drop, int strip
     return w;
 }
 
+// "<test models folder>/<rel>" (df_test_models_dir; main sets g_models).
+static const char *g_models;
+static const char *mdl_path(const char *rel) {
+    static char buf[4][4400];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", g_models, rel);
+    return buf[k];
+}
+
 static void check_errors(const char *te_dir, df_clip *ref) {
     df_clip_config cfg;
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", te_dir);
     EXPECT_OK(df_clip_config_load(path, &cfg));
     df_weights *w = NULL;
-    EXPECT_OK(df_weights_open_dir(dfg_path("models/tiny-sdxl"), "text_encoder", &w));
+    EXPECT_OK(df_weights_open_dir(mdl_path("tiny-sdxl"), "text_encoder", &w));
     if (!w) return;
     df_clip *m = NULL;
 
@@ -384,7 +394,7 @@ static void check_errors(const char *te_dir, df_clip *ref) {
                                     &bad),
                DF_ERR_FORMAT, "not divisible");
     EXPECT_ERR(df_clip_config_parse("[1]", "cfg", &bad), DF_ERR_FORMAT, "not a JSON object");
-    EXPECT_ERR(df_clip_load(dfg_path("models/tiny-sdxl"), "no_such_encoder", &m), DF_ERR_IO,
+    EXPECT_ERR(df_clip_load(mdl_path("tiny-sdxl"), "no_such_encoder", &m), DF_ERR_IO,
                "no_such_encoder");
 }
 
@@ -538,10 +548,22 @@ static void check_sdxl_single(void) {
 }
 
 int main(void) {
-    if (!(dfg_dir = df_test_golden_dir())) return 77;
+    // Everything but the golden comparisons runs on the df-make-model test models.
+    if (!(g_models = df_test_models_dir())) return 1;
+    dfg_dir = df_test_golden_dir();
     df_set_threads(2);
 
     check_attention();
+    {
+        df_clip *t = NULL;
+        EXPECT_OK(df_clip_load(mdl_path("tiny-sdxl"), "text_encoder", &t));
+        if (t) check_errors(mdl_path("tiny-sdxl/text_encoder"), t);
+        df_clip_destroy(t);
+    }
+    if (!dfg_dir) {
+        fprintf(stderr, "golden comparisons skipped (name mapping, encoder outputs)\n");
+        return df_test_result();
+    }
     check_mapping();
 
     // SDXL fixture (F16 weights)
@@ -562,7 +584,6 @@ int main(void) {
         if (tok1 && tok2) check_sdxl_prompts(te1, te2, tok1, tok2);
         df_tokenizer_destroy(tok1);
         df_tokenizer_destroy(tok2);
-        check_errors(dfg_path("models/tiny-sdxl/text_encoder"), te1);
     }
     df_st_close(g);
     df_clip_destroy(te1);

@@ -119,6 +119,10 @@ typedef struct df_gen_params {
     df_vae_tiling vae_tiling;      // default DF_VAE_TILE_AUTO
     int decode;                    // 1: run the VAE and return an image; 0: latents only
                                    // (benchmarks; *image stays empty) (default 1)
+    int check_finite;              // 1: stop at the first NaN / Inf in the UNet's block outputs
+                                   // or the latents: DF_ERR_NONFINITE naming the step and the
+                                   // layer, nothing written (default 0: the final latents are
+                                   // checked once and a warning logged)
     const char *init_latent;       // safetensors file with one F32 tensor [1][4][h][w]: the
                                    // initial noise before the init_noise_sigma scaling
                                    // (diffusers `latents=`) instead of randn(seed); NULL = none
@@ -130,6 +134,8 @@ typedef struct df_gen_params {
                                    // current setting (by default all cores) (default 0)
     df_progress_fn progress;       // may be NULL
     df_latents_fn on_step_latents; // may be NULL
+    df_progress_fn heartbeat;      // like progress, but on every rank of a distributed run
+                                   // (watchdogs: --rank-timeout); may be NULL
     void *user;                    // passed to the callbacks
 } df_gen_params;
 

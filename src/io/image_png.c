@@ -10,7 +10,9 @@
 
 // libpng reports through these instead of printing (the library never prints).
 static _Thread_local char g_png_msg[256];
+static _Thread_local int g_png_errno; // errno when libpng failed (a failed fwrite: ENOSPC, ...)
 static void png_err(png_structp png, png_const_charp msg) {
+    g_png_errno = errno;
     snprintf(g_png_msg, sizeof g_png_msg, "%s", msg);
     png_longjmp(png, 1);
 }
@@ -27,6 +29,7 @@ df_status df_png_write(const char *path, const uint8_t *rgb, int width, int heig
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     FILE *f = fopen(tmp, "wb");
     DF_FAIL_IF(!f, DF_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    g_png_errno = 0;
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, png_err, png_warn);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     png_textp text = NULL;
@@ -67,6 +70,9 @@ fail:
     free(text);
     fclose(f);
     remove(tmp);
+    if (g_png_errno)
+        return DF_ERROR(DF_ERR_IO, "libpng failed writing %s: %s: %s", path, g_png_msg,
+                        strerror(g_png_errno));
     return DF_ERROR(DF_ERR_IO, "libpng failed writing %s: %s", path, g_png_msg);
 }
 

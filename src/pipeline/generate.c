@@ -251,6 +251,36 @@ static void make_infotext(const df_model *m, const df_gen_params *p, df_gen_info
     if (o >= cap) gi->infotext[cap - 1] = 0;
 }
 
+// ---- non-finite values (df_gen_params.check_finite)
+
+// Index of the first non-finite value of x[0..n), or n.
+static size_t first_nonfinite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return n;
+}
+
+typedef struct finite_state {
+    char layer[96]; // first UNet block output with a non-finite value ("" = none yet)
+    float value;
+} finite_state;
+
+static void finite_hook(void *user, const char *name, const float *x, int B, int H, int W,
+                        int C) {
+    finite_state *fs = user;
+    if (fs->layer[0]) return;
+    const size_t n = (size_t)B * H * W * C, i = first_nonfinite(x, n);
+    if (i < n) {
+        snprintf(fs->layer, sizeof fs->layer, "%s", name);
+        fs->value = x[i];
+    }
+}
+
+static df_status nonfinite_error(int step, int calls, const char *where, float v) {
+    return DF_ERROR(DF_ERR_NONFINITE, "non-finite value (%s) at step %d/%d in %s",
+                    isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"), step, calls, where);
+}
+
 static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser *den,
                           df_image *image, df_gen_info *info);
 
@@ -317,6 +347,8 @@ static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser
     float *nchw = df_malloc(n * sizeof(float));                    // [C][h][w] callbacks/files
     float *img_f = NULL;                                           // [H][W][3]
     int began = 0;
+    finite_state fin;
+    memset(&fin, 0, sizeof fin);
     if (!enc || (P && !pooled) || !x || !xin || !epsb || !eps || !nchw) {
         st = DF_ERROR(DF_ERR_NOMEM, "pipeline buffers for a %dx%d latent", w, h);
         goto done;
@@ -409,11 +441,22 @@ static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser
             goto done;
         began = 1;
         const int calls = df_sched_n_calls(s);
+        if (p->check_finite) df_unet_set_debug(m->unet, finite_hook, &fin);
         for (int i = 0; i < calls; i++) {
             const float t = df_sched_timestep(s, i);
             if ((st = df_sched_scale_model_input(s, i, x, xin, n)) != DF_OK) goto done;
             if (n_img == 2) memcpy(xin + n, xin, n * sizeof(float));
             if ((st = den->eval(den->self, i, xin, t, epsb)) != DF_OK) goto done;
+            if (p->check_finite) {
+                size_t k = first_nonfinite(epsb, (size_t)n_img * n);
+                if (fin.layer[0] || k < (size_t)n_img * n) {
+                    char where[128];
+                    snprintf(where, sizeof where, "the UNet's %s", fin.layer[0] ? fin.layer
+                                                                               : "output");
+                    st = nonfinite_error(i + 1, calls, where, fin.layer[0] ? fin.value : epsb[k]);
+                    goto done;
+                }
+            }
             const float *e = epsb;
             if (cfg_on) {
                 st = df_cfg_combine(eps, epsb, epsb + n, 1, n, gi.cfg_scale,
@@ -423,15 +466,36 @@ static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser
             }
             if (noise && (st = df_sched_randn(&rng, 1, C, h, w, 1, noise)) != DF_OK) goto done;
             if ((st = df_sched_step(s, i, e, x, n, noise, NULL)) != DF_OK) goto done;
+            if (p->check_finite) {
+                size_t k = first_nonfinite(e, n), k2 = first_nonfinite(x, n);
+                if (k < n) {
+                    st = nonfinite_error(i + 1, calls, "the guided noise prediction", e[k]);
+                    goto done;
+                }
+                if (k2 < n) {
+                    st = nonfinite_error(i + 1, calls, "the latents after the sampler step",
+                                         x[k2]);
+                    goto done;
+                }
+            }
             gi.timings.unet_calls++;
             if (den->root && p->on_step_latents) {
                 nhwc_to_nchw(x, nchw, C, h, w);
                 p->on_step_latents(p->user, i, nchw, C, h, w);
             }
             if (den->root && p->progress) p->progress(p->user, i + 1, calls, df_time_s() - t0);
+            if (p->heartbeat) p->heartbeat(p->user, i + 1, calls, df_time_s() - t0);
         }
     }
     gi.timings.denoise_s = df_time_s() - t0;
+    if (!p->check_finite && den->root) { // one warning, no cost per step
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++) bad += !isfinite(x[i]);
+        if (bad)
+            df_log(DF_LOG_WARN, "the final latents hold %zu non-finite values (NaN/Inf) of %zu: "
+                   "the output is not meaningful (check_finite / --check-finite finds the step "
+                   "and the layer)", bad, n);
+    }
 
     // ---- 4. outputs (root only)
     if (den->root && p->save_latent) {
@@ -478,6 +542,7 @@ static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser
     if (info) *info = gi;
 
 done:
+    if (p->check_finite) df_unet_set_debug(m->unet, NULL, NULL);
     if (began && den->end) den->end(den->self);
     df_sched_destroy(s);
     df_free(enc);

@@ -63,3 +63,17 @@ if(TARGET distrifuse-cli)
   set_tests_properties(cli_dist_golden PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1800
     LABELS "golden;slow" ENVIRONMENT "${DF_CLI_ENV};ASAN_OPTIONS=detect_leaks=0")
 endif()
+
+# Faults (tests/cli/fault_test.sh CASE): NaN weights and --check-finite, a model file truncated
+# while mapped (SIGBUS), a full disk (tmpfs; 77 where mounting is refused), a hung / dead rank
+# with --rank-timeout.
+if(TARGET distrifuse-cli)
+  foreach(case nonfinite sigbus diskfull rank_hang)
+    add_test(NAME cli_fault_${case}
+      COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/fault_test.sh ${case}
+      WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+    set_tests_properties(cli_fault_${case} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+      LABELS "cli;fast" FIXTURES_REQUIRED df_models
+      ENVIRONMENT "${DF_CLI_ENV};ASAN_OPTIONS=detect_leaks=0:handle_sigbus=0")
+  endforeach()
+endif()

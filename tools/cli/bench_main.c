@@ -18,6 +18,7 @@
 //
 // Exit codes: 0 ok, 1 runtime failure, 2 usage error. Errors are one line on stderr:
 // "distrifuse-bench: error: <detail>".
+#include "faults.h"
 #include "tool_env.h"
 #include "args.h"
 
@@ -342,6 +343,11 @@ int main(int argc, char **argv) {
     g_rank = df_mpi_world_rank();
     g_size = df_mpi_world_size();
     if (g_size > 1 && df_comm_world(&g_world) != DF_OK) return runtime_error_abort("MPI");
+    {
+        char pre[32] = "";
+        if (g_size > 1) snprintf(pre, sizeof pre, "[r%d/%d] ", g_rank, g_size);
+        df_tool_faults_init(PROG, pre); // SIGBUS on a model file changed while mapped
+    }
 
     bench_args a = bench_defaults();
     int seen[N_OPTS];

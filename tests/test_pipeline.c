@@ -22,6 +22,7 @@
 #include "pipeline/pipeline_impl.h"
 #include "sched/sched.h"
 
+#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <unistd.h>
 
@@ -537,6 +538,38 @@ static void test_single_file(void) {
     df_model_free(s);
 }
 
+// df_version; df_generate with threads > 0 puts the caller's thread settings back;
+// df_model_load_ex takes the data folder (the library reads no environment).
+static void test_threads_version_load_params(void) {
+    EXPECT_TRUE(strcmp(df_version(), DF_VERSION_STRING) == 0);
+    EXPECT_EQ_I64(df_version_number(), DF_VERSION_NUMBER);
+    df_model *m = model(1);
+    if (!m) return;
+    df_set_threads(2);
+    const int before = df_get_threads(), blas_before = openblas_get_num_threads();
+    df_gen_params g = df_gen_params_default();
+    g.prompt = "x";
+    g.width = g.height = 64;
+    g.steps = 1;
+    g.decode = 0;
+    g.threads = 1;
+    EXPECT_OK(df_generate(m, &g, NULL, NULL));
+    EXPECT_EQ_I64(df_get_threads(), before);
+    EXPECT_EQ_I64(openblas_get_num_threads(), blas_before);
+    // a single-file checkpoint takes its vocabulary from data_dir/clip
+    char p[4200];
+    snprintf(p, sizeof p, "%s/tiny-sd15-single/tiny-sd15.safetensors", g_base);
+    df_load_params lp = df_load_params_default();
+    lp.data_dir = "/nonexistent-df-data";
+    df_model *s = NULL;
+    EXPECT_ERR(df_model_load_ex(p, &lp, &s), DF_ERR_IO, "/nonexistent-df-data/clip");
+    EXPECT_TRUE(s == NULL);
+    lp = df_load_params_default();
+    lp.weight_cache_mb = 0;
+    EXPECT_OK(df_model_load_ex(p, &lp, &s));
+    df_model_free(s);
+}
+
 int main(int argc, char **argv) {
     dfg_dir = df_test_golden_dir();
     static char golden_models[4200];
@@ -553,6 +586,7 @@ int main(int argc, char **argv) {
         test_determinism_and_paths();
         test_image_and_infotext();
         test_single_file();
+        test_threads_version_load_params();
     }
     int golden = 0;
     for (int i = 1; i < argc; i++)

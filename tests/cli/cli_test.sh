@@ -55,10 +55,12 @@ help)
   run 0 --help
   for f in --model --prompt --negative-prompt --width --height --steps --cfg-scale \
            --sampling-method --seed --output --threads --vae-tiling --init-latent \
-           --save-latent --clip-skip --guidance-rescale --verbose "-W" "-H" "-s" "-o" "-t"; do
+           --save-latent --clip-skip --guidance-rescale --verbose --gn-compat --check-finite \
+           --no-check-finite --rank-timeout "-W" "-H" "-s" "-o" "-t"; do
     grep -q -- "$f" "$T/out" || fail "--help lacks $f"
   done
   grep -q "ddim,euler,euler_a,dpm++2m,pndm" "$T/out" || fail "--help lacks the sampler list"
+  grep -q -- "--gn-compat {exact,original}" "$T/out" || fail "--help lacks the gn-compat choices"
   grep -q "(default: 20)" "$T/out" || fail "--help lacks the steps default"
   grep -q "(default: output.png)" "$T/out" || fail "--help lacks the output default"
   run 0 --version
@@ -79,6 +81,8 @@ usage_errors)
   expect_error 2 "threads must be >= 0" -m "$SD15" -p x -t -1
   expect_error 2 "warmup-steps must be >= 0" -m "$SD15" -p x --warmup-steps -1
   expect_error 2 "invalid value 'f8' for --comm-dtype" -m "$SD15" -p x --comm-dtype f8
+  expect_error 2 "invalid value 'approx' for --gn-compat" -m "$SD15" -p x --gn-compat approx
+  expect_error 2 "rank-timeout must be >= 0" -m "$SD15" -p x --rank-timeout -1
   expect_error 2 "no model given" -p x
   expect_error 2 "no prompt given" -m "$SD15"
   expect_error 2 "needs a value" -m "$SD15" -p

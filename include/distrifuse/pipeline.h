@@ -48,8 +48,8 @@ typedef struct df_model df_model;
 //     the second text encoder (conditioner.embedders.1.*), SD 1.x by cond_stage_model.*. An LDM
 //     inference yaml with the same base name next to the file (x.safetensors -> x.yaml) is read
 //     for the UNet head count when present. Tokenizers come from the vocabulary shipped with
-//     distrifuse (data/clip, or df_load_params.data_dir/clip), the scheduler from the architecture's
-//     reference config (SDXL: Euler, SD 1.x: PNDM).
+//     distrifuse (data/clip, or df_load_params.data_dir/clip), the scheduler from the
+//     architecture's reference config (SDXL: Euler, SD 1.x: PNDM).
 // Weights stay memory-mapped in their stored dtype; compute is f32.
 // Errors: DF_ERR_IO (missing files), DF_ERR_FORMAT (not a recognisable model, bad configs or
 // tensors; the message names the file / tensor), DF_ERR_UNSUPPORTED (e.g. an SD 2.x

@@ -33,8 +33,8 @@
 #endif
 
 // ---------------------------------------------------------------------------------------------
-// Optional profile (df_unet_set_profile, or the build option DF_UNET_PROFILE=ON): process CPU time and FLOPs per operation
-// class and latent level, printed to stderr by df_unet_destroy (the first forward, a warm-up
+// Optional profile (df_unet_set_profile, or the build option DF_UNET_PROFILE=ON): process CPU
+// time and FLOPs per operation class and latent level, printed to stderr by df_unet_destroy (the first forward, a warm-up
 // with page faults on the weights, is dropped when there are more). Off: one branch per op.
 
 enum {

@@ -16,8 +16,9 @@
 // converted right before use into one of two reusable f32 scratch buffers (conv weights packed
 // HWIO), f32-stored aligned linears are used in place, and 1-D tensors are converted once. When
 // all matrices fit the weight cache limit (df_unet_set_weight_cache; default: the build option
-// DF_UNET_CACHE_MB, 256 MiB of f32) they are converted once at load instead (tiny models). Memory: SDXL 1024^2 batch 2 plans about 1.1 GB (arena + text K/V
-// cache + weight scratch) beside the mmapped weights.
+// DF_UNET_CACHE_MB, 256 MiB of f32) they are converted once at load instead (tiny models).
+// Memory: SDXL 1024^2 batch 2 plans about 1.1 GB (arena + text K/V cache + weight scratch)
+// beside the mmapped weights.
 // A df_unet runs one forward at a time (its buffers are shared); kernels use all threads.
 //
 // Patch-context calls, in this order every forward (idx = 0, 1, 2, ... per call):

@@ -138,7 +138,8 @@ static df_status load_tokenizer(const df_model *m, const char *dir, const char *
     df_status st = df_tokenizer_load(def, pad, out);
     if (st != DF_OK) {
         return DF_ERROR(st, "no tokenizer%s%s and the shipped CLIP vocabulary (%s) is not "
-                        "readable (set DF_DATA_DIR, or df_load_params.data_dir, to the folder holding clip/): %s",
+                        "readable (set DF_DATA_DIR, or df_load_params.data_dir, to the folder "
+                        "holding clip/): %s",
                         dir ? " in " : "", dir ? p : "", def, df_last_error());
     }
     return DF_OK;

@@ -7,7 +7,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libpng-dev
       libcjson-dev python3)
-TEST_PKGS=()
+TEST_PKGS=(chromium)
 for arg in "$@"; do
   case "$arg" in
     --test-tools) PKGS+=("${TEST_PKGS[@]}") ;;

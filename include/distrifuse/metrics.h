@@ -97,7 +97,8 @@ df_status df_fid_stats_save(const df_fid_stats *s, const char *path);
 df_status df_fid_stats_load(const char *path, df_fid_stats *out);
 // |mu1 - mu2|^2 + tr(s1) + tr(s2) - 2 tr sqrt(s1 s2); the trace of the square root from LAPACK
 // symmetric eigendecompositions (dsyevd): sqrt(s1) = V sqrt(L) V^T, then the eigenvalues of
-// sqrt(s1) s2 sqrt(s1) (restricted to the range of s1). Terms optional (NULL): [4] =
+// sqrt(s1) s2 sqrt(s1) (restricted to the range of s1; when a->count - 1 < dim only the top
+// count - 1 eigenpairs of s1, via dsyevr: a sample covariance has no more). Terms optional: [4] =
 // {mean term, tr s1, tr s2, tr sqrt(s1 s2)}.
 df_status df_frechet_distance(const df_fid_stats *a, const df_fid_stats *b, double *fid,
                               double *terms);

@@ -22,6 +22,12 @@
 extern void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda,
                     double *w, double *work, const int *lwork, int *iwork, const int *liwork,
                     int *info, size_t jobz_len, size_t uplo_len);
+extern void dsyevr_(const char *jobz, const char *range, const char *uplo, const int *n, double *a,
+                    const int *lda, const double *vl, const double *vu, const int *il,
+                    const int *iu, const double *abstol, int *m, double *w, double *z,
+                    const int *ldz, int *isuppz, double *work, const int *lwork, int *iwork,
+                    const int *liwork, int *info, size_t jobz_len, size_t range_len,
+                    size_t uplo_len);
 
 void df_fid_stats_free(df_fid_stats *s) {
     if (!s) return;
@@ -77,6 +83,33 @@ static df_status eig_sym(double *a, double *w, int d) {
     return DF_OK;
 }
 
+// The largest k eigenpairs (ascending in w[0..k)) of the symmetric d x d matrix a (destroyed):
+// row j of z ([k][d]) is the eigenvector of w[j]. Cheaper than all of them when k << d.
+static df_status eig_sym_top(double *a, int d, int k, double *w, double *z) {
+    int n = d, il = d - k + 1, iu = d, m = 0, info = 0, lwork = -1, liwork = -1, iwq = 0;
+    const double vl = 0, vu = 0, abstol = 0;
+    double wq = 0;
+    int *isuppz = df_malloc(sizeof(int) * 2 * (size_t)(k > 0 ? k : 1));
+    DF_FAIL_IF(!isuppz, DF_ERR_NOMEM, "dsyevr");
+    dsyevr_("V", "I", "U", &n, a, &n, &vl, &vu, &il, &iu, &abstol, &m, w, z, &n, isuppz, &wq,
+            &lwork, &iwq, &liwork, &info, 1, 1, 1);
+    if (info != 0) {
+        df_free(isuppz);
+        return DF_ERROR(DF_ERR_INTERNAL, "dsyevr workspace query failed (info %d)", info);
+    }
+    lwork = (int)wq + 1, liwork = iwq + 1;
+    double *work = df_malloc(sizeof(double) * (size_t)lwork);
+    int *iwork = df_malloc(sizeof(int) * (size_t)liwork);
+    if (work && iwork)
+        dsyevr_("V", "I", "U", &n, a, &n, &vl, &vu, &il, &iu, &abstol, &m, w, z, &n, isuppz, work,
+                &lwork, iwork, &liwork, &info, 1, 1, 1);
+    df_free(work), df_free(iwork), df_free(isuppz);
+    DF_FAIL_IF(!work || !iwork, DF_ERR_NOMEM, "dsyevr workspace");
+    DF_FAIL_IF(info != 0 || m != k, DF_ERR_INTERNAL, "dsyevr failed (info %d, %d of %d values)",
+               info, m, k);
+    return DF_OK;
+}
+
 df_status df_frechet_distance(const df_fid_stats *a, const df_fid_stats *b, double *fid,
                               double *terms) {
     DF_FAIL_IF(!a || !b || !a->mu || !b->mu || !fid, DF_ERR_ARG, "NULL statistics");
@@ -97,20 +130,30 @@ df_status df_frechet_distance(const df_fid_stats *a, const df_fid_stats *b, doub
     // singular covariance (rank <= N - 1) and are dropped. tr sqrt(s1 s2) = sum of the square
     // roots of the eigenvalues of U^T s2 U, U = V_r diag(sqrt l_r) (similar to
     // sqrt(s1) s2 sqrt(s1) on the range of s1).
+    // A covariance of N images has rank <= N - 1: then only the top N - 1 eigenpairs are needed.
+    const int kk = a->count >= 2 && a->count - 1 < d ? (int)(a->count - 1) : d;
     double *v = df_malloc(sizeof(double) * (size_t)d * d);
     double *l = df_malloc(sizeof(double) * (size_t)d);
     DF_FAIL_IF(!v || !l, DF_ERR_NOMEM, "Frechet distance");
     memcpy(v, a->sigma, sizeof(double) * (size_t)d * d);
-    df_status st = eig_sym(v, l, d);
+    df_status st;
+    if (kk < d) {
+        double *z = df_malloc(sizeof(double) * (size_t)kk * d);
+        st = z ? eig_sym_top(v, d, kk, l, z) : DF_ERROR(DF_ERR_NOMEM, "Frechet distance");
+        if (st == DF_OK) memcpy(v, z, sizeof(double) * (size_t)kk * d);
+        df_free(z);
+    } else {
+        st = eig_sym(v, l, d);
+    }
     if (st != DF_OK) {
         df_free(v), df_free(l);
         return st;
     }
-    const double lmax = l[d - 1] > 0 ? l[d - 1] : 0;
+    const double lmax = l[kk - 1] > 0 ? l[kk - 1] : 0;
     const double thr = lmax * d * DBL_EPSILON;
     int r = 0;
     // U^T as [r][d] rows: eigenvector rows scaled
-    for (int k = 0; k < d; k++)
+    for (int k = 0; k < kk; k++)
         if (l[k] > thr) {
             const double s = sqrt(l[k]);
             for (int j = 0; j < d; j++) v[(size_t)r * d + j] = v[(size_t)k * d + j] * s;

@@ -87,8 +87,22 @@ static void conv_chunk(const df_mconv *c, float *y, int ldy, const float *x, int
     epilogue(y + (size_t)p0 * ldy, ldy, p1 - p0, c->cout, c->bias, relu);
 }
 
+static double g_macs;
+
+double df_mconv_macs(void) {
+    double v;
+#pragma omp atomic read
+    v = g_macs;
+    return v;
+}
+
+void df_mconv_macs_reset(void) {
+#pragma omp atomic write
+    g_macs = 0;
+}
+
 // Bytes of im2col scratch per chunk (bounds memory for the big LPIPS convolutions).
-#define DF_MCONV_CHUNK_BYTES ((size_t)8 << 20)
+#define DF_MCONV_CHUNK_BYTES ((size_t)16 << 20)
 
 void df_mconv_forward(const df_mconv *c, float *y, int ldy, const float *x, int H, int W,
                       int relu) {
@@ -96,6 +110,9 @@ void df_mconv_forward(const df_mconv *c, float *y, int ldy, const float *x, int 
     const int P = Ho * Wo;
     if (P <= 0) return;
     const size_t K = (size_t)c->kh * c->kw * c->cin;
+    const double macs = (double)P * (double)K * c->cout;
+#pragma omp atomic
+    g_macs += macs;
     int rows = (int)(DF_MCONV_CHUNK_BYTES / (K * sizeof(float)));
     if (rows < 16) rows = 16;
     const int nt = df_par_threads();

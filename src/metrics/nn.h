@@ -34,6 +34,10 @@ void df_mconv_forward(const df_mconv *c, float *y, int ldy, const float *x, int 
 void df_mconv_forward_ref(const df_mconv *c, float *y, int ldy, const float *x, int H, int W,
                           int relu);
 
+// Multiply-adds done by df_mconv_forward since the last reset (all threads; for benchmarks).
+double df_mconv_macs(void);
+void df_mconv_macs_reset(void);
+
 // Max pool k x k, stride s, padding p (padded cells ignored, floor mode): x [H][W][C] ->
 // y [Ho][Wo] rows of ldy floats.
 void df_maxpool(float *y, int ldy, const float *x, int H, int W, int C, int k, int s, int p);

@@ -26,3 +26,13 @@ if(TARGET distrifuse-metrics)
       LABELS "cli;metrics" ENVIRONMENT "DF_METRICS_BIN=${CMAKE_BINARY_DIR}/distrifuse-metrics")
   endforeach()
 endif()
+
+# tools/convert_metric_weights.py on checkpoints laid out like the real ones (needs Debian's
+# python3-torch and the goldens; skips otherwise)
+if(TARGET distrifuse-metrics AND EXISTS /usr/bin/python3)
+  add_test(NAME metrics_convert COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_convert.py
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(metrics_convert PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+    LABELS "golden;metrics"
+    ENVIRONMENT "DF_METRICS_BIN=${CMAKE_BINARY_DIR}/distrifuse-metrics;DF_SRC=${CMAKE_SOURCE_DIR}")
+endif()

@@ -388,12 +388,14 @@ static void case_golden_cli(void) {
         EXPECT_TRUE(c != NULL);
         if (!c) continue;
         const cJSON *v = cJSON_GetObjectItem(c, "values");
-        char args[4096], *o, *e;
+        char args[4096], page[512], *o, *e;
+        snprintf(page, sizeof page, "%s/page_%s.html", g_tmp, cs[k][0]);
         snprintf(args, sizeof args,
-                 "--input-root0 '%s' --input-root1 '%s' %s --lpips-weights '%s' --fid-weights '%s' --json -t 2",
+                 "--input-root0 '%s' --input-root1 '%s' %s --lpips-weights '%s' --fid-weights '%s' --json -t 2"
+                 " --html '%s'",
                  dfg_path("metrics/%s", cs[k][1]), dfg_path("metrics/%s", cs[k][2]), k == 3 ? "--is-gt" : "",
                  dfg_path("metrics/lpips_alex_random.safetensors"),
-                 dfg_path("metrics/fid_inception_random.safetensors"));
+                 dfg_path("metrics/fid_inception_random.safetensors"), page);
         EXPECT_EQ_I64(run(args, &o, &e), 0);
         cJSON *j = last_json(o);
         EXPECT_TRUE(j != NULL);
@@ -421,6 +423,19 @@ static void case_golden_cli(void) {
             const double gf = cJSON_GetObjectItem(j, "fid")->valuedouble;
             fprintf(stderr, "  %s: FID %.9g vs %.9g (tol %.3g)\n", cs[k][0], gf, wf, tol);
             EXPECT_LE_F64(fabs(gf - wf), tol);
+            // the page lists the pairs by decreasing LPIPS
+            char *html = NULL;
+            EXPECT_OK(df_read_text_file(page, (size_t)16 << 20, 0, &html, NULL));
+            int rows = 0;
+            double prev = INFINITY;
+            for (const char *q = html ? strstr(html, "alt=\"A ") : NULL; q; q = strstr(q + 1, "alt=\"A ")) {
+                const int idx = atoi(q + 7);
+                const double lv = cJSON_GetArrayItem(lp, idx)->valuedouble;
+                EXPECT_TRUE(lv <= prev);
+                prev = lv, rows++;
+            }
+            EXPECT_EQ_I64(rows, n);
+            free(html);
             cJSON_Delete(j);
         }
         free(o), free(e);

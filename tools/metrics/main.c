@@ -350,11 +350,12 @@ static int write_html(const args *a, const df_path_list *l0, const df_path_list 
     html_text(f, a->root0);
     fprintf(f, " vs ");
     html_text(f, a->root1);
-    fprintf(f, "</h1>\n<p>%d pairs%s. Mean PSNR %s dB, LPIPS %s, FID %s. Sorted by LPIPS "
-               "(largest first).</p>\n<table>\n<tr><th>#</th><th>A (input-root0)</th>"
-               "<th>B (input-root1)</th><th>PSNR (dB)</th><th>LPIPS</th></tr>\n",
+    fprintf(f, "</h1>\n<p>%d pairs%s. Mean PSNR %s dB, LPIPS %s, FID %s. Sorted by %s.</p>\n"
+               "<table>\n<tr><th>#</th><th>A (input-root0)</th><th>B (input-root1)</th>"
+               "<th>PSNR (dB)</th><th>LPIPS</th></tr>\n",
             n, a->is_gt ? " (A is ground truth, resized to 1024x1024 for the metrics)" : "", b1,
-            b2, b3);
+            b2, b3, isnan(lpips) ? "PSNR (lowest first; no LPIPS weights given)"
+                                 : "LPIPS (largest first)");
     for (int r = 0; r < n; r++) {
         const int i = order[r];
         char abs0[PATH_MAX], abs1[PATH_MAX], u0[3 * PATH_MAX], u1[3 * PATH_MAX];

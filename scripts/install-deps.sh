@@ -7,7 +7,8 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libpng-dev
       libcjson-dev python3)
-TEST_PKGS=(clang libclang-rt-14-dev)  # make fuzz (libFuzzer)
+TEST_PKGS=(clang libclang-rt-14-dev  # make fuzz (libFuzzer)
+           chromium)              # the metrics page test (headless)
 for arg in "$@"; do
   case "$arg" in
     --test-tools) PKGS+=("${TEST_PKGS[@]}") ;;

@@ -65,11 +65,18 @@ static void line_col(const char *text, size_t off, int *line, int *col) {
 static df_status parse_json(const char *text, size_t len, const char *label,
                             df_prompt_list *l) {
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 1);
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (root && end) { // only white space may follow the value
+        while (end < text + len && is_blank(*end)) end++;
+        if (end < text + len) {
+            cJSON_Delete(root);
+            root = NULL;
+        }
+    }
     if (!root) {
         size_t off = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
         const char *e = cJSON_GetErrorPtr();
-        if (e && e >= text && e <= text + len) off = (size_t)(e - text);
+        if (!end && e && e >= text && e <= text + len) off = (size_t)(e - text);
         int line, col;
         line_col(text, off, &line, &col);
         return DF_ERROR(DF_ERR_FORMAT,

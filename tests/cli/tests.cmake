@@ -47,3 +47,19 @@ if(TARGET test_pipeline)
       LABELS "golden;slow")
   endforeach()
 endif()
+
+# Batch generation (tests/cli/batch_test.sh CASE): caption lists, resume, shards, usage errors,
+# under mpiexec -n 2, and image groups at 4 ranks.
+if(TARGET distrifuse-cli)
+  foreach(case list resume split usage mpi groups)
+    add_test(NAME cli_batch_${case}
+      COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/batch_test.sh ${case}
+      WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+    set(env "${DF_CLI_ENV}")
+    if(case STREQUAL "mpi" OR case STREQUAL "groups")
+      set(env "${env};ASAN_OPTIONS=detect_leaks=0")
+    endif()
+    set_tests_properties(cli_batch_${case} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+      LABELS "cli" ENVIRONMENT "${env}")
+  endforeach()
+endif()

@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -405,6 +406,19 @@ static void batch_path(const cli_args *a, int i, char *buf, size_t cap) {
     else df_batch_output_path(a->output, i, buf, cap);
 }
 
+// INFO lines of the first rank of every image group (df_log prints INFO on rank 0 only).
+static void DF_PRINTF(1, 2) leader_log(const char *fmt, ...) {
+    if (df_log_get_level() < DF_LOG_INFO) return;
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (g_size > 1) fprintf(stderr, "[r%d/%d] %s\n", g_rank, g_size, buf);
+    else fprintf(stderr, "%s\n", buf);
+    fflush(stderr);
+}
+
 static void fmt_seconds(double s, char *buf, size_t cap) {
     if (s < 120) snprintf(buf, cap, "%.1f s", s);
     else if (s < 7200) snprintf(buf, cap, "%.1f min", s / 60);
@@ -434,13 +448,6 @@ static int run_batch(cli_args *a, df_model *m, df_dist_params *dp, double t_load
         if (g_size > 1 && df_comm_bcast(g_world, &seed0, sizeof seed0, 0) != DF_OK)
             return runtime_error_abort("MPI broadcast");
         df_log(DF_LOG_INFO, "seed: %lld (random; image i uses seed + i)", (long long)seed0);
-    }
-    int fail = 0;
-    if (g_rank == 0 && a->output_dir && make_dirs(a->output_dir, err, sizeof err) != 0) fail = 1;
-    df_clear_error();
-    if (agree_failure(fail, err)) {
-        df_model_free(m);
-        return finish(EXIT_RUNTIME);
     }
 
     // this group's images; resume: the group's first rank checks the existing files
@@ -482,7 +489,8 @@ static int run_batch(cli_args *a, df_model *m, df_dist_params *dp, double t_load
             df_clear_error();
         }
     }
-    if (gcomm && df_comm_bcast(gcomm, skip, (size_t)(n_mine > 0 ? n_mine : 1), 0) != DF_OK) {
+    df_comm *bc = gcomm ? gcomm : (per > 1 ? g_world : NULL); // the group's ranks
+    if (bc && df_comm_bcast(bc, skip, (size_t)(n_mine > 0 ? n_mine : 1), 0) != DF_OK) {
         free(todo);
         free(skip);
         df_comm_destroy(gcomm);
@@ -502,7 +510,7 @@ static int run_batch(cli_args *a, df_model *m, df_dist_params *dp, double t_load
                    per, per > 1 ? "s" : "", G);
     }
     if (leader && n_skip)
-        df_log(DF_LOG_INFO, "resume: %d of %d images%s already complete, skipped", n_skip,
+        leader_log("resume: %d of %d images%s already complete, skipped", n_skip,
                n_mine, G > 1 ? " of this group" : "");
 
     df_dist_session *sess = NULL;
@@ -561,8 +569,8 @@ static int run_batch(cli_args *a, df_model *m, df_dist_params *dp, double t_load
             char eta[32], pre[24] = "";
             fmt_seconds(el / done * (n_gen - done), eta, sizeof eta);
             if (G > 1) snprintf(pre, sizeof pre, "group %d: ", grp);
-            df_log(DF_LOG_INFO, "%simage %d/%d: %s (seed %lld) in %.2f s (denoise %.2f s)  ETA %s",
-                   pre, done, n_gen, path, (long long)q.seed, dt, info.timings.denoise_s, eta);
+            leader_log("%simage %d/%d: %s (seed %lld) in %.2f s (denoise %.2f s)  ETA %s", pre,
+                       done, n_gen, path, (long long)q.seed, dt, info.timings.denoise_s, eta);
             printf("%s\n", path);
             fflush(stdout);
         }
@@ -653,6 +661,7 @@ int main(int argc, char **argv) {
     dp.comm_checkpoint = a.comm_checkpoint;
     if (g_rank == 0) {
         if ((!a.output_dir && check_writable(a.output, "output", err, sizeof err) != 0) ||
+            (a.output_dir && make_dirs(a.output_dir, err, sizeof err) != 0) ||
             (a.gen.save_latent &&
              check_writable(a.gen.save_latent, "latent", err, sizeof err) != 0)) {
             df_clear_error();

@@ -63,3 +63,13 @@ if(TARGET distrifuse-cli)
       LABELS "cli" ENVIRONMENT "${env}")
   endforeach()
 endif()
+
+# scripts/quality.sh end to end on the demo model (small); skips (77) until
+# build/distrifuse-metrics exists.
+if(TARGET distrifuse-cli)
+  add_test(NAME cli_quality_script
+    COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/quality_test.sh
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(cli_quality_script PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "cli"
+    ENVIRONMENT "DF_BUILD=${CMAKE_BINARY_DIR};DF_SRC=${CMAKE_SOURCE_DIR};DF_MPIEXEC=${MPIEXEC_EXECUTABLE};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;ASAN_OPTIONS=detect_leaks=0")
+endif()

@@ -184,6 +184,7 @@ static void print_help(FILE *f) {
     cli_args d = cli_defaults();
     fprintf(f,
             "usage: " PROG " -m MODEL -p PROMPT [options]\n"
+            "       " PROG " -m MODEL --prompt-file FILE --output-dir DIR [options]\n"
             "Text-to-image with SDXL / SD 1.x models on CPU (single process, or DistriFusion "
             "patch\nparallelism under mpiexec). Flags follow stable-diffusion.cpp.\n");
     cli_print_options(f, k_opts, N_OPTS, &d);

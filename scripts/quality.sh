@@ -32,7 +32,7 @@
 #   --keep              keep (resume) the images already in DIR instead of regenerating
 #                       (latency is then measured only over the regenerated images)
 # Environment: BUILD (build folder, default build), MPIEXEC (default mpiexec), MPIEXEC_FLAGS
-# (default --oversubscribe), METRICS (default $BUILD/distrifuse-metrics).
+# (default --oversubscribe; empty: none), METRICS (default $BUILD/distrifuse-metrics).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${BUILD:-$ROOT/build}
@@ -40,7 +40,7 @@ case "$B" in /*) ;; *) B=$ROOT/$B ;; esac
 BIN=$B/distrifuse
 METRICS=${METRICS:-$B/distrifuse-metrics}
 MPIEXEC=${MPIEXEC:-mpiexec}
-read -r -a MPIFLAGS <<<"${MPIEXEC_FLAGS:---oversubscribe}"
+read -r -a MPIFLAGS <<<"${MPIEXEC_FLAGS---oversubscribe}"
 export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
 

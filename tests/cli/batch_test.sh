@@ -151,6 +151,10 @@ split)
   cmp -s "$T/bb/0004.png" "$T/b4.png" || fail "-b shard image 4"
   ;;
 usage)
+  run 0 "$BIN" --help
+  for f in --prompt-file --output-dir "-b, --batch-count" "--split K N" --image-groups "{i:04d}.png"; do
+    grep -q -- "$f" "$T/out" || fail "--help lacks $f"
+  done
   echo "[]" >"$T/empty.json"
   : >"$T/empty.txt"
   printf '\n  \n' >"$T/blank.txt"

@@ -719,7 +719,7 @@ int main(int argc, char **argv) {
                a.gen.width ? a.gen.width : w, a.gen.height ? a.gen.height : h, a.gen.steps,
                a.gen.sampler ? a.gen.sampler : smp,
                (double)(a.gen.cfg_scale >= 0 ? a.gen.cfg_scale : g), seed, df_get_threads());
-        if (g_size > 1)
+        if (g_size / a.image_groups > 1)
             df_log(DF_LOG_INFO, "%d ranks: %s, sync mode %s, warm-up %d, %s, checkpoint %d, "
                    "comm %s", g_size / a.image_groups, df_parallelism_name(dp.parallelism),
                    df_sync_mode_name(dp.sync_mode), dp.warmup_steps,

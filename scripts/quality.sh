@@ -217,7 +217,9 @@ fmt() { # value with a fixed width and precision, or "-"
   echo "metric networks: $NETS"
   hdr=$(printf '%-24s %5s %10s %10s %8s | %8s %8s %9s' method ranks "latency s" "denoise s" speedup "PSNR" "LPIPS" "FID")
   [ -z "$GT" ] || hdr="$hdr | $(printf '%8s %8s %9s' "PSNR" "LPIPS" "FID")"
-  echo "$(printf '%-24s %5s %10s %10s %8s | %-28s' "" "" "" "" "" "vs 1 rank")$([ -z "$GT" ] || echo " | vs ground truth")"
+  hdr0=$(printf '%-24s %5s %10s %10s %8s | %-28s' "" "" "" "" "" "vs 1 rank")
+  [ -z "$GT" ] || hdr0="$hdr0 | vs ground truth"
+  echo "${hdr0%"${hdr0##*[! ]}"}"
   echo "$hdr"
   row() { # name ranks lat den psnr lpips fid [gt psnr lpips fid]
     local r

@@ -190,6 +190,49 @@ typedef struct df_gen_info {
 df_status df_generate(df_model *m, const df_gen_params *params, df_image *image,
                       df_gen_info *info);
 
+
+// ---------------------------------------------------------------------------------------------
+// Caption lists and batch generation (DistriFusion's generate_coco.py workflow)
+//
+// A batch of n images: image i has caption i (or the one prompt, repeated), seed SEED + i, and
+// is written as DIR/{i:04d}.png (df_batch_dir_path) or under sd.cpp's -b names
+// (df_batch_output_path). With the same parameters, image i is bit-identical to a single
+// generation with prompt = caption i and seed = SEED + i.
+
+typedef struct df_prompt_list df_prompt_list;
+
+// Reads a caption list. The file is JSON when its first non-blank character is '[' or '{': a
+// JSON array of strings, or a JSON object whose values (strings) are taken in the order their
+// keys appear in the file. Otherwise every line is one caption (LF or CRLF; lines with only
+// white space are skipped; a UTF-8 byte order mark is ignored). Errors (DF_ERR_IO unreadable,
+// DF_ERR_FORMAT: bad JSON with the byte offset, a non-string item, a NUL byte, no caption at
+// all) name the file.
+df_status df_prompt_list_load(const char *path, df_prompt_list **out);
+// The same from memory (text of len bytes; label names it in errors).
+df_status df_prompt_list_parse(const char *text, size_t len, const char *label,
+                               df_prompt_list **out);
+int df_prompt_list_count(const df_prompt_list *l);
+const char *df_prompt_list_get(const df_prompt_list *l, int i); // NULL when out of range
+void df_prompt_list_free(df_prompt_list *l);                     // accepts NULL
+
+// Shard k of `parts` (generate_coco.py --split k parts): chunk = ceil(n / parts), images
+// [k * chunk, min((k + 1) * chunk, n)) (empty when k * chunk >= n). Requires 0 <= k < parts.
+void df_batch_shard(int n, int k, int parts, int *begin, int *end);
+// "DIR/0007.png" for i = 7 ({i:04d}: at least 4 digits).
+void df_batch_dir_path(const char *dir, int i, char *buf, size_t cap);
+// stable-diffusion.cpp's names for -b N with -o OUTPUT: the extension of OUTPUT's file name is
+// replaced by ".png" for image 0, image i > 0 is BASE_{i+1}.png ("out.png" -> out.png,
+// out_2.png, out_3.png, ...).
+void df_batch_output_path(const char *output, int i, char *buf, size_t cap);
+
+// The A1111 "parameters" text a generation with these parameters writes (defaults resolved
+// against the model as df_generate does), without generating. p->seed must be >= 0.
+df_status df_gen_infotext(const df_model *m, const df_gen_params *p, char *buf, size_t cap);
+// 1 when `path` is a complete, valid PNG (every chunk's CRC, the pixel data and IEND) whose
+// "parameters" text equals `parameters` (NULL: not compared); else 0 (missing, truncated,
+// corrupt, or from other parameters). For resuming a batch.
+int df_image_png_complete(const char *path, const char *parameters);
+
 #ifdef __cplusplus
 }
 #endif

@@ -285,6 +285,29 @@ static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser
                           df_image *image, df_gen_info *info);
 
 // p->threads > 0 applies to this call only: the caller's thread settings are put back.
+df_status df_gen_infotext(const df_model *m, const df_gen_params *p, char *buf, size_t cap) {
+    DF_FAIL_IF(!m || !p || !buf || cap == 0, DF_ERR_ARG, "NULL argument");
+    DF_FAIL_IF(p->seed < 0, DF_ERR_ARG, "the parameters text of a random seed is not known");
+    DF_TRY(df_gen_params_validate(m, p));
+    df_gen_info gi;
+    memset(&gi, 0, sizeof gi);
+    int defW, defH;
+    float defG;
+    df_model_defaults(m, &defW, &defH, &defG, NULL);
+    gi.width = p->width > 0 ? p->width : defW; // as df_i_generate resolves them
+    gi.height = p->height > 0 ? p->height : defH;
+    gi.steps = p->steps;
+    gi.cfg_scale = p->cfg_scale >= 0 ? p->cfg_scale : defG;
+    gi.guidance_rescale = p->guidance_rescale;
+    df_sched_kind kind = m->sched_kind;
+    if (p->sampler) DF_TRY(df_sched_kind_parse(p->sampler, &kind));
+    gi.sampler = df_sched_kind_name(kind);
+    gi.seed = p->seed;
+    make_infotext(m, p, &gi);
+    snprintf(buf, cap, "%s", gi.infotext);
+    return DF_OK;
+}
+
 df_status df_i_generate(df_model *m, const df_gen_params *p, const df_denoiser *den,
                         df_image *image, df_gen_info *info) {
     if (!p || p->threads <= 0) return generate(m, p, den, image, info);

@@ -47,13 +47,22 @@ static void dist_end(void *self) {
     s->d = NULL;
 }
 
-// A random seed (seed < 0) must be the same on every rank: rank 0 draws it and broadcasts it.
-static df_status shared_seed(df_gen_params *q) {
-    if (q->seed >= 0 || df_mpi_world_size() <= 1) return DF_OK;
+// Rank and size within the ranks that run the generation (dp->parent, else the world).
+static int par_rank(const df_dist_params *dp) {
+    return dp->parent ? df_comm_rank(dp->parent) : df_mpi_world_rank();
+}
+static int par_size(const df_dist_params *dp) {
+    return dp->parent ? df_comm_size(dp->parent) : df_mpi_world_size();
+}
+
+// A random seed (seed < 0) must be the same on every rank: the root draws it and broadcasts it.
+static df_status shared_seed(df_gen_params *q, const df_dist_params *dp) {
+    if (q->seed >= 0 || par_size(dp) <= 1) return DF_OK;
     df_comm *world = NULL;
-    DF_TRY(df_comm_world(&world));
+    if (dp->parent) DF_TRY(df_comm_split(dp->parent, 0, df_comm_rank(dp->parent), &world));
+    else DF_TRY(df_comm_world(&world));
     int64_t seed = 0;
-    if (df_mpi_world_rank() == 0) {
+    if (par_rank(dp) == 0) {
         FILE *f = fopen("/dev/urandom", "rb");
         uint32_t v = 0;
         if (f) {
@@ -74,12 +83,12 @@ df_status df_generate_dist(df_model *m, const df_gen_params *p, const df_dist_pa
                            int *comm_tensors) {
     DF_FAIL_IF(!m || !p || !dp, DF_ERR_ARG, "NULL argument");
     df_gen_params q = *p;
-    DF_TRY(shared_seed(&q));
+    DF_TRY(shared_seed(&q, dp));
     p = &q;
     dist_state s;
     memset(&s, 0, sizeof s);
     s.dp = *dp;
-    df_denoiser den = {.self = &s, .root = df_mpi_world_rank() == 0, .begin = dist_begin,
+    df_denoiser den = {.self = &s, .root = par_rank(dp) == 0, .begin = dist_begin,
                        .eval = dist_eval, .end = dist_end};
     df_status st = df_i_generate(m, p, &den, image, info);
     if (s.d || s.du) dist_end(&s); // begin failed half-way (end is only called after begin)
@@ -131,7 +140,7 @@ df_status df_dist_session_create(const df_dist_params *dp, df_dist_step_fn step_
     *out = NULL;
     df_dist_session *s = calloc(1, sizeof *s);
     DF_FAIL_IF(!s, DF_ERR_NOMEM, "out of memory (session)");
-    s->single = df_mpi_world_size() <= 1;
+    s->single = par_size(dp) <= 1;
     s->ds.dp = *dp;
     s->step_fn = step_fn;
     s->user = user;
@@ -188,8 +197,8 @@ df_status df_generate_session(df_dist_session *s, df_model *m, const df_gen_para
                               df_image *image, df_gen_info *info) {
     DF_FAIL_IF(!s || !m || !p, DF_ERR_ARG, "NULL argument");
     df_gen_params q = *p;
-    DF_TRY(shared_seed(&q));
-    df_denoiser den = {.self = s, .root = df_mpi_world_rank() == 0, .begin = session_begin,
+    DF_TRY(shared_seed(&q, &s->ds.dp));
+    df_denoiser den = {.self = s, .root = par_rank(&s->ds.dp) == 0, .begin = session_begin,
                        .eval = session_eval, .end = NULL};
     return df_i_generate(m, &q, &den, image, info);
 }

@@ -4,7 +4,8 @@
 // Every rank loads the model, runs the text encoders, the scheduler and the loop with identical
 // inputs (same seed / init latent); only the UNet evaluation is distributed. Rank 0 alone calls
 // the progress / step callbacks, writes save_latent and decodes the image (other ranks return
-// an empty image). Collective: every rank of MPI_COMM_WORLD calls it with the same arguments.
+// an empty image). Collective: every rank of dp->parent (NULL: MPI_COMM_WORLD) calls it with
+// the same arguments; "rank 0" is rank 0 of that communicator.
 #ifndef DF_PIPELINE_PIPELINE_DIST_H
 #define DF_PIPELINE_PIPELINE_DIST_H
 

@@ -205,7 +205,9 @@ df_status df_dist_create(const df_dist_params *p, df_dist **out) {
     df_dist *d = calloc(1, sizeof *d);
     DF_FAIL_IF(!d, DF_ERR_NOMEM, "out of memory");
     d->prm = *p;
-    df_status st = df_comm_world(&d->world);
+    // d->world: a duplicate of the parent communicator (the world unless p->parent is set)
+    df_status st = p->parent ? df_comm_split(p->parent, 0, df_comm_rank(p->parent), &d->world)
+                             : df_comm_world(&d->world);
     if (st != DF_OK) {
         free(d);
         return st;

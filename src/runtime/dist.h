@@ -70,6 +70,10 @@ typedef struct df_dist_params {
                                 // 0: exact (a synchronous step equals the single-rank model)
     df_split_scheme split_scheme; // naive patch (default row)
     df_progress progress;       // default test
+    df_comm *parent;            // the ranks that run this generation together (borrowed; it
+                                // must outlive the df_dist): its size is N, its rank 0 the
+                                // root; NULL = MPI_COMM_WORLD (default). Groups of ranks on
+                                // different images (--image-groups) pass a split of the world.
 } df_dist_params;
 
 df_dist_params df_dist_params_default(void);
@@ -164,8 +168,8 @@ df_status df_dist_init(int *argc, char ***argv, int thread_multiple, int launche
 df_status df_dist_finalize(void);
 void df_dist_abort(int code);
 
-// Validates the parameters and builds the topology and communicators (collective over the
-// world). Errors are identical on every rank.
+// Validates the parameters and builds the topology and communicators (collective over
+// p->parent, or the world). Errors are identical on every rank.
 df_status df_dist_create(const df_dist_params *p, df_dist **out);
 void df_dist_destroy(df_dist *d); // accepts NULL
 int df_dist_rank(const df_dist *d);
@@ -193,7 +197,7 @@ int df_dist_comm_tensors(const df_dist *d);
 size_t df_dist_comm_slot_elems(const df_dist *d);
 size_t df_dist_comm_slot_bytes(const df_dist *d);
 uint64_t df_dist_async_step_bytes(const df_dist *d);
-// The communicators (world, and this rank's batch group).
+// The communicators (the parent / world duplicate, and this rank's batch group).
 df_comm *df_dist_world(df_dist *d);
 df_comm *df_dist_batch_comm(df_dist *d);
 

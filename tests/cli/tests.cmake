@@ -77,3 +77,28 @@ if(TARGET distrifuse-cli)
       ENVIRONMENT "${DF_CLI_ENV};ASAN_OPTIONS=detect_leaks=0:handle_sigbus=0")
   endforeach()
 endif()
+# Batch generation (tests/cli/batch_test.sh CASE): caption lists, resume, shards, usage errors,
+# under mpiexec -n 2, and image groups at 4 ranks.
+if(TARGET distrifuse-cli)
+  foreach(case list resume split usage mpi groups)
+    add_test(NAME cli_batch_${case}
+      COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/batch_test.sh ${case}
+      WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+    set(env "${DF_CLI_ENV}")
+    if(case STREQUAL "mpi" OR case STREQUAL "groups")
+      set(env "${env};ASAN_OPTIONS=detect_leaks=0")
+    endif()
+    set_tests_properties(cli_batch_${case} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+      LABELS "cli" ENVIRONMENT "${env}")
+  endforeach()
+endif()
+
+# scripts/quality.sh end to end on the demo model (small); skips (77) until
+# build/distrifuse-metrics exists.
+if(TARGET distrifuse-cli)
+  add_test(NAME cli_quality_script
+    COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/quality_test.sh
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(cli_quality_script PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "cli"
+    ENVIRONMENT "DF_BUILD=${CMAKE_BINARY_DIR};DF_SRC=${CMAKE_SOURCE_DIR};DF_MPIEXEC=${MPIEXEC_EXECUTABLE};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;ASAN_OPTIONS=detect_leaks=0")
+endif()

@@ -127,6 +127,21 @@ int cli_parse(const cli_opt *opts, int n_opts, void *dst, int argc, char **argv,
             *(int *)((char *)dst + o->offset) = o->value;
             continue;
         }
+        if (o->kind == CLI_INT_PAIR) { // two separate arguments, never --opt=A
+            if (inline_val || i + 2 >= argc) {
+                snprintf(err, err_cap, "option %s needs two values (%s)", name,
+                         o->metavar ? o->metavar : "A B");
+                return -1;
+            }
+            cli_opt one = *o;
+            one.kind = CLI_INT;
+            for (int k = 0; k < 2; k++) {
+                one.offset = o->offset + (size_t)k * sizeof(int);
+                if (set_value(&one, dst, name, argv[i + 1 + k], err, err_cap) != 0) return -1;
+            }
+            i += 2;
+            continue;
+        }
         const char *v = inline_val;
         if (!v) {
             if (i + 1 >= argc) {
@@ -152,6 +167,9 @@ static void render_default(const cli_opt *o, const void *defaults, char *buf, si
     switch (o->kind) {
     case CLI_INT: snprintf(buf, cap, "%d", *(const int *)field); break;
     case CLI_I64: snprintf(buf, cap, "%lld", (long long)*(const int64_t *)field); break;
+    case CLI_INT_PAIR:
+        snprintf(buf, cap, "%d %d", ((const int *)field)[0], ((const int *)field)[1]);
+        break;
     case CLI_FLOAT: snprintf(buf, cap, "%g", (double)*(const float *)field); break;
     case CLI_STR:
     case CLI_CHOICE: {

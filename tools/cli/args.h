@@ -19,6 +19,7 @@ typedef enum cli_kind {
     CLI_FLOAT,       // float field
     CLI_STR,         // const char * field (points into argv)
     CLI_CHOICE,      // const char * field, one of `choices` ("a|b|c")
+    CLI_INT_PAIR,    // two values (`--opt A B`) into an int[2] field
 } cli_kind;
 
 typedef struct cli_opt {

@@ -24,12 +24,14 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PROG "distrifuse"
@@ -59,6 +61,10 @@ typedef struct cli_args {
     const char *gn_compat; // "exact" | "original"
     int warmup_steps, no_split_batch, comm_checkpoint, stats;
     float rank_timeout; // seconds without a finished step before a rank gives up; 0 = off
+    // Caption lists and batches (run_batch)
+    const char *prompt_file, *output_dir;
+    int batch_count, image_groups;
+    int split[2]; // --split K N
 } cli_args;
 
 #define OFF(f) offsetof(cli_args, f)
@@ -156,6 +162,25 @@ static const cli_opt k_opts[] = {
      "(a rank that died or hangs)"},
     {CLI_FLAG, 0, "stats", NULL, OFF(stats), 1, NULL, "",
      "print communication statistics (time waiting, bytes, collectives) at the end"},
+
+    {CLI_SECTION, 0, "Caption lists and batches (image i: seed SEED+i)", NULL, 0, 0, NULL, NULL,
+     NULL},
+    {CLI_STR, 0, "prompt-file", "FILE", OFF(prompt_file), 0, NULL, "none",
+     "one image per caption: one caption per line, or a JSON array of strings, or a JSON "
+     "object of strings (values in the order of their keys in the file); replaces -p"},
+    {CLI_STR, 0, "output-dir", "DIR", OFF(output_dir), 0, NULL, "none",
+     "write image i as DIR/{i:04d}.png (created if missing; -o is ignored); a complete PNG "
+     "with the same parameters already there is skipped (resume)"},
+    {CLI_INT, 'b', "batch-count", "N", OFF(batch_count), 0, NULL, NULL,
+     "N images of the prompt, seeds SEED..SEED+N-1; without --output-dir named as "
+     "stable-diffusion.cpp: -o out.png gives out.png, out_2.png, ..., out_N.png"},
+    {CLI_INT_PAIR, 0, "split", "K N", OFF(split), 0, NULL, "0 1",
+     "generate shard K of N (0 <= K < N): images [K*c, min((K+1)*c, n)) with c = ceil(n/N), "
+     "keeping their index i (generate_coco.py --split)"},
+    {CLI_INT, 0, "image-groups", "G", OFF(image_groups), 0, NULL, NULL,
+     "mpiexec -n N: G groups of N/G ranks generate different images (G must divide N): group "
+     "g = ranks [g*N/G, (g+1)*N/G) takes the images i with i mod G == g, its first rank "
+     "writes them"},
 };
 #define N_OPTS ((int)(sizeof k_opts / sizeof k_opts[0]))
 
@@ -175,6 +200,10 @@ static cli_args cli_defaults(void) {
     a.gn_compat = dp.gn_compat ? "original" : "exact";
     a.warmup_steps = dp.warmup_steps;
     a.comm_checkpoint = dp.comm_checkpoint;
+    a.batch_count = 1;
+    a.image_groups = 1;
+    a.split[0] = 0;
+    a.split[1] = 1;
     return a;
 }
 
@@ -182,6 +211,7 @@ static void print_help(FILE *f) {
     cli_args d = cli_defaults();
     fprintf(f,
             "usage: " PROG " -m MODEL -p PROMPT [options]\n"
+            "       " PROG " -m MODEL --prompt-file FILE --output-dir DIR [options]\n"
             "Text-to-image with SDXL / SD 1.x models on CPU (single process, or DistriFusion "
             "patch\nparallelism under mpiexec). Flags follow stable-diffusion.cpp.\n");
     cli_print_options(f, k_opts, N_OPTS, &d);
@@ -192,7 +222,11 @@ static void print_help(FILE *f) {
 static int g_rank = 0, g_size = 1;
 static df_comm *g_world = NULL;
 
+static df_prompt_list *g_prompts = NULL; // --prompt-file
+
 static int finish(int rc) {
+    df_prompt_list_free(g_prompts);
+    g_prompts = NULL;
     df_comm_destroy(g_world);
     g_world = NULL;
     df_dist_finalize();
@@ -322,6 +356,299 @@ static void print_stats(const df_dist_step_stats *t, int steps, int tensors,
            (double)t->n_collectives / n, t->n_waits_blocked);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Caption lists and batches (--prompt-file, --output-dir, -b, --split, --image-groups): the
+// model, the communicators and the exchange plan (a df_dist_session per group of ranks) are
+// built once for the whole list; image i is generated exactly as `distrifuse -p CAPTION_i
+// -s SEED+i` with the same options on N/G ranks.
+
+static int batch_mode(const cli_args *a) {
+    return a->prompt_file || a->output_dir || a->batch_count != 1 || a->split[1] != 1 ||
+           a->split[0] != 0 || a->image_groups != 1;
+}
+
+// Usage checks of the batch options (identical on every rank). Returns 1 with err set.
+static int batch_usage_error(cli_args *a, const int *seen, char *err, size_t cap) {
+    if (a->prompt_file && seen[cli_find(k_opts, N_OPTS, "prompt")]) {
+        snprintf(err, cap, "give either -p/--prompt or --prompt-file, not both");
+        return 1;
+    }
+    if (a->batch_count < 1) {
+        snprintf(err, cap, "--batch-count must be >= 1 (got %d)", a->batch_count);
+        return 1;
+    }
+    if (a->prompt_file && a->batch_count != 1) {
+        snprintf(err, cap, "--batch-count applies to -p; a --prompt-file gives one image per "
+                           "caption");
+        return 1;
+    }
+    if (a->split[1] < 1 || a->split[0] < 0 || a->split[0] >= a->split[1]) {
+        snprintf(err, cap, "--split K N needs 0 <= K < N (got %d %d)", a->split[0],
+                 a->split[1]);
+        return 1;
+    }
+    if (a->image_groups < 1 || g_size % a->image_groups != 0) {
+        snprintf(err, cap, "--image-groups %d must divide the number of ranks (%d)",
+                 a->image_groups, g_size);
+        return 1;
+    }
+    if (a->output_dir && !*a->output_dir) {
+        snprintf(err, cap, "empty --output-dir path");
+        return 1;
+    }
+    if (batch_mode(a) && a->gen.save_latent) {
+        snprintf(err, cap, "--save-latent writes the latents of one image; it cannot be used "
+                           "with a caption list or a batch");
+        return 1;
+    }
+    if (a->prompt_file) a->gen.prompt = ""; // set per image
+    return 0;
+}
+
+// mkdir -p DIR. 0 on success, else -1 with err set.
+static int make_dirs(const char *dir, char *err, size_t cap) {
+    char p[PATH_MAX];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) {
+        snprintf(err, cap, "output directory path too long");
+        return -1;
+    }
+    for (char *c = p + 1;; c++) {
+        if (*c != '/' && *c) continue;
+        char keep = *c;
+        *c = 0;
+        struct stat sb;
+        if (stat(p, &sb) != 0) {
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+                snprintf(err, cap, "cannot create output directory '%s': %s", p,
+                         strerror(errno));
+                return -1;
+            }
+        } else if (!S_ISDIR(sb.st_mode)) {
+            snprintf(err, cap, "cannot use output directory '%s': '%s' is not a directory", dir,
+                     p);
+            return -1;
+        }
+        *c = keep;
+        if (!keep) break;
+    }
+    if (access(dir, W_OK) != 0) {
+        snprintf(err, cap, "output directory '%s' is not writable", dir);
+        return -1;
+    }
+    return 0;
+}
+
+static void batch_path(const cli_args *a, int i, char *buf, size_t cap) {
+    if (a->output_dir) df_batch_dir_path(a->output_dir, i, buf, cap);
+    else df_batch_output_path(a->output, i, buf, cap);
+}
+
+// INFO lines of the first rank of every image group (df_log prints INFO on rank 0 only).
+static void DF_PRINTF(1, 2) leader_log(const char *fmt, ...) {
+    if (df_log_get_level() < DF_LOG_INFO) return;
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (g_size > 1) fprintf(stderr, "[r%d/%d] %s\n", g_rank, g_size, buf);
+    else fprintf(stderr, "%s\n", buf);
+    fflush(stderr);
+}
+
+static void fmt_seconds(double s, char *buf, size_t cap) {
+    if (s < 120) snprintf(buf, cap, "%.1f s", s);
+    else if (s < 7200) snprintf(buf, cap, "%.1f min", s / 60);
+    else snprintf(buf, cap, "%.1f h", s / 3600);
+}
+
+static int run_batch(cli_args *a, df_model *m, df_dist_params *dp, double t_load,
+                     const df_prompt_list *prompts) {
+    (void)t_load;
+    char err[1024];
+    const int n = prompts ? df_prompt_list_count(prompts) : a->batch_count;
+    int i0, i1;
+    df_batch_shard(n, a->split[0], a->split[1], &i0, &i1);
+    const int G = a->image_groups, per = g_size / G, grp = g_rank / per, lrank = g_rank % per;
+    const int leader = lrank == 0;
+
+    // the seed of image 0 (a random one drawn by rank 0 for the whole job)
+    int64_t seed0 = a->gen.seed;
+    if (seed0 < 0) {
+        FILE *f = fopen("/dev/urandom", "rb");
+        uint32_t v = 0;
+        if (f) {
+            if (fread(&v, sizeof v, 1, f) != 1) v = 0;
+            fclose(f);
+        }
+        seed0 = v ? v : (int64_t)(time(NULL) & 0x7fffffff);
+        if (g_size > 1 && df_comm_bcast(g_world, &seed0, sizeof seed0, 0) != DF_OK)
+            return runtime_error_abort("MPI broadcast");
+        df_log(DF_LOG_INFO, "seed: %lld (random; image i uses seed + i)", (long long)seed0);
+    }
+
+    // this group's images; resume: the group's first rank checks the existing files
+    int n_mine = 0;
+    for (int i = i0; i < i1; i++) n_mine += i % G == grp;
+    int *todo = calloc((size_t)(n_mine > 0 ? n_mine : 1), sizeof *todo);
+    unsigned char *skip = calloc((size_t)(n_mine > 0 ? n_mine : 1), 1);
+    if (!todo || !skip) {
+        free(todo);
+        free(skip);
+        df_model_free(m);
+        return runtime_error_abort("out of memory");
+    }
+    for (int i = i0, k = 0; i < i1; i++)
+        if (i % G == grp) todo[k++] = i;
+    df_comm *gcomm = NULL; // the group's ranks (G > 1, N/G > 1)
+    if (G > 1 && per > 1 && df_comm_split(g_world, grp, g_rank, &gcomm) != DF_OK) {
+        free(todo);
+        free(skip);
+        df_model_free(m);
+        return runtime_error_abort("cannot split the ranks into image groups");
+    }
+    int n_skip = 0;
+    if (a->output_dir && leader) {
+        char path[PATH_MAX + 16], info_text[sizeof ((df_gen_info *)0)->infotext];
+        for (int k = 0; k < n_mine; k++) {
+            df_gen_params q = a->gen;
+            q.prompt = prompts ? df_prompt_list_get(prompts, todo[k]) : a->gen.prompt;
+            q.seed = seed0 + todo[k];
+            batch_path(a, todo[k], path, sizeof path);
+            if (access(path, F_OK) != 0) continue;
+            if (df_gen_infotext(m, &q, info_text, sizeof info_text) == DF_OK &&
+                df_image_png_complete(path, info_text)) {
+                skip[k] = 1;
+            } else {
+                df_log(DF_LOG_WARN, "%s is incomplete or from other parameters: regenerating",
+                       path);
+            }
+            df_clear_error();
+        }
+    }
+    df_comm *bc = gcomm ? gcomm : (per > 1 ? g_world : NULL); // the group's ranks
+    if (bc && df_comm_bcast(bc, skip, (size_t)(n_mine > 0 ? n_mine : 1), 0) != DF_OK) {
+        free(todo);
+        free(skip);
+        df_comm_destroy(gcomm);
+        df_model_free(m);
+        return runtime_error_abort("MPI broadcast");
+    }
+    for (int k = 0; k < n_mine; k++) n_skip += skip[k];
+    if (g_rank == 0) {
+        char shard[64] = "";
+        if (a->split[1] > 1)
+            snprintf(shard, sizeof shard, ", shard %d of %d", a->split[0], a->split[1]);
+        df_log(DF_LOG_INFO, "batch: %d of %d images [%d, %d)%s, seeds %lld + i, to %s%s", i1 - i0,
+               n, i0, i1, shard, (long long)seed0, a->output_dir ? a->output_dir : a->output,
+               a->output_dir ? "/{i:04d}.png" : " (stable-diffusion.cpp -b names)");
+        if (G > 1)
+            df_log(DF_LOG_INFO, "%d image groups of %d rank%s (group g takes i mod %d == g)", G,
+                   per, per > 1 ? "s" : "", G);
+    }
+    if (leader && n_skip)
+        leader_log("resume: %d of %d images%s already complete, skipped", n_skip,
+               n_mine, G > 1 ? " of this group" : "");
+
+    df_dist_session *sess = NULL;
+    if (per > 1) {
+        dp->parent = gcomm; // NULL: the world
+        if (df_dist_session_create(dp, NULL, NULL, &sess) != DF_OK) {
+            free(todo);
+            free(skip);
+            df_comm_destroy(gcomm);
+            df_model_free(m);
+            return runtime_error_abort("cannot create the session");
+        }
+    }
+
+    // ---- the images
+    const int n_gen = n_mine - n_skip;
+    int done = 0;
+    double sum_lat = 0, sum_denoise = 0;
+    const double t_start = df_time_s();
+    for (int k = 0; k < n_mine; k++) {
+        if (skip[k]) continue;
+        const int i = todo[k];
+        df_gen_params q = a->gen;
+        q.prompt = prompts ? df_prompt_list_get(prompts, i) : a->gen.prompt;
+        q.seed = seed0 + i;
+        q.progress = NULL;
+        q.user = NULL;
+        df_image img = {0};
+        df_gen_info info;
+        const double ts = df_time_s();
+        df_status st = sess ? df_generate_session(sess, m, &q, &img, &info)
+                            : df_generate(m, &q, &img, &info);
+        const double dt = df_time_s() - ts;
+        if (st != DF_OK) {
+            snprintf(err, sizeof err, "generation of image %d failed", i);
+            free(todo);
+            free(skip);
+            df_model_free(m);
+            return runtime_error_abort(err);
+        }
+        done++;
+        if (leader) {
+            char path[PATH_MAX + 16];
+            batch_path(a, i, path, sizeof path);
+            if (df_image_save_png(&img, path, info.infotext) != DF_OK) {
+                snprintf(err, sizeof err, "cannot write '%s'", path);
+                df_image_free(&img);
+                free(todo);
+                free(skip);
+                df_model_free(m);
+                return runtime_error_abort(err);
+            }
+            sum_lat += dt;
+            sum_denoise += info.timings.denoise_s;
+            const double el = df_time_s() - t_start;
+            char eta[32], pre[24] = "";
+            fmt_seconds(el / done * (n_gen - done), eta, sizeof eta);
+            if (G > 1) snprintf(pre, sizeof pre, "group %d: ", grp);
+            leader_log("%simage %d/%d: %s (seed %lld) in %.2f s (denoise %.2f s)  ETA %s", pre,
+                       done, n_gen, path, (long long)q.seed, dt, info.timings.denoise_s, eta);
+            printf("%s\n", path);
+            fflush(stdout);
+        }
+        df_image_free(&img);
+    }
+    const double t_all = df_time_s() - t_start;
+    df_dist_session_destroy(sess);
+    df_comm_destroy(gcomm);
+    dp->parent = NULL;
+    free(todo);
+    free(skip);
+
+    // summary over the groups: images, summed latency / denoise of the writers, wall time
+    double acc[4] = {leader ? (double)done : 0, leader ? sum_lat : 0, leader ? sum_denoise : 0,
+                     leader ? (double)n_skip : 0};
+    if (g_size > 1 && df_comm_allreduce_sum_f64(g_world, acc, 4) != DF_OK) {
+        df_model_free(m);
+        return runtime_error_abort("MPI summary");
+    }
+    double wall = t_all;
+    if (g_size > 1) {
+        // the slowest group's wall time
+        double *all = calloc((size_t)g_size, sizeof *all);
+        if (all && df_comm_allgather(g_world, &t_all, all, sizeof t_all) == DF_OK)
+            for (int r = 0; r < g_size; r++)
+                if (all[r] > wall) wall = all[r];
+        free(all);
+    }
+    if (g_rank == 0) {
+        const int n_done = (int)acc[0];
+        df_log(DF_LOG_INFO,
+               "batch: %d images generated, %d skipped, in %.2f s: %.1f images/hour; latency "
+               "per image %.3f s (denoise %.3f s); peak RSS %.0f MiB",
+               n_done, (int)acc[3], wall, wall > 0 ? n_done * 3600.0 / wall : 0.0,
+               n_done ? acc[1] / n_done : 0.0, n_done ? acc[2] / n_done : 0.0,
+               df_peak_rss_mb());
+    }
+    df_model_free(m);
+    return finish(0);
+}
+
 int main(int argc, char **argv) {
     // MPI first (it may consume launcher arguments); a plain process runs without MPI.
     if (df_dist_init(&argc, &argv, 0, df_tool_launched_by_mpi()) != DF_OK) {
@@ -351,7 +678,9 @@ int main(int argc, char **argv) {
         return finish(0);
     }
     if (!a.model) return usage_error("no model given (-m PATH; see --help)");
-    if (!a.gen.prompt) return usage_error("no prompt given (-p TEXT; see --help)");
+    if (!a.gen.prompt && !a.prompt_file)
+        return usage_error("no prompt given (-p TEXT or --prompt-file FILE; see --help)");
+    if (batch_usage_error(&a, seen, err, sizeof err)) return usage_error(err);
     if (seen[cli_find(k_opts, N_OPTS, "cfg-scale")] && a.gen.cfg_scale < 0)
         return usage_error("--cfg-scale must be >= 0");
     if (seen[cli_find(k_opts, N_OPTS, "width")] && a.gen.width <= 0)
@@ -375,7 +704,8 @@ int main(int argc, char **argv) {
     dp.split_batch = !a.no_split_batch;
     dp.comm_checkpoint = a.comm_checkpoint;
     if (g_rank == 0) {
-        if (check_writable(a.output, "output", err, sizeof err) != 0 ||
+        if ((!a.output_dir && check_writable(a.output, "output", err, sizeof err) != 0) ||
+            (a.output_dir && make_dirs(a.output_dir, err, sizeof err) != 0) ||
             (a.gen.save_latent &&
              check_writable(a.gen.save_latent, "latent", err, sizeof err) != 0)) {
             df_clear_error();
@@ -388,6 +718,14 @@ int main(int argc, char **argv) {
 
     df_log_set_level(a.quiet ? DF_LOG_WARN : (a.verbose ? DF_LOG_DEBUG : DF_LOG_INFO));
     df_set_threads(a.gen.threads); // 0: all cores
+
+    if (a.prompt_file) {
+        df_status ps = df_prompt_list_load(a.prompt_file, &g_prompts);
+        snprintf(err, sizeof err, "cannot read the caption list");
+        if (agree_failure(ps != DF_OK, err)) return finish(EXIT_RUNTIME);
+        df_clear_error();
+    }
+    const df_prompt_list *prompts = g_prompts;
 
     double t0 = df_time_s();
     df_model *m = NULL;
@@ -404,7 +742,8 @@ int main(int argc, char **argv) {
         df_model_free(m);
         return rc;
     }
-    if (g_size > 1 && df_generate_dist_check(m, &a.gen, &dp, g_size) != DF_OK) {
+    if (g_size / a.image_groups > 1 &&
+        df_generate_dist_check(m, &a.gen, &dp, g_size / a.image_groups) != DF_OK) {
         int rc = usage_error(df_last_error());
         df_model_free(m);
         return rc;
@@ -424,13 +763,15 @@ int main(int argc, char **argv) {
                a.gen.width ? a.gen.width : w, a.gen.height ? a.gen.height : h, a.gen.steps,
                a.gen.sampler ? a.gen.sampler : smp,
                (double)(a.gen.cfg_scale >= 0 ? a.gen.cfg_scale : g), seed, df_get_threads());
-        if (g_size > 1)
+        if (g_size / a.image_groups > 1)
             df_log(DF_LOG_INFO, "%d ranks: %s, sync mode %s, warm-up %d, %s, checkpoint %d, "
-                   "comm %s", g_size, df_parallelism_name(dp.parallelism),
+                   "comm %s", g_size / a.image_groups, df_parallelism_name(dp.parallelism),
                    df_sync_mode_name(dp.sync_mode), dp.warmup_steps,
                    dp.split_batch ? "split batch" : "no split batch", dp.comm_checkpoint,
                    df_comm_dtype_name(dp.comm_dtype));
     }
+
+    if (batch_mode(&a)) return run_batch(&a, m, &dp, t_load, prompts);
 
     progress pr = {.tty = isatty(fileno(stderr)), .last_tenth = -1};
     if (!a.quiet) {

@@ -177,22 +177,22 @@ static void progress_line(const args *a, const char *what, int done, int n) {
 static int run_pairs(const args *a, const df_lpips *lp, const df_path_list *l0,
                      const df_path_list *l1, pair_result *res) {
     const int n = l0->n;
-    int failed = 0, done = 0;
+    int bad = n, done = 0; // bad: the lowest index of a failed pair (n = none)
     char msg[1200] = "";
     const int par = n > 1 && df_get_threads() > 1;
     // one pair per thread; the GEMMs inside then run single-threaded
     const int saved = par ? df_blas_single_begin() : 1;
 #pragma omp parallel for schedule(dynamic, 1) if (par)
     for (int i = 0; i < n; i++) {
-        int stop;
+        int first_bad;
 #pragma omp atomic read
-        stop = failed;
-        if (stop) continue;
+        first_bad = bad;
+        if (i > first_bad) continue; // the error of the first bad pair is the one reported
         const df_status st = one_pair(a, lp, l0->paths[i], l1->paths[i], &res[i]);
 #pragma omp critical(df_metrics_pairs)
         {
-            if (st != DF_OK && !failed) {
-                failed = 1;
+            if (st != DF_OK && i < bad) {
+                bad = i;
                 snprintf(msg, sizeof msg, "%s", df_last_error());
             }
             done++;
@@ -200,7 +200,7 @@ static int run_pairs(const args *a, const df_lpips *lp, const df_path_list *l0,
         }
     }
     if (par) df_blas_single_end(saved);
-    if (failed) {
+    if (bad < n) {
         fprintf(stderr, PROG ": error: %s\n", msg);
         return 1;
     }

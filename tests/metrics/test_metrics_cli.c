@@ -7,7 +7,8 @@
 //   json        --json: the last stdout line is one JSON object with the documented keys
 //   no_weights  without weights PSNR runs; LPIPS / FID say what is missing, JSON null
 //   golden_cli  the program on the golden folders vs the reference values (needs ../shared)
-//   stats       --save-stats / --ref-stats round trip (golden FID weights; skips without)
+//   stats       --save-stats / --ref-stats round trip, FID of 1-image folders not computed
+//               (golden FID weights; skips without)
 //   html        --html page loaded in headless Chromium: 2 x pairs images decode (skips
 //               without chromium)
 // All images except the golden ones are written by the test itself.
@@ -290,7 +291,7 @@ static void case_is_gt(void) {
     snprintf(args, sizeof args, "--input-root0 '%s' --input-root1 '%s'", tpath("A", NULL),
              tpath("B", NULL));
     EXPECT_EQ_I64(run(args, &o, &e), 1);
-    EXPECT_TRUE(strstr(e, "300x200") && strstr(e, "1024x1024") && strstr(e, "one size"));
+    EXPECT_TRUE(strstr(e, "300x200") && strstr(e, "1024x1024") && strstr(e, "one size")); // pair 0
     EXPECT_EQ_I64(count_lines(e), 1);
     free(o), free(e), free(a), free(b), free(c1), free(c2);
 }
@@ -484,6 +485,21 @@ static void case_stats(void) {
     snprintf(args, sizeof args, "--ref-stats '%s' --input-root1 '%s' --fid-weights '%s'", fw, tpath("B", NULL), fw);
     EXPECT_EQ_I64(run(args, &o, &e), 1);
     EXPECT_TRUE(strstr(e, "--ref-stats") != NULL);
+    free(o), free(e);
+    // one image per folder: FID is not computed (null, with the reason), the rest still runs
+    mkdir_p(tpath("A1", NULL)), mkdir_p(tpath("B1", NULL));
+    uint8_t *img = rand_img(40, 40);
+    write_rgb(tpath("A1", "0.png"), img, 40, 40);
+    write_rgb(tpath("B1", "0.png"), img, 40, 40);
+    free(img);
+    snprintf(args, sizeof args, "--input-root0 '%s' --input-root1 '%s' --fid-weights '%s' --json",
+             tpath("A1", NULL), tpath("B1", NULL), fw);
+    EXPECT_EQ_I64(run(args, &o, &e), 0);
+    EXPECT_TRUE(strstr(o, "FID: not computed: ") && strstr(o, "at least 2"));
+    cJSON *j4 = last_json(o);
+    EXPECT_TRUE(j4 && cJSON_IsNull(cJSON_GetObjectItem(j4, "fid")) &&
+                cJSON_IsString(cJSON_GetObjectItem(j4, "psnr")));
+    cJSON_Delete(j4);
     free(o), free(e);
 }
 

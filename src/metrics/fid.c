@@ -286,7 +286,8 @@ df_status df_inception_features_files(const df_inception *m, const df_path_list 
             uint8_t *rgb = NULL;
             int w = 0, h = 0;
             df_status st = df_metrics_read_image(files->paths[i], &rgb, &w, &h);
-            if (st == DF_OK) st = df_inception_features_u8(m, rgb, h, w, F + (size_t)i * DF_FID_DIM);
+            if (st == DF_OK)
+                st = df_inception_features_u8(m, rgb, h, w, F + (size_t)i * DF_FID_DIM);
             df_metrics_free(rgb);
 #pragma omp critical(df_fid_files)
             {
@@ -304,7 +305,8 @@ df_status df_inception_features_files(const df_inception *m, const df_path_list 
             uint8_t *rgb = NULL;
             int w = 0, h = 0;
             df_status st = df_metrics_read_image(files->paths[i], &rgb, &w, &h);
-            if (st == DF_OK) st = df_inception_features_u8(m, rgb, h, w, F + (size_t)i * DF_FID_DIM);
+            if (st == DF_OK)
+                st = df_inception_features_u8(m, rgb, h, w, F + (size_t)i * DF_FID_DIM);
             df_metrics_free(rgb);
             if (st != DF_OK) {
                 failed = 1, fst = st;

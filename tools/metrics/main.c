@@ -31,29 +31,30 @@ typedef struct args {
 } args;
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: " PROG " --input-root0 A --input-root1 B [options]\n"
-            "\n"
-            "PSNR, LPIPS and FID between the images of folders A and B, paired by sorted name\n"
-            "(DistriFusion's compute_metrics.py: torchmetrics PSNR and LPIPS-AlexNet, clean-fid FID).\n"
-            "\n"
-            "  --input-root0 DIR        folder A (the reference: 1-rank output or ground truth)\n"
-            "  --input-root1 DIR        folder B (the images to evaluate)\n"
-            "  --is-gt                  A is a ground-truth folder: its images are resized to\n"
-            "                           1024x1024 (bilinear, antialias) for PSNR and LPIPS\n"
-            "  --lpips-weights FILE     LPIPS AlexNet weights (.safetensors; see README)\n"
-            "  --fid-weights FILE       FID Inception-v3 weights (.safetensors; see README)\n"
-            "  --save-stats FILE        write the FID statistics (mu, sigma) of A to FILE\n"
-            "  --ref-stats FILE         take A's FID statistics from FILE instead of A's images\n"
-            "                           (then --input-root0 is optional: FID only)\n"
-            "  --json                   print the results as one JSON object (last stdout line)\n"
-            "  --html OUT.html          write a side-by-side page of the pairs, sorted by LPIPS\n"
-            "  -t, --threads N          threads (0 = all cores; default 0)\n"
-            "  -q, --quiet              no progress / timing lines on stderr\n"
-            "  -h, --help               show this help and exit\n"
-            "\n"
-            "Without weights PSNR still runs; LPIPS / FID then say which file is missing.\n"
-            "Exit status: 0 success, 1 runtime error, 2 usage error.\n");
+    fprintf(
+        f,
+        "usage: " PROG " --input-root0 A --input-root1 B [options]\n"
+        "\n"
+        "PSNR, LPIPS and FID between the images of folders A and B, paired by sorted name\n"
+        "(DistriFusion's compute_metrics.py: torchmetrics PSNR and LPIPS-AlexNet, clean-fid FID).\n"
+        "\n"
+        "  --input-root0 DIR        folder A (the reference: 1-rank output or ground truth)\n"
+        "  --input-root1 DIR        folder B (the images to evaluate)\n"
+        "  --is-gt                  A is a ground-truth folder: its images are resized to\n"
+        "                           1024x1024 (bilinear, antialias) for PSNR and LPIPS\n"
+        "  --lpips-weights FILE     LPIPS AlexNet weights (.safetensors; see README)\n"
+        "  --fid-weights FILE       FID Inception-v3 weights (.safetensors; see README)\n"
+        "  --save-stats FILE        write the FID statistics (mu, sigma) of A to FILE\n"
+        "  --ref-stats FILE         take A's FID statistics from FILE instead of A's images\n"
+        "                           (then --input-root0 is optional: FID only)\n"
+        "  --json                   print the results as one JSON object (last stdout line)\n"
+        "  --html OUT.html          write a side-by-side page of the pairs, sorted by LPIPS\n"
+        "  -t, --threads N          threads (0 = all cores; default 0)\n"
+        "  -q, --quiet              no progress / timing lines on stderr\n"
+        "  -h, --help               show this help and exit\n"
+        "\n"
+        "Without weights PSNR still runs; LPIPS / FID then say which file is missing.\n"
+        "Exit status: 0 success, 1 runtime error, 2 usage error.\n");
 }
 
 static int usage_error(const char *msg, const char *arg) {
@@ -231,8 +232,9 @@ static int folder_stats(const args *a, const df_inception *m, const char *dir, c
     if (df_metrics_list_fid(dir, &l) != DF_OK) return fail("FID");
     *nimg = l.n;
     if (l.n < 2) { // not an error for the other metrics: FID is reported as not computed
-        snprintf(g_fid_skip, sizeof g_fid_skip, "%s has %d image%s; FID needs at least 2 per folder",
-                 dir, l.n, l.n == 1 ? "" : "s");
+        snprintf(g_fid_skip, sizeof g_fid_skip,
+                 "%s has %d image%s; FID needs at least 2 per folder", dir, l.n,
+                 l.n == 1 ? "" : "s");
         df_path_list_free(&l);
         return 2;
     }
@@ -343,7 +345,8 @@ static int write_html(const args *a, const df_path_list *l0, const df_path_list 
     fmt_num(b1, sizeof b1, psnr, 4);
     fmt_num(b2, sizeof b2, lpips, 5);
     fmt_num(b3, sizeof b3, have_fid ? fid : NAN, 4);
-    fprintf(f, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n<title>distrifuse-metrics: ");
+    fprintf(f,
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n<title>distrifuse-metrics: ");
     html_text(f, a->root0);
     fprintf(f, " vs ");
     html_text(f, a->root1);

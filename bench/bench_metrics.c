@@ -34,14 +34,16 @@ static double cpu_s(void) {
 // *cpu_gf (what the threads reach while they run; this VM's cores are shared with other jobs).
 static double sgemm_gflops(int reps, int threads, double *cpu_gf) {
     const int M = 4096, N = 1280, K = 1280;
-    float *a = df_malloc(sizeof(float) * (size_t)M * K), *b = df_malloc(sizeof(float) * (size_t)K * N);
+    float *a = df_malloc(sizeof(float) * (size_t)M * K),
+          *b = df_malloc(sizeof(float) * (size_t)K * N);
     float *c = df_malloc(sizeof(float) * (size_t)M * N);
     for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 7) * 0.1f;
     for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 5) * 0.1f;
     double best = 1e30, bestc = 1e30;
     for (int r = 0; r < reps + 1; r++) {
         const double t0 = df_time_s(), c0 = cpu_s();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c,
+                    N);
         const double t = df_time_s() - t0, tc = (cpu_s() - c0) / threads;
         if (r > 0 && t < best) best = t;
         if (r > 0 && tc < bestc) bestc = tc;
@@ -142,21 +144,23 @@ int main(int argc, char **argv) {
     if (failed) return 1;
     const double c01 = ceil0 > ceil1 ? ceil0 : ceil1, c12 = ceil1 > ceil2 ? ceil1 : ceil2;
     const double k01 = cc0 > cc1 ? cc0 : cc1, k12 = cc1 > cc2 ? cc1 : cc2;
-    printf("FID features: %d images %dx%d in %.2f s = %.2f images/s, %.1f GFLOP/s (%.2f of sgemm %.1f)"
-           "; by CPU time: %.2f images/s, %.2f of sgemm %.1f\n",
-           nimg, S, S, t_fid, nimg / t_fid, fid_gf, fid_gf / c01, c01, nimg / tc_fid,
-           fid_gfc / k01, k01);
+    printf(
+        "FID features: %d images %dx%d in %.2f s = %.2f images/s, %.1f GFLOP/s (%.2f of sgemm %.1f)"
+        "; by CPU time: %.2f images/s, %.2f of sgemm %.1f\n",
+        nimg, S, S, t_fid, nimg / t_fid, fid_gf, fid_gf / c01, c01, nimg / tc_fid, fid_gfc / k01,
+        k01);
     printf("LPIPS: %d pairs %dx%d in %.2f s = %.2f pairs/s, %.1f GFLOP/s (%.2f of sgemm %.1f)"
            "; by CPU time: %.2f pairs/s, %.2f of sgemm %.1f\n",
            npairs, S, S, t_lp, npairs / t_lp, lp_gf, lp_gf / c12, c12, npairs / tc_lp,
            lp_gfc / k12, k12);
-    printf("{\"threads\":%d,\"size\":%d,\"fid_images\":%d,\"fid_images_per_s\":%.3f,"
-           "\"fid_conv_gflops\":%.2f,\"fid_ratio\":%.3f,\"lpips_pairs\":%d,\"lpips_pairs_per_s\":%.3f,"
-           "\"lpips_conv_gflops\":%.2f,\"lpips_ratio\":%.3f,\"sgemm_gflops\":[%.2f,%.2f,%.2f],"
-           "\"cpu_time\":{\"fid_images_per_s\":%.3f,\"fid_ratio\":%.3f,\"lpips_pairs_per_s\":%.3f,"
-           "\"lpips_ratio\":%.3f,\"sgemm_gflops\":[%.2f,%.2f,%.2f]}}\n",
-           threads, S, nimg, nimg / t_fid, fid_gf, fid_gf / c01, npairs, npairs / t_lp, lp_gf,
-           lp_gf / c12, ceil0, ceil1, ceil2, nimg / tc_fid, fid_gfc / k01, npairs / tc_lp,
-           lp_gfc / k12, cc0, cc1, cc2);
+    printf(
+        "{\"threads\":%d,\"size\":%d,\"fid_images\":%d,\"fid_images_per_s\":%.3f,"
+        "\"fid_conv_gflops\":%.2f,\"fid_ratio\":%.3f,\"lpips_pairs\":%d,\"lpips_pairs_per_s\":%.3f,"
+        "\"lpips_conv_gflops\":%.2f,\"lpips_ratio\":%.3f,\"sgemm_gflops\":[%.2f,%.2f,%.2f],"
+        "\"cpu_time\":{\"fid_images_per_s\":%.3f,\"fid_ratio\":%.3f,\"lpips_pairs_per_s\":%.3f,"
+        "\"lpips_ratio\":%.3f,\"sgemm_gflops\":[%.2f,%.2f,%.2f]}}\n",
+        threads, S, nimg, nimg / t_fid, fid_gf, fid_gf / c01, npairs, npairs / t_lp, lp_gf,
+        lp_gf / c12, ceil0, ceil1, ceil2, nimg / tc_fid, fid_gfc / k01, npairs / tc_lp,
+        lp_gfc / k12, cc0, cc1, cc2);
     return 0;
 }

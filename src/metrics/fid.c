@@ -271,7 +271,7 @@ df_status df_inception_features_files(const df_inception *m, const df_path_list 
     float *F = df_malloc(sizeof(float) * (size_t)(n > 0 ? n : 1) * DF_FID_DIM);
     DF_FAIL_IF(!F, DF_ERR_NOMEM, "features of %d images", n);
     const int nt = df_par_threads();
-    int done = 0, failed = 0;
+    int done = 0, failed = 0, fail_i = 0;
     df_status fst = DF_OK;
     char msg[1024] = "";
     if (nt > 1 && n >= 2) {
@@ -279,19 +279,20 @@ df_status df_inception_features_files(const df_inception *m, const df_path_list 
         const int saved = df_blas_single_begin();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
         for (int i = 0; i < n; i++) {
-            int stop;
-#pragma omp atomic read
-            stop = failed;
-            if (stop) continue;
+            int skip; // images after a failed one; the first failure in list order is reported
+#pragma omp critical(df_fid_files)
+            skip = failed && i > fail_i;
+            if (skip) continue;
             uint8_t *rgb = NULL;
             int w = 0, h = 0;
             df_status st = df_metrics_read_image(files->paths[i], &rgb, &w, &h);
-            if (st == DF_OK) st = df_inception_features_u8(m, rgb, h, w, F + (size_t)i * DF_FID_DIM);
+            if (st == DF_OK)
+                st = df_inception_features_u8(m, rgb, h, w, F + (size_t)i * DF_FID_DIM);
             df_metrics_free(rgb);
 #pragma omp critical(df_fid_files)
             {
-                if (st != DF_OK && !failed) {
-                    failed = 1, fst = st;
+                if (st != DF_OK && (!failed || i < fail_i)) {
+                    failed = 1, fst = st, fail_i = i;
                     snprintf(msg, sizeof msg, "%s", df_last_error());
                 }
                 done++;
@@ -304,7 +305,8 @@ df_status df_inception_features_files(const df_inception *m, const df_path_list 
             uint8_t *rgb = NULL;
             int w = 0, h = 0;
             df_status st = df_metrics_read_image(files->paths[i], &rgb, &w, &h);
-            if (st == DF_OK) st = df_inception_features_u8(m, rgb, h, w, F + (size_t)i * DF_FID_DIM);
+            if (st == DF_OK)
+                st = df_inception_features_u8(m, rgb, h, w, F + (size_t)i * DF_FID_DIM);
             df_metrics_free(rgb);
             if (st != DF_OK) {
                 failed = 1, fst = st;

@@ -54,7 +54,8 @@ static void im2col(float *col, const df_mconv *c, const float *x, int H, int W, 
             memcpy(dst + (size_t)kx0 * c->cin, x + ((size_t)iy * W + ix0 + kx0) * c->cin,
                    sizeof(float) * (size_t)(kx1 - kx0) * c->cin);
             if (kx1 < c->kw)
-                memset(dst + (size_t)kx1 * c->cin, 0, sizeof(float) * (size_t)(c->kw - kx1) * c->cin);
+                memset(dst + (size_t)kx1 * c->cin, 0,
+                       sizeof(float) * (size_t)(c->kw - kx1) * c->cin);
         }
     }
 }

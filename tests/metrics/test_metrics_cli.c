@@ -7,7 +7,8 @@
 //   json        --json: the last stdout line is one JSON object with the documented keys
 //   no_weights  without weights PSNR runs; LPIPS / FID say what is missing, JSON null
 //   golden_cli  the program on the golden folders vs the reference values (needs ../shared)
-//   stats       --save-stats / --ref-stats round trip (golden FID weights; skips without)
+//   stats       --save-stats / --ref-stats round trip, FID of 1-image folders not computed
+//               (golden FID weights; skips without)
 //   html        --html page loaded in headless Chromium: 2 x pairs images decode (skips
 //               without chromium)
 // All images except the golden ones are written by the test itself.
@@ -163,7 +164,8 @@ static void case_pairing(void) {
     for (int i = 0; i < 4; i++) {
         const int w = 40, h = 32;
         uint8_t *a = rand_img(w, h), *b = malloc((size_t)w * h * 3);
-        for (int k = 0; k < w * h * 3; k++) b[k] = (uint8_t)(a[k] + (rnd8() % (2 * i + 3)) - (i + 1));
+        for (int k = 0; k < w * h * 3; k++)
+            b[k] = (uint8_t)(a[k] + (rnd8() % (2 * i + 3)) - (i + 1));
         write_rgb(tpath("A", names[i]), a, w, h);
         write_rgb(tpath("B", names[i]), b, w, h);
         want[i] = df_psnr_u8(a, b, (size_t)w * h * 3);
@@ -178,14 +180,15 @@ static void case_pairing(void) {
     fclose(f);
     free(junk);
     char args[1024], *o, *e;
-    snprintf(args, sizeof args, "--input-root0 '%s' --input-root1 '%s' --json -t 2", tpath("A", NULL),
-             tpath("B", NULL));
+    snprintf(args, sizeof args, "--input-root0 '%s' --input-root1 '%s' --json -t 2",
+             tpath("A", NULL), tpath("B", NULL));
     EXPECT_EQ_I64(run(args, &o, &e), 0);
     cJSON *j = last_json(o);
     EXPECT_TRUE(j != NULL);
     if (j) {
         EXPECT_EQ_I64(cJSON_GetObjectItem(j, "count")->valueint, 4);
-        const cJSON *pp = cJSON_GetObjectItem(j, "psnr_per_image"), *f0 = cJSON_GetObjectItem(j, "files0");
+        const cJSON *pp = cJSON_GetObjectItem(j, "psnr_per_image"),
+                    *f0 = cJSON_GetObjectItem(j, "files0");
         double mean = 0;
         for (int r = 0; r < 4; r++) {
             const int i = sorted_idx[r];
@@ -212,12 +215,14 @@ static void case_counts(void) {
     snprintf(args, sizeof args, "--input-root0 '%s' --input-root1 '%s' --json", tpath("A", NULL),
              tpath("B", NULL));
     EXPECT_EQ_I64(run(args, &o, &e), 1);
-    EXPECT_TRUE(strstr(e, "has 3 images") && strstr(e, "has 2") && strstr(e, "counts must be equal"));
+    EXPECT_TRUE(strstr(e, "has 3 images") && strstr(e, "has 2") &&
+                strstr(e, "counts must be equal"));
     EXPECT_EQ_I64(count_lines(e), 1);
     EXPECT_EQ_I64(strlen(o), 0);
     free(o), free(e);
     // a missing folder
-    snprintf(args, sizeof args, "--input-root0 '%s' --input-root1 '%s/nope'", tpath("A", NULL), g_tmp);
+    snprintf(args, sizeof args, "--input-root0 '%s' --input-root1 '%s/nope'", tpath("A", NULL),
+             g_tmp);
     EXPECT_EQ_I64(run(args, &o, &e), 1);
     EXPECT_TRUE(strstr(e, "nope") != NULL);
     free(o), free(e);
@@ -226,7 +231,8 @@ static void case_counts(void) {
 static void case_grayscale(void) {
     mkdir_p(tpath("A", NULL)), mkdir_p(tpath("B", NULL));
     const int w = 48, h = 40;
-    uint8_t *g = malloc((size_t)w * h), *rgb = malloc((size_t)w * h * 3), *rgb2 = malloc((size_t)w * h * 3);
+    uint8_t *g = malloc((size_t)w * h), *rgb = malloc((size_t)w * h * 3),
+            *rgb2 = malloc((size_t)w * h * 3);
     for (int i = 0; i < w * h; i++) g[i] = rnd8();
     for (int i = 0; i < w * h; i++) {
         rgb[i * 3] = rgb[i * 3 + 1] = rgb[i * 3 + 2] = g[i];
@@ -245,7 +251,8 @@ static void case_grayscale(void) {
     cJSON *j = last_json(o);
     EXPECT_TRUE(j != NULL);
     if (j) {
-        const cJSON *p = cJSON_GetObjectItem(j, "psnr"), *pp = cJSON_GetObjectItem(j, "psnr_per_image");
+        const cJSON *p = cJSON_GetObjectItem(j, "psnr"),
+                    *pp = cJSON_GetObjectItem(j, "psnr_per_image");
         EXPECT_TRUE(cJSON_IsString(p) && !strcmp(p->valuestring, "inf"));
         EXPECT_TRUE(cJSON_IsString(cJSON_GetArrayItem(pp, 0)) &&
                     !strcmp(cJSON_GetArrayItem(pp, 0)->valuestring, "inf"));
@@ -262,7 +269,8 @@ static void case_is_gt(void) {
     uint8_t *a = malloc((size_t)w * h * 3);
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++)
-            for (int c = 0; c < 3; c++) a[((size_t)y * w + x) * 3 + c] = (uint8_t)((x * (c + 1) + y * 2) & 255);
+            for (int c = 0; c < 3; c++)
+                a[((size_t)y * w + x) * 3 + c] = (uint8_t)((x * (c + 1) + y * 2) & 255);
     uint8_t *b = malloc((size_t)1024 * 1024 * 3);
     df_resize_bilinear_aa_u8(b, 1024, 1024, a, h, w);
     write_rgb(tpath("A", "0.png"), a, w, h);
@@ -290,7 +298,7 @@ static void case_is_gt(void) {
     snprintf(args, sizeof args, "--input-root0 '%s' --input-root1 '%s'", tpath("A", NULL),
              tpath("B", NULL));
     EXPECT_EQ_I64(run(args, &o, &e), 1);
-    EXPECT_TRUE(strstr(e, "300x200") && strstr(e, "1024x1024") && strstr(e, "one size"));
+    EXPECT_TRUE(strstr(e, "300x200") && strstr(e, "1024x1024") && strstr(e, "one size")); // pair 0
     EXPECT_EQ_I64(count_lines(e), 1);
     free(o), free(e), free(a), free(b), free(c1), free(c2);
 }
@@ -329,7 +337,8 @@ static void case_json(void) {
     }
     // without --json: no JSON line
     free(o), free(e);
-    snprintf(args, sizeof args, "--input-root0 '%s' --input-root1 '%s'", tpath("A", NULL), tpath("B", NULL));
+    snprintf(args, sizeof args, "--input-root0 '%s' --input-root1 '%s'", tpath("A", NULL),
+             tpath("B", NULL));
     EXPECT_EQ_I64(run(args, &o, &e), 0);
     EXPECT_TRUE(strchr(o, '{') == NULL);
     free(o), free(e);
@@ -354,7 +363,8 @@ static void case_no_weights(void) {
     }
     free(o), free(e);
     // a weights file that is not there: an error, not a silent skip
-    snprintf(args, sizeof args, "--input-root0 '%s' --input-root1 '%s' --lpips-weights '%s/none.safetensors'",
+    snprintf(args, sizeof args,
+             "--input-root0 '%s' --input-root1 '%s' --lpips-weights '%s/none.safetensors'",
              tpath("A", NULL), tpath("B", NULL), g_tmp);
     EXPECT_EQ_I64(run(args, &o, &e), 1);
     EXPECT_TRUE(strstr(e, "--lpips-weights") && strstr(e, "none.safetensors"));
@@ -382,8 +392,11 @@ static void case_golden_cli(void) {
     for (int k = 0; k < 4; k++) {
         const cJSON *c = NULL, *it;
         cJSON_ArrayForEach(it, cJSON_GetObjectItem(m, "cases")) {
-            const cJSON *nm = cJSON_GetObjectItem(it, "case"), *kd = cJSON_GetObjectItem(it, "kind");
-            if (nm && kd && !strcmp(kd->valuestring, "compute_metrics") && !strcmp(nm->valuestring, cs[k][0])) c = it;
+            const cJSON *nm = cJSON_GetObjectItem(it, "case"),
+                        *kd = cJSON_GetObjectItem(it, "kind");
+            if (nm && kd && !strcmp(kd->valuestring, "compute_metrics") &&
+                !strcmp(nm->valuestring, cs[k][0]))
+                c = it;
         }
         EXPECT_TRUE(c != NULL);
         if (!c) continue;
@@ -391,35 +404,43 @@ static void case_golden_cli(void) {
         char args[4096], page[512], *o, *e;
         snprintf(page, sizeof page, "%s/page_%s.html", g_tmp, cs[k][0]);
         snprintf(args, sizeof args,
-                 "--input-root0 '%s' --input-root1 '%s' %s --lpips-weights '%s' --fid-weights '%s' --json -t 2"
+                 "--input-root0 '%s' --input-root1 '%s' %s --lpips-weights '%s' --fid-weights '%s' "
+                 "--json -t 2"
                  " --html '%s'",
-                 dfg_path("metrics/%s", cs[k][1]), dfg_path("metrics/%s", cs[k][2]), k == 3 ? "--is-gt" : "",
-                 dfg_path("metrics/lpips_alex_random.safetensors"),
+                 dfg_path("metrics/%s", cs[k][1]), dfg_path("metrics/%s", cs[k][2]),
+                 k == 3 ? "--is-gt" : "", dfg_path("metrics/lpips_alex_random.safetensors"),
                  dfg_path("metrics/fid_inception_random.safetensors"), page);
         EXPECT_EQ_I64(run(args, &o, &e), 0);
         cJSON *j = last_json(o);
         EXPECT_TRUE(j != NULL);
         if (j) {
-            const cJSON *pp = cJSON_GetObjectItem(j, "psnr_per_image"), *lp = cJSON_GetObjectItem(j, "lpips_per_image");
+            const cJSON *pp = cJSON_GetObjectItem(j, "psnr_per_image"),
+                        *lp = cJSON_GetObjectItem(j, "lpips_per_image");
             const cJSON *wp = cJSON_GetObjectItem(v, "psnr"), *wl = cJSON_GetObjectItem(v, "lpips");
             const int n = cJSON_GetArraySize(wp);
             EXPECT_EQ_I64(cJSON_GetObjectItem(j, "count")->valueint, n);
             for (int i = 0; i < n; i++) {
                 const cJSON *g = cJSON_GetArrayItem(pp, i), *w = cJSON_GetArrayItem(wp, i);
-                if (cJSON_IsString(w)) EXPECT_TRUE(cJSON_IsString(g) && !strcmp(g->valuestring, "inf"));
+                if (cJSON_IsString(w))
+                    EXPECT_TRUE(cJSON_IsString(g) && !strcmp(g->valuestring, "inf"));
                 else EXPECT_LE_F64(fabs(g->valuedouble - w->valuedouble), 1e-4);
-                const double gl = cJSON_GetArrayItem(lp, i)->valuedouble, wl_ = cJSON_GetArrayItem(wl, i)->valuedouble;
+                const double gl = cJSON_GetArrayItem(lp, i)->valuedouble,
+                             wl_ = cJSON_GetArrayItem(wl, i)->valuedouble;
                 EXPECT_LE_F64(fabs(gl - wl_), 1e-6 + 1e-5 * fabs(wl_));
             }
-            const cJSON *gp = cJSON_GetObjectItem(j, "psnr"), *wpm = cJSON_GetObjectItem(v, "psnr_mean");
-            if (cJSON_IsString(wpm)) EXPECT_TRUE(cJSON_IsString(gp) && !strcmp(gp->valuestring, "inf"));
+            const cJSON *gp = cJSON_GetObjectItem(j, "psnr"),
+                        *wpm = cJSON_GetObjectItem(v, "psnr_mean");
+            if (cJSON_IsString(wpm))
+                EXPECT_TRUE(cJSON_IsString(gp) && !strcmp(gp->valuestring, "inf"));
             else EXPECT_LE_F64(fabs(gp->valuedouble - wpm->valuedouble), 1e-4);
             const double wlm = cJSON_GetObjectItem(v, "lpips_mean")->valuedouble;
-            EXPECT_LE_F64(fabs(cJSON_GetObjectItem(j, "lpips")->valuedouble - wlm), 1e-6 + 1e-5 * wlm);
+            EXPECT_LE_F64(fabs(cJSON_GetObjectItem(j, "lpips")->valuedouble - wlm),
+                          1e-6 + 1e-5 * wlm);
             const cJSON *ft = cJSON_GetObjectItem(v, "fid_terms");
             const double wf = cJSON_GetObjectItem(v, "fid")->valuedouble;
             const double tol = 5e-6 * (cJSON_GetObjectItem(ft, "trace_sigma_a")->valuedouble +
-                                       cJSON_GetObjectItem(ft, "trace_sigma_b")->valuedouble) + 1e-5 * wf;
+                                       cJSON_GetObjectItem(ft, "trace_sigma_b")->valuedouble) +
+                               1e-5 * wf;
             const double gf = cJSON_GetObjectItem(j, "fid")->valuedouble;
             fprintf(stderr, "  %s: FID %.9g vs %.9g (tol %.3g)\n", cs[k][0], gf, wf, tol);
             EXPECT_LE_F64(fabs(gf - wf), tol);
@@ -428,7 +449,8 @@ static void case_golden_cli(void) {
             EXPECT_OK(df_read_text_file(page, (size_t)16 << 20, 0, &html, NULL));
             int rows = 0;
             double prev = INFINITY;
-            for (const char *q = html ? strstr(html, "alt=\"A ") : NULL; q; q = strstr(q + 1, "alt=\"A ")) {
+            for (const char *q = html ? strstr(html, "alt=\"A ") : NULL; q;
+                 q = strstr(q + 1, "alt=\"A ")) {
                 const int idx = atoi(q + 7);
                 const double lv = cJSON_GetArrayItem(lp, idx)->valuedouble;
                 EXPECT_TRUE(lv <= prev);
@@ -448,7 +470,8 @@ static void case_stats(void) {
     const char *fw = dfg_path("metrics/fid_inception_random.safetensors");
     char args[4096], st[512], *o, *e;
     snprintf(st, sizeof st, "%s/a_stats.safetensors", g_tmp);
-    snprintf(args, sizeof args, "--input-root0 '%s' --input-root1 '%s' --fid-weights '%s' --save-stats '%s' --json",
+    snprintf(args, sizeof args,
+             "--input-root0 '%s' --input-root1 '%s' --fid-weights '%s' --save-stats '%s' --json",
              tpath("A", NULL), tpath("B", NULL), fw, st);
     EXPECT_EQ_I64(run(args, &o, &e), 0);
     cJSON *j1 = last_json(o);
@@ -465,7 +488,8 @@ static void case_stats(void) {
     cJSON *j2 = last_json(o);
     free(o), free(e);
     // with A's images too (PSNR from them, FID of A from the file)
-    snprintf(args, sizeof args, "--input-root0 '%s' --ref-stats '%s' --input-root1 '%s' --fid-weights '%s' --json",
+    snprintf(args, sizeof args,
+             "--input-root0 '%s' --ref-stats '%s' --input-root1 '%s' --fid-weights '%s' --json",
              tpath("A", NULL), st, tpath("B", NULL), fw);
     EXPECT_EQ_I64(run(args, &o, &e), 0);
     cJSON *j3 = last_json(o);
@@ -477,13 +501,30 @@ static void case_stats(void) {
         EXPECT_TRUE(cJSON_GetObjectItem(j2, "fid")->valuedouble == f1);
         EXPECT_TRUE(cJSON_GetObjectItem(j3, "fid")->valuedouble == f1);
         EXPECT_TRUE(cJSON_IsNull(cJSON_GetObjectItem(j2, "psnr")));
-        EXPECT_TRUE(cJSON_GetObjectItem(j3, "psnr")->valuedouble == cJSON_GetObjectItem(j1, "psnr")->valuedouble);
+        EXPECT_TRUE(cJSON_GetObjectItem(j3, "psnr")->valuedouble ==
+                    cJSON_GetObjectItem(j1, "psnr")->valuedouble);
     }
     cJSON_Delete(j1), cJSON_Delete(j2), cJSON_Delete(j3);
     // not a statistics file
-    snprintf(args, sizeof args, "--ref-stats '%s' --input-root1 '%s' --fid-weights '%s'", fw, tpath("B", NULL), fw);
+    snprintf(args, sizeof args, "--ref-stats '%s' --input-root1 '%s' --fid-weights '%s'", fw,
+             tpath("B", NULL), fw);
     EXPECT_EQ_I64(run(args, &o, &e), 1);
     EXPECT_TRUE(strstr(e, "--ref-stats") != NULL);
+    free(o), free(e);
+    // one image per folder: FID is not computed (null, with the reason), the rest still runs
+    mkdir_p(tpath("A1", NULL)), mkdir_p(tpath("B1", NULL));
+    uint8_t *img = rand_img(40, 40);
+    write_rgb(tpath("A1", "0.png"), img, 40, 40);
+    write_rgb(tpath("B1", "0.png"), img, 40, 40);
+    free(img);
+    snprintf(args, sizeof args, "--input-root0 '%s' --input-root1 '%s' --fid-weights '%s' --json",
+             tpath("A1", NULL), tpath("B1", NULL), fw);
+    EXPECT_EQ_I64(run(args, &o, &e), 0);
+    EXPECT_TRUE(strstr(o, "FID: not computed: ") && strstr(o, "at least 2"));
+    cJSON *j4 = last_json(o);
+    EXPECT_TRUE(j4 && cJSON_IsNull(cJSON_GetObjectItem(j4, "fid")) &&
+                cJSON_IsString(cJSON_GetObjectItem(j4, "psnr")));
+    cJSON_Delete(j4);
     free(o), free(e);
 }
 
@@ -508,8 +549,9 @@ static void case_html(void) {
     }
     char args[4096], page[512], *o, *e;
     snprintf(page, sizeof page, "%s/page/side.html", g_tmp);
-    snprintf(args, sizeof args, "--input-root0 '%s/ref #1' --input-root1 '%s/gen 100%%' --html '%s'", g_tmp,
-             g_tmp, page);
+    snprintf(args, sizeof args,
+             "--input-root0 '%s/ref #1' --input-root1 '%s/gen 100%%' --html '%s'", g_tmp, g_tmp,
+             page);
     EXPECT_EQ_I64(run(args, &o, &e), 0);
     free(o), free(e);
     char *html = NULL;
@@ -524,17 +566,20 @@ static void case_html(void) {
     fputs("<script>window.addEventListener('load', function () {"
           " var im = document.getElementsByTagName('img'), k = 0;"
           " for (var i = 0; i < im.length; i++) if (im[i].naturalWidth > 0) k++;"
-          " var d = document.createElement('pre'); d.textContent = 'DFC' + 'OUNT=' + k + '/' + im.length;"
-          " document.body.appendChild(d); });</script>\n", f);
+          " var d = document.createElement('pre'); d.textContent = 'DFC' + 'OUNT=' + k + '/' + "
+          "im.length;"
+          " document.body.appendChild(d); });</script>\n",
+          f);
     fclose(f);
     free(html);
     char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "ud=$(mktemp -d) && timeout 120 '%s' --headless --no-sandbox --disable-gpu --disable-quic "
-             "--no-first-run --disable-background-networking --disable-component-update --disable-sync "
-             "--user-data-dir=\"$ud\" --virtual-time-budget=10000 --dump-dom 'file://%s' 2>/dev/null; "
-             "rc=$?; rm -rf \"$ud\"; exit $rc",
-             chrome, check);
+    snprintf(
+        cmd, sizeof cmd,
+        "ud=$(mktemp -d) && timeout 120 '%s' --headless --no-sandbox --disable-gpu --disable-quic "
+        "--no-first-run --disable-background-networking --disable-component-update --disable-sync "
+        "--user-data-dir=\"$ud\" --virtual-time-budget=10000 --dump-dom 'file://%s' 2>/dev/null; "
+        "rc=$?; rm -rf \"$ud\"; exit $rc",
+        chrome, check);
     FILE *p = popen(cmd, "r");
     char buf[1 << 16];
     size_t len = p ? fread(buf, 1, sizeof buf - 1, p) : 0;
@@ -556,7 +601,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (!strcmp(argv[1], "html") && !chromium()) {
-        fprintf(stderr, "SKIP: chromium not found (apt-get install chromium, or set DF_CHROMIUM)\n");
+        fprintf(stderr,
+                "SKIP: chromium not found (apt-get install chromium, or set DF_CHROMIUM)\n");
         return 77;
     }
     snprintf(g_tmp, sizeof g_tmp, "/tmp/df-metrics-cli.XXXXXX");

@@ -124,12 +124,14 @@ static int case_count(int k) {
 static void test_resize(void) {
     df_st_file *c = open_st("cases.safetensors"), *g = open_st("gt_resize.safetensors");
     // clean-fid bicubic resize (bit-exact port expected; tolerance abs 1e-4)
-    static const char *rs[3][2] = {{"main_a00", "a/img_00.png"}, {"sizes_a00", "sizes_a/img_00.png"},
+    static const char *rs[3][2] = {{"main_a00", "a/img_00.png"},
+                                   {"sizes_a00", "sizes_a/img_00.png"},
                                    {"gt_b00", "gt_b/img_00.png"}};
     for (int i = 0; i < 3; i++) {
         int H, W;
         uint8_t *img = read_png(rs[i][1], &H, &W);
-        float *got = malloc(sizeof(float) * 299 * 299 * 3), *nchw = malloc(sizeof(float) * 299 * 299 * 3);
+        float *got = malloc(sizeof(float) * 299 * 299 * 3),
+              *nchw = malloc(sizeof(float) * 299 * 299 * 3);
         df_cleanfid_resize(got, 299, 299, img, H, W);
         dfg_nhwc_to_nchw(nchw, got, 1, 3, 299, 299);
         char name[64];
@@ -167,7 +169,8 @@ static void test_resize(void) {
             const uint8_t *want = u8_raw(g, nm, (size_t)3 * 1024 * 1024);
             for (int ch = 0; ch < 3; ch++)
                 for (int p = 0; p < 1024 * 1024; p++) {
-                    const int d = abs((int)out[(size_t)p * 3 + ch] - want[(size_t)ch * 1024 * 1024 + p]);
+                    const int d =
+                        abs((int)out[(size_t)p * 3 + ch] - want[(size_t)ch * 1024 * 1024 + p]);
                     bad += d != 0, checked++, maxd = d > maxd ? d : maxd;
                 }
         } else {
@@ -238,7 +241,8 @@ static void check_val(const char *label, double got, double want, double atol, d
 static void test_psnr_lpips(int with_lpips) {
     df_st_file *c = open_st("cases.safetensors");
     df_lpips *lp = NULL;
-    if (with_lpips) EXPECT_OK(df_lpips_load(dfg_path("metrics/lpips_alex_random.safetensors"), &lp));
+    if (with_lpips)
+        EXPECT_OK(df_lpips_load(dfg_path("metrics/lpips_alex_random.safetensors"), &lp));
     if (with_lpips && !lp) exit(1);
     for (int k = 0; k < 4; k++) {
         const int n = case_count(k);
@@ -256,7 +260,8 @@ static void test_psnr_lpips(int with_lpips) {
                 uint8_t *ga = u8_image(c, nm, i, &h2, &w2);
                 snprintf(nm, sizeof nm, "in.%s.b_u8", g_cases[k]);
                 uint8_t *gb = u8_image(c, nm, i, &h2, &w2);
-                EXPECT_TRUE(memcmp(ga, a, (size_t)H * W * 3) == 0 && memcmp(gb, b, (size_t)H * W * 3) == 0);
+                EXPECT_TRUE(memcmp(ga, a, (size_t)H * W * 3) == 0 &&
+                            memcmp(gb, b, (size_t)H * W * 3) == 0);
                 free(ga), free(gb);
             }
             if (with_lpips) {
@@ -332,7 +337,8 @@ static void test_lpips_layers(void) {
     float total = 0;
     for (int k = 0; k < 5; k++) {
         const int P = t[0].h[k] * t[0].w[k], C = t[0].c[k];
-        float *f0 = malloc(sizeof(float) * (size_t)P * C), *f1 = malloc(sizeof(float) * (size_t)P * C);
+        float *f0 = malloc(sizeof(float) * (size_t)P * C),
+              *f1 = malloc(sizeof(float) * (size_t)P * C);
         float *d = malloc(sizeof(float) * (size_t)P * C), *l = malloc(sizeof(float) * (size_t)P);
         const float r = df_lpips_layer(lp, k, t[0].relu[k], t[1].relu[k], P, f0, f1, d, l);
         char nm[64];
@@ -353,7 +359,8 @@ static void test_lpips_layers(void) {
     float *val = dfg_need_f32(c, "dbg.lpips.val", NULL);
     check_val("dbg.lpips.val", total, val[0], 1e-6, 1e-5);
     // the scaling constants
-    float *shift = dfg_need_f32(c, "const.lpips.shift", NULL), *scale = dfg_need_f32(c, "const.lpips.scale", NULL);
+    float *shift = dfg_need_f32(c, "const.lpips.shift", NULL),
+          *scale = dfg_need_f32(c, "const.lpips.scale", NULL);
     EXPECT_TRUE(shift[0] == -0.030f && shift[1] == -0.088f && shift[2] == -0.188f);
     EXPECT_TRUE(scale[0] == 0.458f && scale[1] == 0.448f && scale[2] == 0.450f);
     free(shift), free(scale), free(val);
@@ -386,7 +393,8 @@ static void stage_hook(void *ctx, const char *stage, const float *x, int H, int 
     want = dfg_need_f32(h->dbg, nm, NULL);
     for (int c = 0; c < C; c++)
         for (int y = 0; y < 4; y++)
-            for (int xx = 0; xx < 4; xx++) got[(c * 4 + y) * 4 + xx] = x[((size_t)y * W + xx) * C + c];
+            for (int xx = 0; xx < 4; xx++)
+                got[(c * 4 + y) * 4 + xx] = x[((size_t)y * W + xx) * C + c];
     dfg_compare(got, want, (size_t)C * 16, 1e-4, 1e-3, nm);
     free(want), free(got);
     h->stages++;
@@ -434,7 +442,8 @@ static void test_fid(void) {
             EXPECT_EQ_I64(t->shape[0], l.n);
             for (int i = 0; i < l.n && feats; i++) {
                 char lab[128];
-                snprintf(lab, sizeof lab, "%s features[%d] (%s)", g_cases[k], i, l.paths[i] + strlen(dfg_dir));
+                snprintf(lab, sizeof lab, "%s features[%d] (%s)", g_cases[k], i,
+                         l.paths[i] + strlen(dfg_dir));
                 dfg_compare(feats + (size_t)i * DF_FID_DIM, want + (size_t)i * DF_FID_DIM,
                             DF_FID_DIM, 1e-4, 1e-3, lab);
             }
@@ -509,13 +518,16 @@ static void test_fid(void) {
 static void test_frechet(void) {
     df_st_file *c = open_st("cases.safetensors");
     const df_st_tensor *t1, *t2;
-    float *f1 = dfg_need_f32(c, "in.frechet.feats1", &t1), *f2 = dfg_need_f32(c, "in.frechet.feats2", &t2);
+    float *f1 = dfg_need_f32(c, "in.frechet.feats1", &t1),
+          *f2 = dfg_need_f32(c, "in.frechet.feats2", &t2);
     const int d = (int)t1->shape[1];
     df_fid_stats s1, s2;
     EXPECT_OK(df_fid_stats_from_features(f1, (int)t1->shape[0], d, &s1));
     EXPECT_OK(df_fid_stats_from_features(f2, (int)t2->shape[0], d, &s2));
-    float *mu1 = dfg_need_f32(c, "out.frechet.mu1", NULL), *sg1 = dfg_need_f32(c, "out.frechet.sigma1", NULL);
-    float *mu2 = dfg_need_f32(c, "out.frechet.mu2", NULL), *sg2 = dfg_need_f32(c, "out.frechet.sigma2", NULL);
+    float *mu1 = dfg_need_f32(c, "out.frechet.mu1", NULL),
+          *sg1 = dfg_need_f32(c, "out.frechet.sigma1", NULL);
+    float *mu2 = dfg_need_f32(c, "out.frechet.mu2", NULL),
+          *sg2 = dfg_need_f32(c, "out.frechet.sigma2", NULL);
     float *g = calloc((size_t)d * d, sizeof(float));
     for (int i = 0; i < d; i++) g[i] = (float)s1.mu[i];
     dfg_compare(g, mu1, (size_t)d, 1e-6, 1e-6, "frechet mu1");
@@ -538,7 +550,8 @@ static void test_frechet(void) {
     check_val("frechet self", fid11, 0, 1e-9, 0);
     // the statistics file keeps the doubles exactly
     char path[256];
-    snprintf(path, sizeof path, "%s/metrics_frechet_stats.%d.safetensors", DF_BINARY_DIR, (int)getpid());
+    snprintf(path, sizeof path, "%s/metrics_frechet_stats.%d.safetensors", DF_BINARY_DIR,
+             (int)getpid());
     EXPECT_OK(df_fid_stats_save(&s1, path));
     df_fid_stats r;
     EXPECT_OK(df_fid_stats_load(path, &r));
@@ -555,7 +568,8 @@ static void test_frechet(void) {
 
 int main(int argc, char **argv) {
     if (argc != 2) {
-        fprintf(stderr, "usage: %s resize|psnr|lpips|lpips_layers|inception|fid|frechet\n", argv[0]);
+        fprintf(stderr, "usage: %s resize|psnr|lpips|lpips_layers|inception|fid|frechet\n",
+                argv[0]);
         return 2;
     }
     if (!(dfg_dir = df_test_golden_dir())) return 77;

@@ -64,7 +64,8 @@ static void pool_case(int H, int W, int C, int k, int s, int p, int extra) {
     const int Ho = df_mconv_out(H, k, s, p), Wo = df_mconv_out(W, k, s, p), ld = C + extra;
     float *x = malloc(sizeof(float) * (size_t)H * W * C);
     for (size_t i = 0; i < (size_t)H * W * C; i++) x[i] = frand();
-    float *y = calloc((size_t)Ho * Wo * ld, sizeof(float)), *r = calloc((size_t)Ho * Wo * ld, sizeof(float));
+    float *y = calloc((size_t)Ho * Wo * ld, sizeof(float)),
+          *r = calloc((size_t)Ho * Wo * ld, sizeof(float));
     df_maxpool(y, ld, x, H, W, C, k, s, p);
     df_maxpool_ref(r, ld, x, H, W, C, k, s, p);
     EXPECT_TRUE(memcmp(y, r, sizeof(float) * (size_t)Ho * Wo * ld) == 0);
@@ -96,7 +97,8 @@ static void resize_invariants(void) {
     uint8_t *u = malloc((size_t)1024 * 1024 * 3);
     df_resize_bilinear_aa_u8(u, 1024, 1024, img, H, W);
     int bad = 0;
-    for (int i = 0; i < 1024 * 1024; i++) bad += u[i * 3] != 17 || u[i * 3 + 1] != 200 || u[i * 3 + 2] != 255;
+    for (int i = 0; i < 1024 * 1024; i++)
+        bad += u[i * 3] != 17 || u[i * 3 + 1] != 200 || u[i * 3 + 2] != 255;
     EXPECT_EQ_I64(bad, 0);
     // identity size: a copy
     for (int i = 0; i < H * W * 3; i++) img[i] = (uint8_t)(i * 31);

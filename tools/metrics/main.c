@@ -31,29 +31,30 @@ typedef struct args {
 } args;
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: " PROG " --input-root0 A --input-root1 B [options]\n"
-            "\n"
-            "PSNR, LPIPS and FID between the images of folders A and B, paired by sorted name\n"
-            "(DistriFusion's compute_metrics.py: torchmetrics PSNR and LPIPS-AlexNet, clean-fid FID).\n"
-            "\n"
-            "  --input-root0 DIR        folder A (the reference: 1-rank output or ground truth)\n"
-            "  --input-root1 DIR        folder B (the images to evaluate)\n"
-            "  --is-gt                  A is a ground-truth folder: its images are resized to\n"
-            "                           1024x1024 (bilinear, antialias) for PSNR and LPIPS\n"
-            "  --lpips-weights FILE     LPIPS AlexNet weights (.safetensors; see README)\n"
-            "  --fid-weights FILE       FID Inception-v3 weights (.safetensors; see README)\n"
-            "  --save-stats FILE        write the FID statistics (mu, sigma) of A to FILE\n"
-            "  --ref-stats FILE         take A's FID statistics from FILE instead of A's images\n"
-            "                           (then --input-root0 is optional: FID only)\n"
-            "  --json                   print the results as one JSON object (last stdout line)\n"
-            "  --html OUT.html          write a side-by-side page of the pairs, sorted by LPIPS\n"
-            "  -t, --threads N          threads (0 = all cores; default 0)\n"
-            "  -q, --quiet              no progress / timing lines on stderr\n"
-            "  -h, --help               show this help and exit\n"
-            "\n"
-            "Without weights PSNR still runs; LPIPS / FID then say which file is missing.\n"
-            "Exit status: 0 success, 1 runtime error, 2 usage error.\n");
+    fprintf(
+        f,
+        "usage: " PROG " --input-root0 A --input-root1 B [options]\n"
+        "\n"
+        "PSNR, LPIPS and FID between the images of folders A and B, paired by sorted name\n"
+        "(DistriFusion's compute_metrics.py: torchmetrics PSNR and LPIPS-AlexNet, clean-fid FID).\n"
+        "\n"
+        "  --input-root0 DIR        folder A (the reference: 1-rank output or ground truth)\n"
+        "  --input-root1 DIR        folder B (the images to evaluate)\n"
+        "  --is-gt                  A is a ground-truth folder: its images are resized to\n"
+        "                           1024x1024 (bilinear, antialias) for PSNR and LPIPS\n"
+        "  --lpips-weights FILE     LPIPS AlexNet weights (.safetensors; see README)\n"
+        "  --fid-weights FILE       FID Inception-v3 weights (.safetensors; see README)\n"
+        "  --save-stats FILE        write the FID statistics (mu, sigma) of A to FILE\n"
+        "  --ref-stats FILE         take A's FID statistics from FILE instead of A's images\n"
+        "                           (then --input-root0 is optional: FID only)\n"
+        "  --json                   print the results as one JSON object (last stdout line)\n"
+        "  --html OUT.html          write a side-by-side page of the pairs, sorted by LPIPS\n"
+        "  -t, --threads N          threads (0 = all cores; default 0)\n"
+        "  -q, --quiet              no progress / timing lines on stderr\n"
+        "  -h, --help               show this help and exit\n"
+        "\n"
+        "Without weights PSNR still runs; LPIPS / FID then say which file is missing.\n"
+        "Exit status: 0 success, 1 runtime error, 2 usage error.\n");
 }
 
 static int usage_error(const char *msg, const char *arg) {
@@ -177,22 +178,24 @@ static void progress_line(const args *a, const char *what, int done, int n) {
 static int run_pairs(const args *a, const df_lpips *lp, const df_path_list *l0,
                      const df_path_list *l1, pair_result *res) {
     const int n = l0->n;
-    int bad = n, done = 0; // bad: the lowest index of a failed pair (n = none)
+    int failed = 0, done = 0, fail_i = 0;
     char msg[1200] = "";
     const int par = n > 1 && df_get_threads() > 1;
     // one pair per thread; the GEMMs inside then run single-threaded
     const int saved = par ? df_blas_single_begin() : 1;
 #pragma omp parallel for schedule(dynamic, 1) if (par)
     for (int i = 0; i < n; i++) {
-        int first_bad;
-#pragma omp atomic read
-        first_bad = bad;
-        if (i > first_bad) continue; // the error of the first bad pair is the one reported
+        int skip;
+#pragma omp critical(df_metrics_pairs)
+        skip = failed && i > fail_i;
+        if (skip) continue;
         const df_status st = one_pair(a, lp, l0->paths[i], l1->paths[i], &res[i]);
 #pragma omp critical(df_metrics_pairs)
         {
-            if (st != DF_OK && i < bad) {
-                bad = i;
+            // the first failing pair in list order (pairs are handed out in order, and those
+            // before a failure all run: deterministic whatever the thread timing)
+            if (st != DF_OK && (!failed || i < fail_i)) {
+                failed = 1, fail_i = i;
                 snprintf(msg, sizeof msg, "%s", df_last_error());
             }
             done++;
@@ -200,7 +203,7 @@ static int run_pairs(const args *a, const df_lpips *lp, const df_path_list *l0,
         }
     }
     if (par) df_blas_single_end(saved);
-    if (bad < n) {
+    if (failed) {
         fprintf(stderr, PROG ": error: %s\n", msg);
         return 1;
     }
@@ -220,17 +223,20 @@ static void fid_progress(void *ctx, int done, int n) {
     progress_line(c->a, c->what, done, n);
 }
 
-// Statistics of one folder; *nimg the number of images.
+static char g_fid_skip[1200]; // why FID was not computed (too few images), or ""
+
+// Statistics of one folder; *nimg the number of images. 0 ok, 1 error (printed), 2 too few images.
 static int folder_stats(const args *a, const df_inception *m, const char *dir, const char *label,
                         df_fid_stats *s, int *nimg, double *secs) {
     df_path_list l;
     if (df_metrics_list_fid(dir, &l) != DF_OK) return fail("FID");
     *nimg = l.n;
-    if (l.n < 2) {
-        fprintf(stderr, PROG ": error: FID: %s has %d image%s; FID needs at least 2 per folder\n",
-                dir, l.n, l.n == 1 ? "" : "s");
+    if (l.n < 2) { // not an error for the other metrics: FID is reported as not computed
+        snprintf(g_fid_skip, sizeof g_fid_skip,
+                 "%s has %d image%s; FID needs at least 2 per folder", dir, l.n,
+                 l.n == 1 ? "" : "s");
         df_path_list_free(&l);
-        return 1;
+        return 2;
     }
     float *feats = NULL;
     char what[64];
@@ -339,7 +345,8 @@ static int write_html(const args *a, const df_path_list *l0, const df_path_list 
     fmt_num(b1, sizeof b1, psnr, 4);
     fmt_num(b2, sizeof b2, lpips, 5);
     fmt_num(b3, sizeof b3, have_fid ? fid : NAN, 4);
-    fprintf(f, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n<title>distrifuse-metrics: ");
+    fprintf(f,
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n<title>distrifuse-metrics: ");
     html_text(f, a->root0);
     fprintf(f, " vs ");
     html_text(f, a->root1);
@@ -467,20 +474,27 @@ static int run(const args *a) {
         free(v);
     }
     if (inc) {
-        if (!s0.mu && folder_stats(a, inc, a->root0, "A", &s0, &nf0, &t_fid)) goto out;
+        int r0 = 0, r1 = 0;
+        if (!s0.mu && (r0 = folder_stats(a, inc, a->root0, "A", &s0, &nf0, &t_fid)) == 1) goto out;
         if (s0.mu && a->ref_stats) nf0 = (int)s0.count;
+        if (a->save_stats && r0 == 2) {
+            fprintf(stderr, PROG ": error: --save-stats: %s\n", g_fid_skip);
+            goto out;
+        }
         if (a->save_stats && df_fid_stats_save(&s0, a->save_stats) != DF_OK) {
             fail("--save-stats");
             goto out;
         }
-        if (folder_stats(a, inc, a->root1, "B", &s1, &nf1, &t_fid)) goto out;
-        const double t0 = df_time_s();
-        if (df_frechet_distance(&s0, &s1, &fid, NULL) != DF_OK) {
-            fail("FID");
-            goto out;
+        if (r0 == 0 && (r1 = folder_stats(a, inc, a->root1, "B", &s1, &nf1, &t_fid)) == 1) goto out;
+        if (r0 == 0 && r1 == 0) {
+            const double t0 = df_time_s();
+            if (df_frechet_distance(&s0, &s1, &fid, NULL) != DF_OK) {
+                fail("FID");
+                goto out;
+            }
+            t_fr = df_time_s() - t0;
+            have_fid = 1;
         }
-        t_fr = df_time_s() - t0;
-        have_fid = 1;
     }
 
     // human-readable results
@@ -497,6 +511,7 @@ static int run(const args *a) {
         printf("LPIPS: not computed: no --input-root0 (FID against --ref-stats only)\n");
     }
     if (have_fid) printf("FID: %.6f\n", fid);
+    else if (inc) printf("FID: not computed: %s\n", g_fid_skip);
     else printf("FID: not computed: no --fid-weights FILE.safetensors given (see README, "
                 "\"Quality metrics\")\n");
     if (!a->quiet) {

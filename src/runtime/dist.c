@@ -181,7 +181,7 @@ df_status df_topo_check_ranks(int N, int split_batch, int n_images, int n_down, 
     int largest = cfg_split ? 2 * D : D;
     char px[64] = "";
     if (vae_scale > 0)
-        snprintf(px, sizeof px, " (%dx%d pixels)", W * vae_scale, H * vae_scale);
+        snprintf(px, sizeof px, " (%dx%d pixels)", H * vae_scale, W * vae_scale);
     return DF_ERROR(DF_ERR_SHAPE,
                     "%d ranks are too many for latent %dx%d%s: %d %s bands per image, but the "
                     "deepest feature map (after %d downsamplings) has only %d %s and every band "
@@ -444,7 +444,7 @@ df_status df_dist_plan(df_dist *d, const df_dist_model *m, int H, int W) {
     DF_FAIL_IF(!m || !m->forward, DF_ERR_ARG, "no model");
     DF_FAIL_IF(m->in_channels < 1 || m->out_channels < 1, DF_ERR_ARG, "bad model channels");
     int P = d->topo.P, N = d->topo.N;
-    int sb = d->prm.split_batch, ni = d->prm.n_images;
+    int sb = d->prm.split_batch || d->topo.split_fallback, ni = d->prm.n_images;
     if (d->prm.parallelism == DF_PAR_NAIVE_PATCH && P > 1) {
         df_split_scheme s = d->prm.split_scheme;
         if (s != DF_SPLIT_COL) DF_TRY(df_topo_check_ranks(N, sb, ni, m->n_down, H, W, 0, 8));

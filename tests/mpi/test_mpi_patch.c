@@ -10,14 +10,21 @@
 //  F. conv halos go to the two neighbours only: the halo bytes of an asynchronous step equal the
 //     analytic two-neighbour volume, the bytes by kind sum to the total, and the results are
 //     bit-identical to the all-gather halo path (halo_allgather = 1).
+//  G. band weights: explicit weights give the planned rows per rank and a synchronous run equal
+//     to the single rank; `auto` with patch 0 slowed down (it sleeps in every forward) re-plans
+//     after the warm-up to fewer rows for patch 0, the next step runs synchronously (the new
+//     plan's planning forward), later ones asynchronously; full_sync + auto equals the single
+//     rank.
 // Argument: the latent height (default 24; 22 gives uneven bands: 11 deepest-level rows).
 #include "synth.h"
 
 #include "../df_test.h"
+#include "runtime/bands.h"
 #include "runtime/comm.h"
 #include "runtime/dist.h"
 
 #include <stdio.h>
+#include <time.h>
 
 enum { W_LAT = 16, CH = 4 };
 static int H_LAT = 24;
@@ -53,6 +60,19 @@ static df_status run_ref(df_dist_model *m, int steps, float *x, float *eps_all) 
         for (size_t i = 0; i < n; i++) x[i] -= 0.1f * eps[i];
     }
     return DF_OK;
+}
+
+// The synthetic model with patch 0 (the band starting at row 0) slowed down: it sleeps
+// 3 ms per latent row of its band in every forward.
+static df_dist_model g_inner;
+static df_status slow_forward(void *self, df_pctx *ctx, const float *x, int B, const int *images,
+                              int H, int W, float t, float *y) {
+    if (ctx->row0 == 0 && ctx->row1 < ctx->H_full) {
+        long ns = 3000000L * (ctx->row1 - ctx->row0);
+        struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
+        nanosleep(&ts, NULL);
+    }
+    return g_inner.forward(self, ctx, x, B, images, H, W, t, y);
 }
 
 static const char *cfg_name(const df_dist_params *p, char *buf, size_t cap) {
@@ -325,6 +345,78 @@ int main(int argc, char **argv) {
                     size_t gn_bytes = (size_t)3 * 2 * df_dist_topo(d)->B * SY_G * 8;
                     EXPECT_EQ_I64((int64_t)df_dist_comm_slot_bytes(d),
                                   (int64_t)((el - gn_bytes / 8) * 2 + gn_bytes));
+                }
+                df_dist_destroy(d);
+            }
+        }
+    }
+
+    // ---- G: band weights
+    if (g_N > 1) {
+        for (int split = 1; split >= 0; split--) {
+            df_dist_params p = df_dist_params_default();
+            p.split_batch = split;
+            p.sync_mode = DF_SYNC_FULL_SYNC;
+            df_dist *d = NULL;
+            EXPECT_OK(df_dist_create(&p, &d));
+            int P = d ? df_dist_topo(d)->P : 1;
+            df_dist_destroy(d);
+            d = NULL;
+            if (P < 2) continue;
+            // explicit: weights 1, 2, 3, ... -> rows by the band rule
+            p.n_band_weights = P;
+            for (int i = 0; i < P; i++) p.band_weights[i] = i + 1;
+            EXPECT_OK(df_dist_create(&p, &d));
+            memcpy(x, x0, n * sizeof(float));
+            EXPECT_OK(run_dist(d, &m, steps, x, eps));
+            EXPECT_REL_L2(x, xr, n, 1e-5, "  [G] weighted bands, full_sync vs single rank");
+            int got[64], want[64];
+            EXPECT_EQ_I64(df_dist_bands(d, got), P);
+            EXPECT_OK(df_bands_rows(H_LAT / 2, P, p.band_weights, want));
+            EXPECT_TRUE(memcmp(got, want, (size_t)P * sizeof(int)) == 0);
+            char plan[256];
+            df_dist_band_plan_str(d, plan, sizeof plan);
+            if (g_R == 0) fprintf(stderr, "[G] weights 1..%d: %s\n", P, plan);
+            df_dist_destroy(d);
+            // wrong count
+            p.n_band_weights = P + 1;
+            p.band_weights[P] = 1;
+            EXPECT_ERR(df_dist_create(&p, &d), DF_ERR_ARG, "weights");
+            // auto, patch 0 slowed down
+            df_dist_model slow = m;
+            g_inner = m;
+            slow.forward = slow_forward;
+            for (int full = 1; full >= 0; full--) {
+                p = df_dist_params_default();
+                p.split_batch = split;
+                p.band_weights_auto = 1;
+                p.warmup_steps = 2;
+                if (full) p.sync_mode = DF_SYNC_FULL_SYNC;
+                d = NULL;
+                EXPECT_OK(df_dist_create(&p, &d));
+                if (!d) continue;
+                memcpy(x, x0, n * sizeof(float));
+                int syncs[16] = {0};
+                for (int s = 0; s < steps; s++) {
+                    float *e = eps + (size_t)s * n;
+                    EXPECT_OK(df_dist_eval(d, &slow, s, x, H_LAT, W_LAT, 1000.0f - 100.0f * s, e));
+                    for (size_t i = 0; i < n; i++) x[i] -= 0.1f * e[i];
+                    df_dist_step_stats ss;
+                    df_dist_last_stats(d, &ss);
+                    syncs[s] = ss.sync;
+                }
+                EXPECT_EQ_I64(df_dist_bands(d, got), P);
+                EXPECT_TRUE(got[0] < got[P - 1]); // the slow patch got fewer rows
+                df_dist_band_plan_str(d, plan, sizeof plan);
+                if (g_R == 0)
+                    fprintf(stderr, "[G] auto (%s, patch 0 slowed): %s; steps sync %d%d%d%d%d%d\n",
+                            full ? "full_sync" : "corrected_async_gn", plan, syncs[0], syncs[1],
+                            syncs[2], syncs[3], syncs[4], syncs[5]);
+                if (full) {
+                    EXPECT_REL_L2(x, xr, n, 1e-5, "  [G] auto + full_sync vs single rank");
+                } else {
+                    // steps 0..2 warm-up, 3 = the new plan's planning forward, 4, 5 async
+                    EXPECT_TRUE(syncs[2] && syncs[3] && !syncs[4] && !syncs[5]);
                 }
                 df_dist_destroy(d);
             }

@@ -29,8 +29,8 @@ int df_generate_dist_band_plan(char *buf, size_t cap);
 // Checks, before any collective, that N ranks can run this generation: the rank topology
 // (split batch with CFG and an odd N runs as no split batch), that every patch band gets at
 // least one row at the deepest UNet level (else the message names the largest N), and the
-// number of --band-weights. Pure arithmetic, identical on every rank. DF_ERR_ARG / DF_ERR_SHAPE with
-// the reason and which sizes / rank counts work.
+// number of --band-weights. Pure arithmetic, identical on every rank. DF_ERR_ARG /
+// DF_ERR_SHAPE with the reason and which sizes / rank counts work.
 df_status df_generate_dist_check(const df_model *m, const df_gen_params *p,
                                  const df_dist_params *dp, int N);
 

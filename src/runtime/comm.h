@@ -170,8 +170,9 @@ const char *df_xchg_label(const df_xchg *x, int idx);
 size_t df_xchg_entry_elems(const df_xchg *x, int idx);
 df_comm_dtype df_xchg_entry_dtype(const df_xchg *x, int idx);
 
-// Slot j's storage of entry idx (j = patch index 0..P-1; not for halo entries). Write the own slot before
-// df_xchg_sync / df_xchg_enqueue; read other slots after df_xchg_sync / df_xchg_wait.
+// Slot j's storage of entry idx (j = patch index 0..P-1; not for halo entries). Write the own
+// slot before df_xchg_sync / df_xchg_enqueue; read other slots after df_xchg_sync /
+// df_xchg_wait.
 void *df_xchg_slot(df_xchg *x, int idx, int j);
 
 // Blocking all-gather of entry idx (own slot -> every slot). Waits first for any in-flight

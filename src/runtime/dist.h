@@ -27,7 +27,9 @@
 // within the pairs {i, i + P}. P = 1 (N = 2 with split batch) is plain CFG data parallelism.
 //
 // Step policy (patch parallelism): step t is synchronous iff t <= warmup_steps or the mode is
-// full_sync; later steps use the other bands' data of the previous step.
+// full_sync; later steps use the other bands' data of the previous step. Step 0 of the first
+// image is the planning forward (registers every exchanged tensor, then builds the flat comm
+// buffer); later images reuse the plan (step 0 again resets the step counter).
 //
 // Conv halos (issue 8): by default each 3x3 conv's halo rows go point to point to the two
 // neighbour bands only (MPI_Isend/Irecv posted right after the layer, like the batched
@@ -40,9 +42,7 @@
 // the measured speeds (rows / time; a patch index's time is the slowest of its CFG groups). When
 // the plan changes, the exchange plan is rebuilt and step W+1 runs SYNCHRONOUSLY as the new
 // planning forward (the stale buffers of the old geometry are dropped, not resampled), so the
-// first asynchronous step reads fresh-geometry data of step W+1. Later images keep the plan. Step 0 of the first
-// image is the planning forward (registers every exchanged tensor, then builds the flat comm
-// buffer); later images reuse the plan (step 0 again resets the step counter).
+// first asynchronous step reads fresh-geometry data of step W+1. Later images keep the plan.
 #ifndef DF_RUNTIME_DIST_H
 #define DF_RUNTIME_DIST_H
 

@@ -287,7 +287,8 @@ int main(int argc, char **argv) {
         }
         run++;
         snprintf(label, sizeof label, "%s (%.2f s)", name, t);
-        if (g_R == 0) fprintf(stderr, "  %s: final latents fnv %016llx\n", name, lat_hash(lat, n));
+        if (g_R == 0)
+            fprintf(stderr, "  %s: final latents fnv %016llx\n", name, lat_hash(lat, n));
         int f0 = df_test_failures;
         snprintf(path, sizeof path, "out.%s.latents", name);
         EXPECT_OK(load_nhwc(c.ffinal, path, 1, want));

@@ -15,6 +15,8 @@
 //     after the warm-up to fewer rows for patch 0, the next step runs synchronously (the new
 //     plan's planning forward), later ones asynchronously; full_sync + auto equals the single
 //     rank.
+//  H. naive patch (row, col, alternate) with the same band rule: every band's output equals the
+//     model run on that sub-image alone.
 // Argument: the latent height (default 24; 22 gives uneven bands: 11 deepest-level rows).
 #include "synth.h"
 
@@ -421,6 +423,57 @@ int main(int argc, char **argv) {
                 df_dist_destroy(d);
             }
         }
+    }
+
+    // ---- H: naive patch bands (bands.h rule, uneven when P does not divide the rows)
+    for (int sc = 0; sc < DF_SPLIT_COUNT && g_N > 1; sc++) {
+        df_dist_params p = df_dist_params_default();
+        p.parallelism = DF_PAR_NAIVE_PATCH;
+        p.split_scheme = (df_split_scheme)sc;
+        p.split_batch = 0;
+        df_dist *d = NULL;
+        EXPECT_OK(df_dist_create(&p, &d));
+        if (!d) continue;
+        int P = df_dist_topo(d)->P;
+        float *sub = malloc(n * sizeof(float)), *ys = malloc(n * sizeof(float));
+        float *want = malloc(n * sizeof(float));
+        for (int s = 0; s < 2; s++) { // alternate: rows at step 0, columns at step 1
+            int rows = sc == DF_SPLIT_ROW || (sc == DF_SPLIT_ALTERNATE && s % 2 == 0);
+            EXPECT_OK(df_dist_eval(d, &m, s, x0, H_LAT, W_LAT, 500.0f, eps));
+            int deep[64], st[65];
+            EXPECT_OK(df_topo_bands(rows ? H_LAT : W_LAT, 1, P, NULL, deep));
+            df_bands_starts(deep, P, 2, st);
+            for (int i = 0; i < P; i++) { // band i alone, as one image, both CFG halves
+                int hs = rows ? st[i + 1] - st[i] : H_LAT, ws = rows ? W_LAT : st[i + 1] - st[i];
+                for (int b = 0; b < 2; b++)
+                    for (int y = 0; y < hs; y++)
+                        for (int c = 0; c < ws; c++)
+                            for (int k = 0; k < CH; k++) {
+                                int yy = rows ? st[i] + y : y, xx = rows ? c : st[i] + c;
+                                sub[(((size_t)b * hs + y) * ws + c) * CH + k] =
+                                    x0[(((size_t)b * H_LAT + yy) * W_LAT + xx) * CH + k];
+                            }
+                df_pctx ctx;
+                df_pctx_single_init(&ctx, hs);
+                int images[2] = {0, 1};
+                EXPECT_OK(m.forward(m.self, &ctx, sub, 2, images, hs, ws, 500.0f, ys));
+                for (int b = 0; b < 2; b++)
+                    for (int y = 0; y < hs; y++)
+                        for (int c = 0; c < ws; c++)
+                            for (int k = 0; k < CH; k++) {
+                                int yy = rows ? st[i] + y : y, xx = rows ? c : st[i] + c;
+                                want[(((size_t)b * H_LAT + yy) * W_LAT + xx) * CH + k] =
+                                    ys[(((size_t)b * hs + y) * ws + c) * CH + k];
+                            }
+            }
+            EXPECT_REL_L2(eps, want, n, 1e-6, "  [H] naive patch bands vs sub-images");
+        }
+        char plan[256];
+        df_dist_band_plan_str(d, plan, sizeof plan);
+        if (g_R == 0)
+            fprintf(stderr, "[H] naive %s: %s\n", df_split_scheme_name(p.split_scheme), plan);
+        free(sub), free(ys), free(want);
+        df_dist_destroy(d);
     }
 
     // ---- D: shape validation

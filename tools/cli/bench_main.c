@@ -388,6 +388,7 @@ int main(int argc, char **argv) {
     df_progress_parse(a.comm_progress, &dp.progress);
     dp.warmup_steps = a.warmup_steps;
     dp.split_batch = !a.no_split_batch;
+    const int split_eff = dp.split_batch && g_size % 2 == 0; // odd N: runs without
     dp.comm_checkpoint = a.comm_checkpoint;
     if (a.band_weights && !df_band_weights_parse(a.band_weights, &dp, err, sizeof err))
         return usage_error(err);
@@ -549,7 +550,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "  %d ranks: %s, %s, warm-up steps %d, %s, checkpoint %d, comm %s, "
                     "progress %s, %d exchanged tensors\n",
                     g_size, df_parallelism_name(dp.parallelism), df_sync_mode_name(dp.sync_mode),
-                    dp.warmup_steps, dp.split_batch ? "split batch" : "no split batch",
+                    dp.warmup_steps, split_eff ? "split batch" : "no split batch",
                     dp.comm_checkpoint, df_comm_dtype_name(dp.comm_dtype),
                     df_progress_name(dp.progress), comm_tensors);
         else
@@ -642,7 +643,7 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "ignore_ratio", round((double)a.ignore_ratio * 1e6) / 1e6);
         cJSON_AddNumberToObject(o, "threads", df_get_threads());
         cJSON_AddNumberToObject(o, "warmup_steps", dp.warmup_steps);
-        cJSON_AddBoolToObject(o, "split_batch", dp.split_batch);
+        cJSON_AddBoolToObject(o, "split_batch", split_eff);
         cJSON_AddStringToObject(o, "split_scheme", df_split_scheme_name(dp.split_scheme));
         cJSON_AddNumberToObject(o, "comm_checkpoint", dp.comm_checkpoint);
         cJSON_AddStringToObject(o, "comm_dtype", df_comm_dtype_name(dp.comm_dtype));

@@ -342,6 +342,7 @@ int main(int argc, char **argv) {
     df_comm_dtype_parse(a.comm_dtype, &dp.comm_dtype);
     dp.warmup_steps = a.warmup_steps;
     dp.split_batch = !a.no_split_batch;
+    const int split_eff = dp.split_batch && g_size % 2 == 0; // odd N: runs without
     dp.comm_checkpoint = a.comm_checkpoint;
     if (a.band_weights && !df_band_weights_parse(a.band_weights, &dp, err, sizeof err))
         return usage_error(err);
@@ -398,7 +399,7 @@ int main(int argc, char **argv) {
             df_log(DF_LOG_INFO, "%d ranks: %s, sync mode %s, warm-up %d, %s, checkpoint %d, "
                    "comm %s", g_size, df_parallelism_name(dp.parallelism),
                    df_sync_mode_name(dp.sync_mode), dp.warmup_steps,
-                   dp.split_batch ? "split batch" : "no split batch", dp.comm_checkpoint,
+                   split_eff ? "split batch" : "no split batch", dp.comm_checkpoint,
                    df_comm_dtype_name(dp.comm_dtype));
     }
 

@@ -108,6 +108,12 @@ df_status df_generate_dist_check(const df_model *m, const df_gen_params *p,
     DF_TRY(df_topo_compute(N, 0, dp->split_batch, n_img, &topo));
     const int f = df_vae_scale_factor(m->vae);
     const int n_down = df_unet_get_config(m->unet)->n_levels - 1;
+    if ((dp->n_band_weights > 0 || dp->band_weights_auto) && dp->parallelism == DF_PAR_TENSOR)
+        return DF_ERROR(DF_ERR_ARG, "--band-weights needs row bands: --parallelism patch or "
+                                    "naive_patch (tensor parallelism has no bands)");
+    if (dp->band_weights_auto && dp->parallelism != DF_PAR_PATCH)
+        return DF_ERROR(DF_ERR_ARG, "--band-weights auto times the synchronous warm-up steps, "
+                                    "so it needs --parallelism patch");
     if (dp->parallelism == DF_PAR_TENSOR) // whole image on every rank: any size; degree check
         return df_unet_tp_check(df_unet_get_config(m->unet), topo.P);
     // uneven bands (runtime/bands.h): every band needs >= 1 row at the deepest level

@@ -536,10 +536,23 @@ static df_status auto_replan(df_dist *d, int step, double t_compute) {
             if (all[r] > w[o.patch]) w[o.patch] = all[r];
         }
         int ok = 1;
+        char sp[512] = "";
+        size_t o = 0;
+        double tot = 0;
         for (int i = 0; i < P; i++) {
-            if (!(w[i] > 0)) ok = 0;
-            else w[i] = d->rdeep[i] / w[i];
+            if (!(w[i] > 0)) {
+                ok = 0;
+                continue;
+            }
+            int n = snprintf(sp + o, sizeof sp - o, "%s%.3f s for %d rows", i ? ", " : "", w[i],
+                             d->rdeep[i]);
+            if (n > 0 && (size_t)n < sizeof sp - o) o += (size_t)n;
+            w[i] = d->rdeep[i] / w[i];
+            tot += w[i];
         }
+        if (ok && tot > 0) // total work / total speed: the step compute of perfect balance
+            snprintf(sp + o, sizeof sp - o, "; ideal %.3f s per step",
+                     (double)(d->H >> d->n_down) / tot);
         if (ok) st = df_bands_rows(d->H >> d->n_down, P, w, nd);
         if (ok && st == DF_OK && memcmp(nd, d->rdeep, (size_t)P * sizeof(int)) != 0) {
             memcpy(d->rdeep, nd, (size_t)P * sizeof(int));
@@ -549,10 +562,11 @@ static df_status auto_replan(df_dist *d, int step, double t_compute) {
                 char b[512];
                 df_dist_band_plan_str(d, b, sizeof b);
                 df_log(DF_LOG_INFO, "band weights auto: re-planned after step %d from the "
-                                    "warm-up speeds; %s", step, b);
+                                    "warm-up speeds (%s); %s", step, sp, b);
             }
         } else if (tp->rank == 0 && ok && st == DF_OK) {
-            df_log(DF_LOG_INFO, "band weights auto: the measured speeds keep the bands");
+            df_log(DF_LOG_INFO, "band weights auto: the measured speeds (%s) keep the bands",
+                   sp);
         }
     }
     free(all);

@@ -291,7 +291,7 @@ static df_status conv_halo_impl(df_patch *pp, int idx, const char *name, const f
     if (df_xchg_is_halo(pp->x, e)) { // neighbours only (point to point)
         df_xchg *xx = pp->x;
         void *st = df_xchg_halo_send(xx, e, 0), *sb = df_xchg_halo_send(xx, e, 1);
-        if (!pp->sync) DF_TRY(df_xchg_wait(xx, e)); // last step's exchange
+        DF_TRY(df_xchg_wait(xx, e)); // last step's exchange (the buffers are ours after it)
         if (pp->sync) {
             for (int b = 0; b < B; b++) {
                 put(st, (size_t)b * rows, x + b * img, rows, dt);

@@ -20,6 +20,10 @@ typedef struct dist_state {
     int comm_tensors;
 } dist_state;
 
+// The band plan of the last distributed generation of this process (df_generate_dist_band_plan).
+static char g_band_plan[1024];
+static int g_band_uneven;
+
 static df_status dist_begin(void *self, df_unet *unet, const df_cond *c, int h, int w) {
     dist_state *s = self;
     s->dp.n_images = c->n_img;
@@ -40,6 +44,7 @@ static void dist_end(void *self) {
     if (s->d) {
         df_dist_total_stats(s->d, &s->total);
         s->comm_tensors = df_dist_comm_tensors(s->d);
+        g_band_uneven = df_dist_band_plan_str(s->d, g_band_plan, sizeof g_band_plan);
     }
     df_dist_unet_destroy(s->du);
     df_dist_destroy(s->d);
@@ -112,12 +117,25 @@ df_status df_generate_dist_check(const df_model *m, const df_gen_params *p,
     DF_TRY(df_topo_compute(N, 0, dp->split_batch, n_img, &topo));
     const int f = df_vae_scale_factor(m->vae);
     const int n_down = df_unet_get_config(m->unet)->n_levels - 1;
+    if ((dp->n_band_weights > 0 || dp->band_weights_auto) && dp->parallelism == DF_PAR_TENSOR)
+        return DF_ERROR(DF_ERR_ARG, "--band-weights needs row bands: --parallelism patch or "
+                                    "naive_patch (tensor parallelism has no bands)");
+    if (dp->band_weights_auto && dp->parallelism != DF_PAR_PATCH)
+        return DF_ERROR(DF_ERR_ARG, "--band-weights auto times the synchronous warm-up steps, "
+                                    "so it needs --parallelism patch");
     if (dp->parallelism == DF_PAR_TENSOR) // whole image on every rank: any size; degree check
         return df_unet_tp_check(df_unet_get_config(m->unet), topo.P);
+    // uneven bands (runtime/bands.h): every band needs >= 1 row at the deepest level
     const int rows = dp->parallelism == DF_PAR_PATCH || dp->split_scheme != DF_SPLIT_COL;
     const int cols = dp->parallelism == DF_PAR_NAIVE_PATCH && dp->split_scheme != DF_SPLIT_ROW;
-    if (rows) DF_TRY(df_topo_check_shape(topo.P, n_down, H / f, W / f, 0, f));
-    if (cols) DF_TRY(df_topo_check_shape(topo.P, n_down, H / f, W / f, 1, f));
+    const int sb = dp->split_batch;
+    if (rows) DF_TRY(df_topo_check_ranks(N, sb, n_img, n_down, H / f, W / f, 0, f));
+    if (cols) DF_TRY(df_topo_check_ranks(N, sb, n_img, n_down, H / f, W / f, 1, f));
+    if (dp->n_band_weights > 0 && dp->n_band_weights != topo.P)
+        return DF_ERROR(DF_ERR_ARG,
+                        "--band-weights has %d weights, but %d ranks give %d bands per image "
+                        "(one weight per rank of a CFG group)",
+                        dp->n_band_weights, N, topo.P);
     return DF_OK;
 }
 
@@ -153,6 +171,17 @@ void df_dist_session_destroy(df_dist_session *s) {
     if (!s) return;
     if (s->ds.d || s->ds.du) dist_end(&s->ds);
     free(s);
+}
+
+int df_generate_dist_band_plan(char *buf, size_t cap) {
+    if (cap) snprintf(buf, cap, "%s", g_band_plan);
+    return g_band_uneven;
+}
+
+int df_dist_session_band_plan(const df_dist_session *s, char *buf, size_t cap) {
+    if (cap) buf[0] = 0;
+    if (!s || !s->ds.d) return 0;
+    return df_dist_band_plan_str(s->ds.d, buf, cap);
 }
 
 int df_dist_session_comm_tensors(const df_dist_session *s) {

@@ -23,10 +23,15 @@ df_status df_generate_dist(df_model *m, const df_gen_params *p, const df_dist_pa
                            df_image *image, df_gen_info *info, df_dist_step_stats *stats,
                            int *comm_tensors);
 
+// The band plan (rows per rank per level, runtime/dist.h df_dist_band_plan_str) of the last
+// df_generate_dist of this process; returns 1 if its bands were uneven.
+int df_generate_dist_band_plan(char *buf, size_t cap);
+
 // Checks, before any collective, that N ranks can run this generation: the rank topology
-// (split batch needs an even N with CFG) and that the latent splits into the patch bands at the
-// deepest UNet level. Pure arithmetic, identical on every rank. DF_ERR_ARG / DF_ERR_SHAPE with
-// the reason and which sizes / rank counts work.
+// (split batch with CFG and an odd N runs as no split batch), that every patch band gets at
+// least one row at the deepest UNet level (else the message names the largest N), and the
+// number of --band-weights. Pure arithmetic, identical on every rank. DF_ERR_ARG /
+// DF_ERR_SHAPE with the reason and which sizes / rank counts work.
 df_status df_generate_dist_check(const df_model *m, const df_gen_params *p,
                                  const df_dist_params *dp, int N);
 
@@ -56,6 +61,8 @@ df_status df_dist_session_create(const df_dist_params *dp, df_dist_step_fn step_
                                  df_dist_session **out);
 // Collective when a runtime exists (frees communicators). Accepts NULL.
 void df_dist_session_destroy(df_dist_session *s);
+// The current band plan as df_generate_dist_band_plan (0 and "" without a runtime).
+int df_dist_session_band_plan(const df_dist_session *s, char *buf, size_t cap);
 // Exchanged tensors of the current plan (0 before the first generation or in one process).
 int df_dist_session_comm_tensors(const df_dist_session *s);
 // One generation, as df_generate_dist (collective; rank 0 alone calls the progress / latent

@@ -209,6 +209,18 @@ df_status df_comm_allgather(df_comm *c, const void *send, void *recv, size_t byt
     return DF_OK;
 }
 
+df_status df_comm_allgatherv(df_comm *c, const void *send, void *recv, const int *bytes,
+                             const int *displ) {
+    unsigned char *r = recv;
+    if (c->comm == MPI_COMM_NULL) {
+        memmove(r + displ[0], send, (size_t)bytes[0]);
+        return DF_OK;
+    }
+    MPI_TRY(MPI_Allgatherv(send, bytes[c->rank], MPI_BYTE, r, bytes, displ, MPI_BYTE, c->comm),
+            "MPI_Allgatherv");
+    return DF_OK;
+}
+
 static df_status allreduce(df_comm *c, void *buf, size_t n, MPI_Datatype t, MPI_Op op,
                            const char *what) {
     if (c->comm == MPI_COMM_NULL || n == 0) return DF_OK;
@@ -305,6 +317,10 @@ typedef struct xentry {
     unsigned char *tmp;      // planning storage [P][bytes] (until commit)
     MPI_Datatype sync_type;  // bytes, extent slot_bytes (lazily, after commit)
     int group;               // first entry of the launch that last covered it, -1 none
+    // halo entries (neighbour exchange): bytes = 2 x hbytes (logical), no place in the buffer
+    int halo;
+    size_t hbytes;           // one part
+    unsigned char *hbuf;     // [4][hbytes]: send top, send bottom, recv from above, from below
 } xentry;
 
 typedef struct xgroup {      // indexed by its first entry
@@ -334,6 +350,12 @@ struct df_xchg {
     int n_act;
     int *tmp_idx;            // [n] scratch for Testsome
     MPI_Status *tmp_st;
+    // halo entries: requests [n][4] (send up, send down, recv up, recv down), MPI_REQUEST_NULL
+    // when idle; h_live = requests not yet completed
+    MPI_Request *hreq;
+    int *htmp;               // [4n] scratch for Testsome
+    int h_live;
+    size_t gslot_bytes;      // gathered part of a slot
 
     df_xchg_stats st;
 
@@ -357,12 +379,18 @@ static void *progress_main(void *arg) {
     df_xchg *x = arg;
     pthread_mutex_lock(&x->mu);
     while (!x->thr_stop) {
-        if (x->n_act == 0) {
+        if (x->n_act == 0 && x->h_live == 0) {
             pthread_cond_wait(&x->cv, &x->mu);
             continue;
         }
         int outc = 0;
-        MPI_Testsome(x->n_act, x->act_req, &outc, x->tmp_idx, MPI_STATUSES_IGNORE);
+        if (x->n_act > 0)
+            MPI_Testsome(x->n_act, x->act_req, &outc, x->tmp_idx, MPI_STATUSES_IGNORE);
+        if (x->h_live > 0) {
+            outc = 0;
+            MPI_Testsome(4 * x->n, x->hreq, &outc, x->htmp, MPI_STATUSES_IGNORE);
+            if (outc != MPI_UNDEFINED) x->h_live -= outc;
+        }
         // completed requests are set to MPI_REQUEST_NULL; the main thread compacts the list
         pthread_mutex_unlock(&x->mu);
         struct timespec ts = {0, 20000}; // 20 us between polls
@@ -419,8 +447,13 @@ void df_xchg_destroy(df_xchg *x) {
         x->thr_on = 0;
     }
     free_types(x);
-    for (int i = 0; i < x->n; i++) df_free(x->e[i].tmp);
+    for (int i = 0; i < x->n; i++) {
+        df_free(x->e[i].tmp);
+        df_free(x->e[i].hbuf);
+    }
     free(x->e);
+    free(x->hreq);
+    free(x->htmp);
     free(x->g);
     free(x->act_req);
     free(x->act_first);
@@ -464,17 +497,136 @@ df_status df_xchg_register(df_xchg *x, const char *label, df_xkind kind, size_t 
     return DF_OK;
 }
 
+df_status df_xchg_register_halo(df_xchg *x, const char *label, size_t n_half,
+                                df_comm_dtype dtype, int *idx) {
+    DF_FAIL_IF(x->committed, DF_ERR_INTERNAL,
+               "register '%s' after the comm buffer was committed (the layer sequence changed "
+               "after the planning forward)",
+               label);
+    DF_FAIL_IF(n_half == 0, DF_ERR_ARG, "register '%s' with 0 elements", label);
+    DF_FAIL_IF(x->n >= 32767, DF_ERR_ARG, "too many exchanged tensors (%d) for MPI tags", x->n);
+    if (x->n == x->cap) {
+        int nc = x->cap ? 2 * x->cap : 64;
+        xentry *ne = realloc(x->e, (size_t)nc * sizeof *ne);
+        DF_FAIL_IF(!ne, DF_ERR_NOMEM, "out of memory");
+        x->e = ne;
+        x->cap = nc;
+    }
+    xentry *e = &x->e[x->n];
+    memset(e, 0, sizeof *e);
+    snprintf(e->label, sizeof e->label, "%s", label);
+    e->kind = DF_XKIND_CONV;
+    e->dtype = dtype;
+    e->n = 2 * n_half;
+    e->halo = 1;
+    DF_FAIL_IF(!df_i_mul_size(n_half, df_comm_dtype_size(dtype), &e->hbytes), DF_ERR_ARG,
+               "entry '%s' too large", label);
+    DF_FAIL_IF(e->hbytes > (size_t)0x7fffffff, DF_ERR_ARG, "halo '%s' of %zu bytes too large",
+               label, e->hbytes);
+    e->bytes = 2 * e->hbytes;
+    e->hbuf = df_calloc(4, e->hbytes);
+    DF_FAIL_IF(!e->hbuf, DF_ERR_NOMEM, "cannot allocate %zu bytes for halo '%s'", 4 * e->hbytes,
+               label);
+    e->sync_type = MPI_DATATYPE_NULL;
+    e->group = -1;
+    *idx = x->n++;
+    return DF_OK;
+}
+
+int df_xchg_is_halo(const df_xchg *x, int idx) { return x->e[idx].halo; }
+void *df_xchg_halo_send(df_xchg *x, int idx, int down) {
+    return x->e[idx].hbuf + (size_t)(down ? 1 : 0) * x->e[idx].hbytes;
+}
+void *df_xchg_halo_recv(df_xchg *x, int idx, int down) {
+    return x->e[idx].hbuf + (size_t)(down ? 3 : 2) * x->e[idx].hbytes;
+}
+
+// Posts the 4 (or fewer at the edges) requests of halo entry idx into req[4].
+static df_status halo_post(df_xchg *x, int idx, MPI_Request *req) {
+    xentry *e = &x->e[idx];
+    int up = x->me - 1, dn = x->me + 1, rc = MPI_SUCCESS;
+    int cnt = (int)e->hbytes;
+    MPI_Comm c = x->comm->comm;
+    for (int k = 0; k < 4; k++) req[k] = MPI_REQUEST_NULL;
+    if (up >= 0 && rc == MPI_SUCCESS)
+        rc = MPI_Irecv(df_xchg_halo_recv(x, idx, 0), cnt, MPI_BYTE, up, idx, c, &req[2]);
+    if (dn < x->P && rc == MPI_SUCCESS)
+        rc = MPI_Irecv(df_xchg_halo_recv(x, idx, 1), cnt, MPI_BYTE, dn, idx, c, &req[3]);
+    if (up >= 0 && rc == MPI_SUCCESS)
+        rc = MPI_Isend(df_xchg_halo_send(x, idx, 0), cnt, MPI_BYTE, up, idx, c, &req[0]);
+    if (dn < x->P && rc == MPI_SUCCESS)
+        rc = MPI_Isend(df_xchg_halo_send(x, idx, 1), cnt, MPI_BYTE, dn, idx, c, &req[1]);
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Isend/MPI_Irecv (halo)");
+    uint64_t b = (uint64_t)((up >= 0) + (dn < x->P)) * e->hbytes;
+    x->st.bytes_sent += b;
+    x->st.bytes_recv += b;
+    x->st.kind_bytes[DF_XKIND_CONV] += 2 * b;
+    return DF_OK;
+}
+
+static int live_count(const MPI_Request *r, int n) {
+    int k = 0;
+    for (int i = 0; i < n; i++) k += r[i] != MPI_REQUEST_NULL;
+    return k;
+}
+
+// Waits for the in-flight exchange of halo entry idx (committed, async path).
+static df_status halo_wait(df_xchg *x, int idx) {
+    if (!x->hreq) return DF_OK;
+    MPI_Request *r = x->hreq + 4 * (size_t)idx;
+    XLOCK(x);
+    int live = live_count(r, 4);
+    if (live == 0) {
+        XUNLOCK(x);
+        return DF_OK;
+    }
+    int flag = 0, rc = MPI_Testall(4, r, &flag, MPI_STATUSES_IGNORE);
+    double t0 = df_time_s();
+    if (rc == MPI_SUCCESS && !flag) rc = MPI_Waitall(4, r, MPI_STATUSES_IGNORE);
+    x->h_live -= live;
+    XUNLOCK(x);
+    if (!flag) {
+        x->st.n_waits_blocked++;
+        x->st.t_wait += df_time_s() - t0;
+    }
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Waitall (halo)");
+    return DF_OK;
+}
+
+df_status df_xchg_halo_sync(df_xchg *x, int idx) {
+    DF_FAIL_IF(idx < 0 || idx >= x->n || !x->e[idx].halo, DF_ERR_INTERNAL,
+               "comm entry %d is not a halo entry", idx);
+    if (!x->mpi || x->P == 1) return DF_OK;
+    DF_TRY(halo_wait(x, idx));
+    double t0 = df_time_s();
+    MPI_Request req[4];
+    XLOCK(x);
+    df_status st = halo_post(x, idx, req);
+    int rc = MPI_SUCCESS;
+    if (st == DF_OK) rc = MPI_Waitall(4, req, MPI_STATUSES_IGNORE);
+    XUNLOCK(x);
+    x->st.t_wait += df_time_s() - t0;
+    DF_TRY(st);
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Waitall (synchronous halo)");
+    return DF_OK;
+}
+
 df_status df_xchg_commit(df_xchg *x) {
     DF_FAIL_IF(x->committed, DF_ERR_INTERNAL, "comm buffer committed twice");
-    size_t off = 0, elems = 0;
+    size_t off = 0, elems = 0, loff = 0;
     for (int i = 0; i < x->n; i++) {
+        loff = (loff + 7) & ~(size_t)7;
+        DF_FAIL_IF(!df_i_add_size(loff, x->e[i].bytes, &loff), DF_ERR_ARG,
+                   "comm buffer too large");
+        elems += x->e[i].n;
+        if (x->e[i].halo) continue;
         off = (off + 7) & ~(size_t)7;
         x->e[i].off = off;
         DF_FAIL_IF(!df_i_add_size(off, x->e[i].bytes, &off), DF_ERR_ARG, "comm buffer too large");
-        elems += x->e[i].n;
     }
     off = (off + 7) & ~(size_t)7;
-    x->slot_bytes = off;
+    x->slot_bytes = (loff + 7) & ~(size_t)7;
+    x->gslot_bytes = off;
     x->slot_elems = elems;
     size_t tot;
     DF_FAIL_IF(!df_i_mul_size(off, (size_t)x->P, &tot), DF_ERR_ARG, "comm buffer too large");
@@ -489,18 +641,25 @@ df_status df_xchg_commit(df_xchg *x) {
     x->act_first = calloc((size_t)n, sizeof *x->act_first);
     x->tmp_idx = calloc((size_t)n, sizeof *x->tmp_idx);
     x->tmp_st = calloc((size_t)n, sizeof *x->tmp_st);
-    DF_FAIL_IF(!x->g || !x->act_req || !x->act_first || !x->tmp_idx || !x->tmp_st, DF_ERR_NOMEM,
-               "out of memory");
+    x->hreq = malloc(4 * (size_t)n * sizeof *x->hreq);
+    x->htmp = calloc(4 * (size_t)n, sizeof *x->htmp);
+    DF_FAIL_IF(!x->g || !x->act_req || !x->act_first || !x->tmp_idx || !x->tmp_st || !x->hreq ||
+                   !x->htmp,
+               DF_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < 4 * n; i++) x->hreq[i] = MPI_REQUEST_NULL;
+    x->h_live = 0;
     for (int i = 0; i < x->n; i++) {
         x->g[i].type = MPI_DATATYPE_NULL;
         x->g[i].type_last = -1;
         xentry *e = &x->e[i];
+        if (e->halo) continue;
         for (int j = 0; j < x->P; j++)
-            memcpy(x->buf + (size_t)j * x->slot_bytes + e->off, e->tmp + (size_t)j * e->bytes,
+            memcpy(x->buf + (size_t)j * x->gslot_bytes + e->off, e->tmp + (size_t)j * e->bytes,
                    e->bytes);
         df_free(e->tmp);
         e->tmp = NULL;
     }
+    // the gathered entries' slots now live in buf (slot stride = gathered part)
     x->committed = 1;
     if (x->progress == DF_PROGRESS_THREAD && x->mpi && x->P > 1) {
         pthread_mutex_init(&x->mu, NULL);
@@ -516,6 +675,16 @@ df_status df_xchg_commit(df_xchg *x) {
 int df_xchg_committed(const df_xchg *x) { return x->committed; }
 int df_xchg_count(const df_xchg *x) { return x->n; }
 size_t df_xchg_slot_bytes(const df_xchg *x) { return x->slot_bytes; }
+size_t df_xchg_gather_slot_bytes(const df_xchg *x) { return x->gslot_bytes; }
+
+uint64_t df_xchg_async_bytes(const df_xchg *x) {
+    if (x->P <= 1) return 0;
+    uint64_t b = (uint64_t)(x->P - 1) * x->gslot_bytes;
+    int nb = (x->me > 0) + (x->me < x->P - 1);
+    for (int i = 0; i < x->n; i++)
+        if (x->e[i].halo) b += (uint64_t)nb * x->e[i].hbytes;
+    return b;
+}
 size_t df_xchg_slot_elems(const df_xchg *x) { return x->slot_elems; }
 const char *df_xchg_label(const df_xchg *x, int idx) { return x->e[idx].label; }
 size_t df_xchg_entry_elems(const df_xchg *x, int idx) { return x->e[idx].n; }
@@ -538,12 +707,25 @@ int df_xchg_kind_count(const df_xchg *x, df_xkind k) {
 void *df_xchg_slot(df_xchg *x, int idx, int j) {
     xentry *e = &x->e[idx];
     if (!x->committed) return e->tmp + (size_t)j * e->bytes;
-    return x->buf + (size_t)j * x->slot_bytes + e->off;
+    return x->buf + (size_t)j * x->gslot_bytes + e->off;
 }
 
-static void count_allgather(df_xchg *x, size_t bytes) {
-    x->st.bytes_sent += (uint64_t)(x->P - 1) * bytes;
-    x->st.bytes_recv += (uint64_t)(x->P - 1) * bytes;
+// An all-gather of the gathered entries [first, last] (halo entries inside are skipped; the
+// alignment padding after an entry counts with that entry's kind).
+static void count_allgather(df_xchg *x, int first, int last) {
+    uint64_t f = (uint64_t)(x->P - 1), tot = 0;
+    int prev = -1;
+    for (int i = first; i <= last + 1; i++) {
+        if (i <= last && x->e[i].halo) continue;
+        if (prev >= 0) {
+            size_t b = i <= last ? x->e[i].off - x->e[prev].off : x->e[prev].bytes;
+            x->st.kind_bytes[x->e[prev].kind] += 2 * f * b;
+            tot += b;
+        }
+        prev = i;
+    }
+    x->st.bytes_sent += f * tot;
+    x->st.bytes_recv += f * tot;
     x->st.n_collectives++;
 }
 
@@ -588,6 +770,7 @@ static df_status wait_group(df_xchg *x, int first) {
 df_status df_xchg_wait(df_xchg *x, int idx) {
     DF_FAIL_IF(idx < 0 || idx >= x->n, DF_ERR_INTERNAL, "comm entry %d out of range", idx);
     if (!x->committed) return DF_OK;
+    if (x->e[idx].halo) return halo_wait(x, idx);
     int gf = x->e[idx].group;
     if (gf < 0 || !x->g[gf].active) return DF_OK;
     return wait_group(x, gf);
@@ -596,6 +779,7 @@ df_status df_xchg_wait(df_xchg *x, int idx) {
 df_status df_xchg_sync(df_xchg *x, int idx) {
     DF_FAIL_IF(idx < 0 || idx >= x->n, DF_ERR_INTERNAL, "comm entry %d out of range", idx);
     xentry *e = &x->e[idx];
+    DF_FAIL_IF(e->halo, DF_ERR_INTERNAL, "halo entry %d exchanged with df_xchg_sync", idx);
     if (!x->mpi || x->P == 1) return DF_OK;
     DF_TRY(df_xchg_wait(x, idx));
     double t0 = df_time_s();
@@ -607,7 +791,7 @@ df_status df_xchg_sync(df_xchg *x, int idx) {
         MPI_Type_free(&t);
     } else {
         if (e->sync_type == MPI_DATATYPE_NULL)
-            DF_TRY(make_slot_type(e->bytes, x->slot_bytes, &e->sync_type));
+            DF_TRY(make_slot_type(e->bytes, x->gslot_bytes, &e->sync_type));
         XLOCK(x);
         rc = MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x->buf + e->off, 1, e->sync_type,
                            x->comm->comm);
@@ -615,7 +799,7 @@ df_status df_xchg_sync(df_xchg *x, int idx) {
     }
     x->st.t_wait += df_time_s() - t0;
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Allgather (synchronous exchange)");
-    count_allgather(x, e->bytes);
+    count_allgather(x, idx, idx);
     return DF_OK;
 }
 
@@ -623,14 +807,18 @@ static df_status launch_queue(df_xchg *x) {
     if (x->q_first < 0) return DF_OK;
     int first = x->q_first, last = x->q_last;
     x->q_first = x->q_last = -1;
-    for (int i = first; i <= last; i++) x->e[i].group = first;
+    while (first <= last && x->e[first].halo) first++; // halo entries are already posted
+    while (last >= first && x->e[last].halo) last--;
+    if (first > last) return DF_OK;
+    for (int i = first; i <= last; i++)
+        if (!x->e[i].halo) x->e[i].group = first;
     size_t off = x->e[first].off;
     size_t bytes = x->e[last].off + x->e[last].bytes - off;
     if (!x->mpi || x->P == 1) return DF_OK;
     xgroup *g = &x->g[first];
     if (g->type_last != last) {
         if (g->type != MPI_DATATYPE_NULL) MPI_Type_free(&g->type);
-        DF_TRY(make_slot_type(bytes, x->slot_bytes, &g->type));
+        DF_TRY(make_slot_type(bytes, x->gslot_bytes, &g->type));
         g->type_last = last;
     }
     g->last = last;
@@ -649,7 +837,7 @@ static df_status launch_queue(df_xchg *x) {
     XUNLOCK(x);
     x->st.t_progress += df_time_s() - t0;
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Iallgather");
-    count_allgather(x, bytes);
+    count_allgather(x, first, last);
     return DF_OK;
 }
 
@@ -664,6 +852,27 @@ df_status df_xchg_enqueue(df_xchg *x, int idx) {
                         "comm entry %d ('%s') enqueued after %d: entries must be enqueued in "
                         "forward order",
                         idx, x->e[idx].label, x->q_last);
+    if (x->e[idx].halo) { // posted now; keeps its place in the queue order
+        if (x->mpi && x->P > 1) {
+            MPI_Request *r = x->hreq + 4 * (size_t)idx;
+            XLOCK(x);
+            int busy = live_count(r, 4);
+            df_status st = busy ? DF_OK : halo_post(x, idx, r);
+            if (st == DF_OK) x->h_live += live_count(r, 4);
+            if (x->thr_on) pthread_cond_signal(&x->cv);
+            XUNLOCK(x);
+            if (busy)
+                return DF_ERROR(DF_ERR_INTERNAL,
+                                "halo entry %d ('%s') enqueued while its previous exchange is "
+                                "in flight",
+                                idx, x->e[idx].label);
+            DF_TRY(st);
+        }
+        if (x->q_first < 0) x->q_first = idx;
+        x->q_last = idx;
+        if (x->q_last - x->q_first + 1 >= x->checkpoint) DF_TRY(launch_queue(x));
+        return DF_OK;
+    }
     int gf = x->e[idx].group;
     if (gf >= 0 && x->g[gf].active) {
         // The previous gather of this entry is still in flight: its consumer did not wait.
@@ -681,12 +890,19 @@ df_status df_xchg_enqueue(df_xchg *x, int idx) {
 df_status df_xchg_flush(df_xchg *x) { return launch_queue(x); }
 
 df_status df_xchg_progress(df_xchg *x) {
-    if (x->n_act == 0 || x->progress == DF_PROGRESS_NONE) return DF_OK;
+    if ((x->n_act == 0 && x->h_live == 0) || x->progress == DF_PROGRESS_NONE) return DF_OK;
     double t0 = df_time_s();
     XLOCK(x);
-    int outc = 0;
-    int rc = MPI_Testsome(x->n_act, x->act_req, &outc, x->tmp_idx, MPI_STATUSES_IGNORE);
-    if (rc == MPI_SUCCESS && outc != 0) compact_active(x);
+    int outc = 0, rc = MPI_SUCCESS;
+    if (x->n_act > 0) {
+        rc = MPI_Testsome(x->n_act, x->act_req, &outc, x->tmp_idx, MPI_STATUSES_IGNORE);
+        if (rc == MPI_SUCCESS && outc != 0) compact_active(x);
+    }
+    if (rc == MPI_SUCCESS && x->h_live > 0) {
+        outc = 0;
+        rc = MPI_Testsome(4 * x->n, x->hreq, &outc, x->htmp, MPI_STATUSES_IGNORE);
+        if (rc == MPI_SUCCESS && outc != MPI_UNDEFINED) x->h_live -= outc;
+    }
     XUNLOCK(x);
     x->st.t_progress += df_time_s() - t0;
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Testsome");
@@ -697,6 +913,8 @@ df_status df_xchg_quiesce(df_xchg *x) {
     if (!x->committed) return DF_OK;
     DF_TRY(launch_queue(x));
     while (x->n_act > 0) DF_TRY(wait_group(x, x->act_first[0]));
+    for (int i = 0; i < x->n; i++)
+        if (x->e[i].halo) DF_TRY(halo_wait(x, i));
     return DF_OK;
 }
 
@@ -708,8 +926,10 @@ df_status df_xchg_allreduce_f64(df_xchg *x, double *buf, size_t n) {
     XUNLOCK(x);
     x->st.t_wait += df_time_s() - t0;
     uint64_t b = (uint64_t)n * 8;
-    x->st.bytes_sent += 2 * (uint64_t)(x->P - 1) * b / (uint64_t)x->P;
-    x->st.bytes_recv += 2 * (uint64_t)(x->P - 1) * b / (uint64_t)x->P;
+    uint64_t way = 2 * (uint64_t)(x->P - 1) * b / (uint64_t)x->P;
+    x->st.bytes_sent += way;
+    x->st.bytes_recv += way;
+    x->st.kind_bytes[DF_XKIND_GN] += 2 * way;
     x->st.n_collectives++;
     return st;
 }

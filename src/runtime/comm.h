@@ -26,9 +26,19 @@
 // the main thread computes (needs MPI_THREAD_MULTIPLE); DF_PROGRESS_NONE only waits (baseline
 // for measuring overlap).
 //
+// Halo entries (df_xchg_register_halo, issue 8): a conv halo goes point to point to the two
+// neighbour patches only (me-1 gets my top rows, me+1 my bottom rows) instead of through the
+// all-gather; they take no space in the flat buffer. A synchronous step exchanges one entry
+// with df_xchg_halo_sync (Isend/Irecv + Waitall); an asynchronous step calls df_xchg_wait(idx)
+// (the receives of the previous step, and its sends, so that the send buffers may be rewritten)
+// before reading the receive buffers, then writes the send buffers and df_xchg_enqueue(idx),
+// which posts the MPI_Irecv/MPI_Isend at once (halo entries keep their place in the forward
+// order of the queue but add no bytes to the batched gathers). Progress polls test them too.
+//
 // Volume accounting is logical per rank: an all-gather of r bytes over P ranks counts
 // (P-1)*r bytes sent and (P-1)*r received (what a ring algorithm moves per rank); an all-reduce
-// of r bytes counts 2(P-1)/P*r each way.
+// of r bytes counts 2(P-1)/P*r each way; a halo entry counts its half (one neighbour's part)
+// once per neighbour each way.
 #ifndef DF_RUNTIME_COMM_H
 #define DF_RUNTIME_COMM_H
 
@@ -72,6 +82,10 @@ int df_comm_size(const df_comm *c);
 df_status df_comm_barrier(df_comm *c);
 // recv: [size][bytes] (rank order); send may alias recv + rank*bytes.
 df_status df_comm_allgather(df_comm *c, const void *send, void *recv, size_t bytes);
+// Variable-size all-gather: rank r's bytes[r] bytes land at recv + displ[r] (byte counts and
+// displacements as int, as MPI counts); send is this rank's block (must not alias recv).
+df_status df_comm_allgatherv(df_comm *c, const void *send, void *recv, const int *bytes,
+                             const int *displ);
 df_status df_comm_allreduce_sum_f64(df_comm *c, double *buf, size_t n);  // in place
 df_status df_comm_allreduce_sum_f32(df_comm *c, float *buf, size_t n);   // in place
 df_status df_comm_allreduce_max_i32(df_comm *c, int *buf, size_t n);     // in place
@@ -113,6 +127,7 @@ typedef struct df_xchg_stats {
     uint64_t bytes_recv;
     int n_collectives;    // collectives started (blocking + non-blocking)
     int n_waits_blocked;  // consumer waits that found their group still in flight
+    uint64_t kind_bytes[DF_XKIND_COUNT]; // bytes_sent + bytes_recv by entry kind
 } df_xchg_stats;
 
 typedef struct df_xchg df_xchg;
@@ -127,11 +142,28 @@ void df_xchg_destroy(df_xchg *x); // accepts NULL; waits for in-flight collectiv
 // temporary block (sync exchanges work already, so the planning forward is a real step).
 df_status df_xchg_register(df_xchg *x, const char *label, df_xkind kind, size_t n,
                            df_comm_dtype dtype, int *idx);
+// Planning: registers a halo entry (see the top of the file) of 2 x n_half elements: the part
+// for the neighbour above (top rows) and the part for the neighbour below (bottom rows).
+df_status df_xchg_register_halo(df_xchg *x, const char *label, size_t n_half,
+                                df_comm_dtype dtype, int *idx);
+int df_xchg_is_halo(const df_xchg *x, int idx);
+// Halo entry buffers of n_half elements: send part `down` (0: my top rows, for me-1; 1: my
+// bottom rows, for me+1) and receive part `down` (0: from me-1, its bottom rows; 1: from me+1,
+// its top rows). Valid from registration on; do not touch while in flight (df_xchg_wait).
+void *df_xchg_halo_send(df_xchg *x, int idx, int down);
+void *df_xchg_halo_recv(df_xchg *x, int idx, int down);
+// Blocking neighbour exchange of halo entry idx (waits for its in-flight exchange first).
+df_status df_xchg_halo_sync(df_xchg *x, int idx);
+// Per-rank bytes of one asynchronous step each way (sent = received): (P-1) x the gathered
+// part of a slot + the halo parts for this rank's neighbours (1 or 2).
+uint64_t df_xchg_async_bytes(const df_xchg *x);
 // Allocates the flat buffer (P x slot_bytes) and moves the planning data into it.
 df_status df_xchg_commit(df_xchg *x);
 int df_xchg_committed(const df_xchg *x);
 int df_xchg_count(const df_xchg *x);
-size_t df_xchg_slot_bytes(const df_xchg *x);     // bytes of one slot (sum over entries)
+size_t df_xchg_slot_bytes(const df_xchg *x);     // bytes of one slot (sum over entries,
+                                                 // halo entries included: the logical slot)
+size_t df_xchg_gather_slot_bytes(const df_xchg *x); // the all-gathered part (no halo entries)
 size_t df_xchg_slot_elems(const df_xchg *x);     // elements of one slot
 size_t df_xchg_kind_elems(const df_xchg *x, df_xkind k);
 int df_xchg_kind_count(const df_xchg *x, df_xkind k);
@@ -139,8 +171,9 @@ const char *df_xchg_label(const df_xchg *x, int idx);
 size_t df_xchg_entry_elems(const df_xchg *x, int idx);
 df_comm_dtype df_xchg_entry_dtype(const df_xchg *x, int idx);
 
-// Slot j's storage of entry idx (j = patch index 0..P-1). Write the own slot before
-// df_xchg_sync / df_xchg_enqueue; read other slots after df_xchg_sync / df_xchg_wait.
+// Slot j's storage of entry idx (j = patch index 0..P-1; not for halo entries). Write the own
+// slot before df_xchg_sync / df_xchg_enqueue; read other slots after df_xchg_sync /
+// df_xchg_wait.
 void *df_xchg_slot(df_xchg *x, int idx, int j);
 
 // Blocking all-gather of entry idx (own slot -> every slot). Waits first for any in-flight

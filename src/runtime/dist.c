@@ -2,9 +2,12 @@
 // See dist.h.
 #include "runtime/dist.h"
 
+#include "runtime/bands.h"
 #include "runtime/patch.h"
 #include "runtime/tp.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +70,44 @@ int df_split_scheme_parse(const char *s, df_split_scheme *out) {
     return 1;
 }
 
+int df_band_weights_parse(const char *s, df_dist_params *p, char *err, size_t cap) {
+    if (!s || !*s) {
+        snprintf(err, cap, "--band-weights needs 'auto' or a list w0,w1,... of numbers > 0");
+        return 0;
+    }
+    if (strcmp(s, "auto") == 0) {
+        p->band_weights_auto = 1;
+        p->n_band_weights = 0;
+        return 1;
+    }
+    int n = 0;
+    const char *c = s;
+    while (*c) {
+        if (n == DF_MAX_BAND_WEIGHTS) {
+            snprintf(err, cap, "--band-weights: more than %d weights", DF_MAX_BAND_WEIGHTS);
+            return 0;
+        }
+        char *end = NULL;
+        errno = 0;
+        double v = strtod(c, &end);
+        if (end == c || errno != 0 || !(v > 0) || !isfinite(v) || (*end && *end != ',')) {
+            snprintf(err, cap,
+                     "--band-weights: '%s' is not a list of numbers > 0 (w0,w1,...) or 'auto'",
+                     s);
+            return 0;
+        }
+        p->band_weights[n++] = v;
+        c = *end ? end + 1 : end;
+        if (*end && !*c) {
+            snprintf(err, cap, "--band-weights: '%s' ends with a comma", s);
+            return 0;
+        }
+    }
+    p->n_band_weights = n;
+    p->band_weights_auto = 0;
+    return 1;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Topology
 
@@ -77,13 +118,9 @@ df_status df_topo_compute(int N, int rank, int split_batch, int n_images, df_top
                "n_images must be 1 (no CFG) or 2 (CFG), got %d", n_images);
     out->N = N;
     out->rank = rank;
-    if (split_batch && n_images == 2 && N > 1) {
-        if (N % 2 != 0)
-            return DF_ERROR(DF_ERR_ARG,
-                            "split batch puts the two CFG halves on two equal rank groups, so "
-                            "it needs an even number of ranks (got %d); run with an even number "
-                            "of ranks or with --no-split-batch",
-                            N);
+    if (split_batch && n_images == 2 && N > 1 && N % 2 != 0)
+        out->split_fallback = 1; // two equal rank groups are impossible: one group of N
+    if (split_batch && n_images == 2 && N > 1 && !out->split_fallback) {
         out->n_groups = 2;
         out->P = N / 2;
         out->group = rank / out->P;
@@ -107,39 +144,72 @@ void df_topo_band(int H, int P, int i, int level, int *r0, int *r1) {
     *r1 = (i + 1) * h;
 }
 
+df_status df_topo_bands(int H, int n_down, int P, const double *weights, int *deep_rows) {
+    DF_FAIL_IF(P < 1 || n_down < 0 || n_down > 10, DF_ERR_ARG, "bad P %d / n_down %d", P, n_down);
+    DF_FAIL_IF(H < 1 || H % (1 << n_down) != 0, DF_ERR_SHAPE,
+               "latent height %d is not a multiple of %d", H, 1 << n_down);
+    return df_bands_rows(H >> n_down, P, weights, deep_rows);
+}
+
+// Message for a latent `len` that is not a multiple of 2^n_down (any P).
+static df_status not_multiple(int H, int W, int n_down, int cols, int vae_scale) {
+    const char *what = cols ? "width" : "height";
+    int need = 1 << n_down, len = cols ? W : H;
+    char ex[96] = "";
+    if (vae_scale > 0)
+        snprintf(ex, sizeof ex, " (image %s a multiple of %d)", what, need * vae_scale);
+    return DF_ERROR(DF_ERR_SHAPE,
+                    "latent %dx%d cannot be cut into %s bands: after %d downsamplings the "
+                    "deepest feature map has %d/%d %s, not an integer; the latent %s must be a "
+                    "multiple of %d%s",
+                    H, W, cols ? "column" : "row", n_down, len, need,
+                    cols ? "columns" : "rows", what, need, ex);
+}
+
+df_status df_topo_check_ranks(int N, int split_batch, int n_images, int n_down, int H, int W,
+                              int cols, int vae_scale) {
+    DF_FAIL_IF(N < 1 || n_down < 0 || n_down > 10, DF_ERR_ARG, "bad N %d / n_down %d", N, n_down);
+    DF_FAIL_IF(H < 1 || W < 1, DF_ERR_SHAPE, "bad latent size %dx%d", H, W);
+    df_topo t;
+    DF_TRY(df_topo_compute(N, 0, split_batch, n_images, &t));
+    if (t.P == 1) return DF_OK;
+    int len = cols ? W : H;
+    if (len % (1 << n_down) != 0) return not_multiple(H, W, n_down, cols, vae_scale);
+    int D = len >> n_down;
+    if (D >= t.P) return DF_OK;
+    int cfg_split = split_batch && n_images == 2;
+    int largest = cfg_split ? 2 * D : D;
+    char px[64] = "";
+    if (vae_scale > 0)
+        snprintf(px, sizeof px, " (%dx%d pixels)", H * vae_scale, W * vae_scale);
+    return DF_ERROR(DF_ERR_SHAPE,
+                    "%d ranks are too many for latent %dx%d%s: %d %s bands per image, but the "
+                    "deepest feature map (after %d downsamplings) has only %d %s and every band "
+                    "needs at least one; the largest N for this size is %d%s",
+                    N, H, W, px, t.P, cols ? "column" : "row", n_down, D,
+                    cols ? "columns" : "rows", largest,
+                    cfg_split ? " (split batch: two CFG groups)" : "");
+}
+
 df_status df_topo_check_shape(int P, int n_down, int H, int W, int cols, int vae_scale) {
     DF_FAIL_IF(P < 1 || n_down < 0 || n_down > 10, DF_ERR_ARG, "bad P %d / n_down %d", P, n_down);
     DF_FAIL_IF(H < 1 || W < 1, DF_ERR_SHAPE, "bad latent size %dx%d", H, W);
-    int need = P << n_down;
     int len = cols ? W : H;
-    if (len % need == 0) return DF_OK;
+    if (P == 1) return DF_OK;
+    if (len % (1 << n_down) != 0) return not_multiple(H, W, n_down, cols, vae_scale);
+    if ((len >> n_down) >= P) return DF_OK;
+    int need = P << n_down;
     const char *what = cols ? "width" : "height";
-    char ex[160] = "";
-    if (vae_scale > 0) {
-        int step = need * vae_scale, o = 0;
-        o += snprintf(ex + o, sizeof ex - (size_t)o, " (image %s a multiple of %d, e.g.", what,
-                      step);
-        int printed = 0;
-        for (int k = 1; printed < 5 && k < 1000; k++) {
-            int px = k * step;
-            if (px < 256) continue;
-            o += snprintf(ex + o, sizeof ex - (size_t)o, "%s %d", printed ? "," : "", px);
-            printed++;
-        }
-        snprintf(ex + o, sizeof ex - (size_t)o, ")");
-    }
-    char deep[96];
-    if (len % (1 << n_down) == 0)
-        snprintf(deep, sizeof deep, "%d %s, which does not split into %d equal bands",
-                 len >> n_down, cols ? "columns" : "rows", P);
-    else
-        snprintf(deep, sizeof deep, "%d/%d %s, not even an integer", len, 1 << n_down,
-                 cols ? "columns" : "rows");
+    char ex[128] = "";
+    if (vae_scale > 0)
+        snprintf(ex, sizeof ex, " (image %s at least %d pixels, a multiple of %d)", what,
+                 need * vae_scale, (1 << n_down) * vae_scale);
     return DF_ERROR(DF_ERR_SHAPE,
                     "latent %dx%d cannot be cut into %d %s bands: after %d downsamplings the "
-                    "deepest feature map has %s. With %d patches per image the latent %s must "
-                    "be a multiple of %d%s",
-                    H, W, P, cols ? "column" : "row", n_down, deep, P, what, need, ex);
+                    "deepest feature map has %d %s, fewer than the bands (at most %d bands for "
+                    "this size). With %d patches per image the latent %s must be at least %d%s",
+                    H, W, P, cols ? "column" : "row", n_down, len >> n_down,
+                    cols ? "columns" : "rows", len >> n_down, P, what, need, ex);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -154,11 +224,21 @@ struct df_dist {
     df_comm *split;        // tensor parallelism with split batch: pairs {i, i + P} (output)
     int H, W, planned;     // planned latent size
     int cin, cout;
+    int n_down;
     int trace_steps;
 
-    float *xs;  size_t xs_n;  // naive patch input [B][hs][ws][Cin]
+    // band plan (P bands per image): deepest-level rows of the row bands and of the column
+    // bands (naive patch col / alternate), and their starts at the latent level
+    int *rdeep, *rstart, *cdeep, *cstart;
+    int bands_rows_last;   // the last step used row bands (1) or column bands (0)
+    // --band-weights auto: warm-up compute time of this rank, and whether it was re-planned
+    double auto_t;
+    int auto_n, auto_done;
+
+    float *xs;  size_t xs_n;  // band input [B][hs][ws][Cin]
     float *ys;  size_t ys_n;  // band output [B][hs][ws][Cout]
-    float *gb;  size_t gb_n;  // gathered outputs [N][B][hs][ws][Cout]
+    float *gb;  size_t gb_n;  // gathered outputs, rank order, variable size
+    int *gcnt, *gdsp;         // [N] bytes / displacement of every rank's output block
 
     df_dist_step_stats last, total;
 };
@@ -184,6 +264,19 @@ static df_status check_params(const df_dist_params *p) {
                "comm dtype must be f32 or f16 (got %s)", df_comm_dtype_name(p->comm_dtype));
     DF_FAIL_IF((unsigned)p->progress >= DF_PROGRESS_COUNT, DF_ERR_ARG, "bad progress %d",
                (int)p->progress);
+    DF_FAIL_IF(p->n_band_weights < 0 || p->n_band_weights > DF_MAX_BAND_WEIGHTS, DF_ERR_ARG,
+               "bad number of band weights %d", p->n_band_weights);
+    for (int i = 0; i < p->n_band_weights; i++)
+        DF_FAIL_IF(!(p->band_weights[i] > 0) || !isfinite(p->band_weights[i]), DF_ERR_ARG,
+                   "band weight %d is %g (must be a number > 0)", i, p->band_weights[i]);
+    DF_FAIL_IF(p->n_band_weights > 0 && p->band_weights_auto, DF_ERR_ARG,
+               "--band-weights: give either weights or 'auto'");
+    if ((p->n_band_weights > 0 || p->band_weights_auto) && p->parallelism == DF_PAR_TENSOR)
+        return DF_ERROR(DF_ERR_ARG, "--band-weights needs row bands: --parallelism patch or "
+                                    "naive_patch (tensor parallelism has no bands)");
+    if (p->band_weights_auto && p->parallelism != DF_PAR_PATCH)
+        return DF_ERROR(DF_ERR_ARG, "--band-weights auto times the synchronous warm-up steps, "
+                                    "so it needs --parallelism patch");
     if (p->progress == DF_PROGRESS_THREAD && df_mpi_active() && !df_mpi_thread_multiple())
         return DF_ERROR(DF_ERR_UNSUPPORTED,
                         "progress=thread needs MPI_THREAD_MULTIPLE: initialise with "
@@ -216,7 +309,19 @@ df_status df_dist_create(const df_dist_params *p, df_dist **out) {
     if (st == DF_OK)
         st = df_topo_compute(df_comm_size(d->world), df_comm_rank(d->world), p->split_batch,
                              p->n_images, &d->topo);
+    if (st == DF_OK && p->n_band_weights > 0 && p->n_band_weights != d->topo.P)
+        st = DF_ERROR(DF_ERR_ARG,
+                      "--band-weights has %d weights, but there are %d bands per image (one "
+                      "weight per rank of a CFG group)",
+                      p->n_band_weights, d->topo.P);
     st = agree(d->world, st);
+    if (st == DF_OK && d->topo.split_fallback) {
+        d->prm.split_batch = 0; // the topology of no split batch, everywhere below
+        if (d->topo.rank == 0)
+            df_log(DF_LOG_INFO, "%d ranks is odd: CFG cannot split into two equal groups, "
+                                "running as --no-split-batch (%d bands per image)",
+                   d->topo.N, d->topo.P);
+    }
     if (st == DF_OK) st = df_comm_split(d->world, d->topo.group, d->topo.rank, &d->batch);
     if (st == DF_OK && df_comm_size(d->batch) != d->topo.P) {
         st = DF_ERROR(DF_ERR_INTERNAL, "batch group has %d ranks, expected %d",
@@ -226,6 +331,17 @@ df_status df_dist_create(const df_dist_params *p, df_dist **out) {
     // the output is exchanged within the pair {i, i + P} (distrifuser's split_group)
     if (st == DF_OK && p->parallelism == DF_PAR_TENSOR && d->topo.P > 1 && d->topo.n_groups == 2)
         st = df_comm_split(d->world, d->topo.patch, d->topo.rank, &d->split);
+    if (st == DF_OK) {
+        int P = d->topo.P, N = d->topo.N;
+        d->rdeep = calloc((size_t)P, sizeof(int));
+        d->cdeep = calloc((size_t)P, sizeof(int));
+        d->rstart = calloc((size_t)P + 1, sizeof(int));
+        d->cstart = calloc((size_t)P + 1, sizeof(int));
+        d->gcnt = calloc((size_t)N, sizeof(int));
+        d->gdsp = calloc((size_t)N, sizeof(int));
+        if (!d->rdeep || !d->cdeep || !d->rstart || !d->cstart || !d->gcnt || !d->gdsp)
+            st = DF_ERROR(DF_ERR_NOMEM, "out of memory");
+    }
     if (st != DF_OK) {
         df_dist_destroy(d);
         return st;
@@ -244,6 +360,12 @@ void df_dist_destroy(df_dist *d) {
     df_free(d->xs);
     df_free(d->ys);
     df_free(d->gb);
+    free(d->rdeep);
+    free(d->cdeep);
+    free(d->rstart);
+    free(d->cstart);
+    free(d->gcnt);
+    free(d->gdsp);
     free(d);
 }
 
@@ -272,50 +394,76 @@ static df_status ensure(float **p, size_t *cap, size_t n) {
     return DF_OK;
 }
 
+static const double *weights_of(const df_dist *d) {
+    return d->prm.n_band_weights > 0 ? d->prm.band_weights : NULL;
+}
+
+static df_status make_patch(df_dist *d) {
+    df_patch_destroy(d->patch);
+    d->patch = NULL;
+    if (!uses_patch_ctx(d)) return DF_OK;
+    DF_TRY(df_patch_create(d->batch, &d->prm, d->rdeep, d->n_down, &d->patch));
+    if (d->trace_steps) DF_TRY(df_patch_trace_enable(d->patch, d->trace_steps));
+    return DF_OK;
+}
+
 static df_status plan_buffers(df_dist *d, const df_dist_model *m, int H, int W) {
     int P = d->topo.P;
     d->H = H;
     d->W = W;
     d->cin = m->in_channels;
     d->cout = m->out_channels;
-    size_t B = (size_t)d->topo.B, px = (size_t)H * W / (size_t)P;
+    d->n_down = m->n_down;
+    size_t B = (size_t)d->topo.B, px = (size_t)H * W;
     df_tp_destroy(d->tp);
     d->tp = NULL;
     if (uses_tp_ctx(d)) { // whole image on every rank; the pair gather with split batch
-        px = (size_t)H * W;
         DF_TRY(ensure(&d->ys, &d->ys_n, B * px * (size_t)d->cout));
         DF_TRY(ensure(&d->gb, &d->gb_n, (size_t)d->topo.n_groups * B * px * (size_t)d->cout));
         return df_tp_create(d->batch, &d->tp);
     }
+    // band plan (bands.h); a band never exceeds the image, the gathered blocks tile the batch
+    if (P > 1) {
+        df_split_scheme sc = d->prm.split_scheme;
+        int naive = d->prm.parallelism == DF_PAR_NAIVE_PATCH;
+        if (!naive || sc != DF_SPLIT_COL) {
+            DF_TRY(df_topo_bands(H, m->n_down, P, weights_of(d), d->rdeep));
+            df_bands_starts(d->rdeep, P, 1 << m->n_down, d->rstart);
+        }
+        if (naive && sc != DF_SPLIT_ROW) {
+            DF_TRY(df_topo_bands(W, m->n_down, P, weights_of(d), d->cdeep));
+            df_bands_starts(d->cdeep, P, 1 << m->n_down, d->cstart);
+        }
+    }
+    d->bands_rows_last = !(d->prm.parallelism == DF_PAR_NAIVE_PATCH &&
+                           d->prm.split_scheme == DF_SPLIT_COL);
     DF_TRY(ensure(&d->xs, &d->xs_n, B * px * (size_t)d->cin));
     DF_TRY(ensure(&d->ys, &d->ys_n, B * px * (size_t)d->cout));
-    DF_TRY(ensure(&d->gb, &d->gb_n, (size_t)d->topo.N * B * px * (size_t)d->cout));
-    df_patch_destroy(d->patch);
-    d->patch = NULL;
-    if (uses_patch_ctx(d)) {
-        DF_TRY(df_patch_create(d->batch, &d->prm, &d->patch));
-        if (d->trace_steps) DF_TRY(df_patch_trace_enable(d->patch, d->trace_steps));
-    }
-    return DF_OK;
+    DF_TRY(ensure(&d->gb, &d->gb_n, (size_t)d->prm.n_images * px * (size_t)d->cout));
+    return make_patch(d);
 }
 
 df_status df_dist_plan(df_dist *d, const df_dist_model *m, int H, int W) {
     DF_FAIL_IF(!m || !m->forward, DF_ERR_ARG, "no model");
     DF_FAIL_IF(m->in_channels < 1 || m->out_channels < 1, DF_ERR_ARG, "bad model channels");
-    int P = d->topo.P;
+    int P = d->topo.P, N = d->topo.N;
+    int sb = d->prm.split_batch || d->topo.split_fallback, ni = d->prm.n_images;
     if (d->prm.parallelism == DF_PAR_NAIVE_PATCH && P > 1) {
         df_split_scheme s = d->prm.split_scheme;
-        if (s != DF_SPLIT_COL) DF_TRY(df_topo_check_shape(P, m->n_down, H, W, 0, 8));
-        if (s != DF_SPLIT_ROW) DF_TRY(df_topo_check_shape(P, m->n_down, H, W, 1, 8));
+        if (s != DF_SPLIT_COL) DF_TRY(df_topo_check_ranks(N, sb, ni, m->n_down, H, W, 0, 8));
+        if (s != DF_SPLIT_ROW) DF_TRY(df_topo_check_ranks(N, sb, ni, m->n_down, H, W, 1, 8));
     } else if (P > 1 && d->prm.parallelism != DF_PAR_TENSOR) { // tensor: whole image, any size
-        DF_TRY(df_topo_check_shape(P, m->n_down, H, W, 0, 8));
+        DF_TRY(df_topo_check_ranks(N, sb, ni, m->n_down, H, W, 0, 8));
     }
     if (d->planned && (H != d->H || W != d->W || m->in_channels != d->cin ||
-                       m->out_channels != d->cout)) {
+                       m->out_channels != d->cout || m->n_down != d->n_down)) {
         // new size: drop the old plan
         df_patch_destroy(d->patch);
         d->patch = NULL;
         d->planned = 0;
+        d->auto_done = 0;
+        d->auto_t = 0;
+        d->auto_n = 0;
     }
     if (d->planned) return DF_OK;
     df_status st = plan_buffers(d, m, H, W);
@@ -356,7 +504,78 @@ static void add_stats(df_dist_step_stats *t, const df_dist_step_stats *s) {
     t->bytes_gather += s->bytes_gather;
     t->n_collectives += s->n_collectives;
     t->n_waits_blocked += s->n_waits_blocked;
+    t->bytes_halo += s->bytes_halo;
+    t->bytes_kv += s->bytes_kv;
+    t->bytes_gn += s->bytes_gn;
+    t->bytes_tp += s->bytes_tp;
+    t->bytes_output += s->bytes_output;
     t->step = s->step;
+}
+
+// --band-weights auto: after the last synchronous warm-up step, the bands are re-planned once
+// from the measured per-rank speeds (see dist.h). Collective (every rank, same step).
+static df_status auto_replan(df_dist *d, int step, double t_compute) {
+    if (!d->prm.band_weights_auto || d->auto_done || !uses_patch_ctx(d)) return DF_OK;
+    int W = d->prm.warmup_steps;
+    if (step >= 1 || W == 0) { // step 0 is the planning forward (allocations): not timed
+        d->auto_t += t_compute;
+        d->auto_n++;
+    }
+    if (step < W) return DF_OK;
+    d->auto_done = 1;
+    const df_topo *tp = &d->topo;
+    int N = tp->N, P = tp->P;
+    double *all = calloc((size_t)N, sizeof(double));
+    double *w = calloc((size_t)P, sizeof(double));
+    int *nd = calloc((size_t)P, sizeof(int));
+    df_status st = all && w && nd ? DF_OK : DF_ERROR(DF_ERR_NOMEM, "out of memory");
+    double mine = d->auto_n > 0 ? d->auto_t / d->auto_n : 0;
+    if (st == DF_OK) st = df_comm_allgather(d->world, &mine, all, sizeof(double));
+    if (st == DF_OK) {
+        // a patch index's time is the slowest of its groups; speed = rows / time
+        for (int r = 0; r < N; r++) {
+            df_topo o;
+            if (df_topo_compute(N, r, d->prm.split_batch, d->prm.n_images, &o) != DF_OK) continue;
+            if (all[r] > w[o.patch]) w[o.patch] = all[r];
+        }
+        int ok = 1;
+        char sp[512] = "";
+        size_t o = 0;
+        double tot = 0;
+        for (int i = 0; i < P; i++) {
+            if (!(w[i] > 0)) {
+                ok = 0;
+                continue;
+            }
+            int n = snprintf(sp + o, sizeof sp - o, "%s%.3f s for %d rows", i ? ", " : "", w[i],
+                             d->rdeep[i]);
+            if (n > 0 && (size_t)n < sizeof sp - o) o += (size_t)n;
+            w[i] = d->rdeep[i] / w[i];
+            tot += w[i];
+        }
+        if (ok && tot > 0) // total work / total speed: the step compute of perfect balance
+            snprintf(sp + o, sizeof sp - o, "; ideal %.3f s per step",
+                     (double)(d->H >> d->n_down) / tot);
+        if (ok) st = df_bands_rows(d->H >> d->n_down, P, w, nd);
+        if (ok && st == DF_OK && memcmp(nd, d->rdeep, (size_t)P * sizeof(int)) != 0) {
+            memcpy(d->rdeep, nd, (size_t)P * sizeof(int));
+            df_bands_starts(d->rdeep, P, 1 << d->n_down, d->rstart);
+            st = make_patch(d); // the next step is the new plan's (synchronous) planning step
+            if (tp->rank == 0) {
+                char b[512];
+                df_dist_band_plan_str(d, b, sizeof b);
+                df_log(DF_LOG_INFO, "band weights auto: re-planned after step %d from the "
+                                    "warm-up speeds (%s); %s", step, sp, b);
+            }
+        } else if (tp->rank == 0 && ok && st == DF_OK) {
+            df_log(DF_LOG_INFO, "band weights auto: the measured speeds (%s) keep the bands",
+                   sp);
+        }
+    }
+    free(all);
+    free(w);
+    free(nd);
+    return st;
 }
 
 df_status df_dist_eval(df_dist *d, const df_dist_model *m, int step, const float *x_full, int H,
@@ -379,7 +598,11 @@ df_status df_dist_eval(df_dist *d, const df_dist_model *m, int step, const float
         if (d->prm.split_scheme == DF_SPLIT_COL) rows = 0;
         else if (d->prm.split_scheme == DF_SPLIT_ALTERNATE) rows = (step % 2) == 0;
     }
-    int hs = rows ? H / P : H, ws = rows ? W : W / P;
+    d->bands_rows_last = rows;
+    const int *bst = rows ? d->rstart : d->cstart; // band starts (latent rows or columns)
+    int p = tp->patch;
+    int b0 = P > 1 ? bst[p] : 0, b1 = P > 1 ? bst[p + 1] : (rows ? H : W);
+    int hs = rows ? b1 - b0 : H, ws = rows ? W : b1 - b0;
 
     double tf0 = df_time_s();
     df_status st = DF_OK;
@@ -393,6 +616,7 @@ df_status df_dist_eval(df_dist *d, const df_dist_model *m, int step, const float
         s.t_wait = ts.t_wait;
         s.bytes_sent = ts.bytes_sent;
         s.bytes_recv = ts.bytes_recv;
+        s.bytes_tp = ts.bytes_sent + ts.bytes_recv;
         s.n_collectives = ts.n_allreduce;
         double tf1 = df_time_s();
         if (st != DF_OK) return st;
@@ -405,6 +629,7 @@ df_status df_dist_eval(df_dist *d, const df_dist_model *m, int step, const float
             DF_TRY(df_comm_allgather(d->split, d->ys, d->gb, blk * sizeof(float)));
             s.t_gather = df_time_s() - tg;
             s.bytes_gather = (uint64_t)blk * sizeof(float);
+            s.bytes_output = 2 * s.bytes_gather;
             memcpy(eps_full, d->gb, 2 * blk * sizeof(float)); // pair rank = group = image
         }
         s.t_total = df_time_s() - t0;
@@ -417,8 +642,7 @@ df_status df_dist_eval(df_dist *d, const df_dist_model *m, int step, const float
         df_xchg_stats_reset(x);
         st = df_patch_begin(d->patch, step, x_mine, B, H, W, Cin);
         if (st == DF_OK) {
-            int p = tp->patch;
-            cut(d->xs, x_mine, B, H, W, Cin, p * hs, (p + 1) * hs, 0, W);
+            cut(d->xs, x_mine, B, H, W, Cin, b0, b1, 0, W);
             st = m->forward(m->self, df_patch_ctx(d->patch), d->xs, B, images, H, W, timestep,
                             d->ys);
             if (st == DF_OK) st = df_patch_end(d->patch);
@@ -431,6 +655,9 @@ df_status df_dist_eval(df_dist *d, const df_dist_model *m, int step, const float
         s.t_progress = xs.t_progress;
         s.bytes_sent = xs.bytes_sent;
         s.bytes_recv = xs.bytes_recv;
+        s.bytes_halo = xs.kind_bytes[DF_XKIND_CONV];
+        s.bytes_kv = xs.kind_bytes[DF_XKIND_ATTN];
+        s.bytes_gn = xs.kind_bytes[DF_XKIND_GN];
         s.n_collectives = xs.n_collectives;
         s.n_waits_blocked = xs.n_waits_blocked;
     } else {
@@ -438,9 +665,8 @@ df_status df_dist_eval(df_dist *d, const df_dist_model *m, int step, const float
         df_pctx ctx;
         const float *xin = x_mine;
         if (P > 1) {
-            int p = tp->patch;
-            if (rows) cut(d->xs, x_mine, B, H, W, Cin, p * hs, (p + 1) * hs, 0, W);
-            else cut(d->xs, x_mine, B, H, W, Cin, 0, H, p * ws, (p + 1) * ws);
+            if (rows) cut(d->xs, x_mine, B, H, W, Cin, b0, b1, 0, W);
+            else cut(d->xs, x_mine, B, H, W, Cin, 0, H, b0, b1);
             xin = d->xs;
         }
         df_pctx_single_init(&ctx, hs);
@@ -456,22 +682,42 @@ df_status df_dist_eval(df_dist *d, const df_dist_model *m, int step, const float
     if (tp->N == 1) {
         memcpy(eps_full, d->ys, blk * sizeof(float));
     } else {
-        double tg = df_time_s();
-        DF_TRY(df_comm_allgather(d->world, d->ys, d->gb, blk * sizeof(float)));
-        s.t_gather = df_time_s() - tg;
-        s.bytes_gather = (uint64_t)(tp->N - 1) * blk * sizeof(float);
-        for (int r = 0; r < tp->N; r++) {
+        // every rank's block: its images x its band (variable size with uneven bands)
+        int N = tp->N, even = 1;
+        size_t off = 0, others = 0;
+        for (int r = 0; r < N; r++) {
             df_topo o;
-            DF_TRY(df_topo_compute(tp->N, r, d->prm.split_batch, d->prm.n_images, &o));
+            DF_TRY(df_topo_compute(N, r, d->prm.split_batch, d->prm.n_images, &o));
+            int len = P > 1 ? bst[o.patch + 1] - bst[o.patch] : (rows ? H : W);
+            size_t n = (size_t)o.B * len * (rows ? W : H) * Cout * sizeof(float);
+            DF_FAIL_IF(n > 0x7fffffff || off > 0x7fffffff, DF_ERR_ARG,
+                       "output block of %zu bytes too large for the gather", n);
+            d->gcnt[r] = (int)n;
+            d->gdsp[r] = (int)off;
+            off += n;
+            if (r != tp->rank) others += n;
+            if (d->gcnt[r] != d->gcnt[0]) even = 0;
+        }
+        double tg = df_time_s();
+        if (even) DF_TRY(df_comm_allgather(d->world, d->ys, d->gb, blk * sizeof(float)));
+        else DF_TRY(df_comm_allgatherv(d->world, d->ys, d->gb, d->gcnt, d->gdsp));
+        s.t_gather = df_time_s() - tg;
+        s.bytes_gather = others;
+        s.bytes_output = 2 * others;
+        for (int r = 0; r < N; r++) {
+            df_topo o;
+            DF_TRY(df_topo_compute(N, r, d->prm.split_batch, d->prm.n_images, &o));
             float *dst = eps_full + (size_t)o.img0 * H * W * Cout;
-            const float *src = d->gb + (size_t)r * blk;
-            if (rows) paste(dst, src, B, H, W, Cout, o.patch * hs, (o.patch + 1) * hs, 0, W);
-            else paste(dst, src, B, H, W, Cout, 0, H, o.patch * ws, (o.patch + 1) * ws);
+            const float *src = (const float *)((const char *)d->gb + d->gdsp[r]);
+            int r0 = P > 1 ? bst[o.patch] : 0, r1 = P > 1 ? bst[o.patch + 1] : (rows ? H : W);
+            if (rows) paste(dst, src, o.B, H, W, Cout, r0, r1, 0, W);
+            else paste(dst, src, o.B, H, W, Cout, 0, H, r0, r1);
         }
     }
     s.t_total = df_time_s() - t0;
     d->last = s;
     add_stats(&d->total, &s);
+    DF_TRY(auto_replan(d, step, s.t_compute));
     return DF_OK;
 }
 
@@ -490,7 +736,61 @@ size_t df_dist_comm_slot_bytes(const df_dist *d) {
 uint64_t df_dist_async_step_bytes(const df_dist *d) {
     if (!d->patch || d->prm.sync_mode == DF_SYNC_NO_SYNC || d->prm.sync_mode == DF_SYNC_FULL_SYNC)
         return 0;
-    return (uint64_t)(d->topo.P - 1) * df_dist_comm_slot_bytes(d);
+    return df_xchg_async_bytes(df_patch_xchg(d->patch));
+}
+
+int df_dist_bands(const df_dist *d, int *deep_rows) {
+    int P = d->topo.P;
+    if (P <= 1 || !d->planned || d->prm.parallelism == DF_PAR_TENSOR) return 0;
+    const int *src = d->prm.parallelism == DF_PAR_NAIVE_PATCH && !d->bands_rows_last ? d->cdeep
+                                                                                      : d->rdeep;
+    if (deep_rows) memcpy(deep_rows, src, (size_t)P * sizeof(int));
+    return P;
+}
+
+// "a/b/c" of v[0..n) << shift into buf at *o (more than 16 values: runs as "a(xk)").
+static void list_ints(char *buf, size_t cap, size_t *o, const int *v, int n, int shift) {
+    for (int i = 0; i < n && *o < cap;) {
+        int k = 1;
+        while (i + k < n && v[i + k] == v[i]) k++;
+        int w = snprintf(buf + *o, cap - *o, "%s%d", i ? "/" : "", v[i] << shift);
+        if (w > 0) *o += (size_t)w;
+        if (n > 16 && k > 2 && *o < cap) {
+            w = snprintf(buf + *o, cap - *o, "(x%d)", k);
+            if (w > 0) *o += (size_t)w;
+            i += k;
+        } else {
+            i++;
+        }
+    }
+}
+
+int df_dist_band_plan_str(const df_dist *d, char *buf, size_t cap) {
+    if (cap == 0) return 0;
+    buf[0] = 0;
+    int P = d->topo.P;
+    int *v = P > 0 ? malloc((size_t)P * sizeof(int)) : NULL;
+    if (!v) return 0;
+    int n = df_dist_bands(d, v);
+    if (n == 0) {
+        snprintf(buf, cap, "no bands (one rank per image or tensor parallelism)");
+        free(v);
+        return 0;
+    }
+    int even = df_bands_even(v, n);
+    int cols = d->prm.parallelism == DF_PAR_NAIVE_PATCH && !d->bands_rows_last;
+    size_t o = 0;
+    int w = snprintf(buf, cap, "band plan (%s per rank, %d bands%s):", cols ? "columns" : "rows",
+                     n, even ? ", even" : ", uneven");
+    if (w > 0) o = (size_t)w;
+    for (int l = 0; l <= d->n_down && o < cap; l++) {
+        int len = (cols ? d->W : d->H) >> l;
+        w = snprintf(buf + o, cap - o, "%s level %d (%d): ", l ? ";" : "", l, len);
+        if (w > 0) o += (size_t)w;
+        list_ints(buf, cap, &o, v, n, d->n_down - l);
+    }
+    free(v);
+    return !even;
 }
 
 df_status df_dist_trace_enable(df_dist *d, int max_steps) {

@@ -12,8 +12,13 @@
 // Topology (split_batch and CFG, N > 1): two batch groups of P = N/2 ranks; ranks [0, P) compute
 // image 0 (uncond), ranks [P, N) image 1 (cond); patch index = rank mod P. Without split_batch
 // (or CFG off, or N = 1): one group of P = N ranks, each computing every image on its band.
-// Patch i covers latent rows [i*H/P, (i+1)*H/P) at every resolution level; the deepest feature
-// map (H >> n_down rows) must split evenly (any N, not only powers of two).
+// Bands (runtime/bands.h): the deepest feature map's D = H >> n_down rows are dealt to the P
+// patches (at most one row of difference, or by --band-weights); patch i covers latent rows
+// [start_i, start_{i+1}) with start_i = (deep rows of patches < i) << n_down, and at level l
+// those rows >> l. Any N works as long as every band has >= 1 row at the deepest level (H a
+// multiple of 2^n_down, D >= P). With CFG and split batch an odd N runs as no split batch.
+// Uneven bands: GroupNorm moments are combined weighted by band size; the attention K/V entries
+// are padded to the largest band (one all-gather), the output all-gather is variable-size.
 //
 // Tensor parallelism (spec §4.2; runtime/tp.h, model/unet_tp.h): the batch group of P ranks is
 // the tensor-parallel group; every rank computes the whole image of its images with a 1/P share
@@ -25,6 +30,19 @@
 // full_sync; later steps use the other bands' data of the previous step. Step 0 of the first
 // image is the planning forward (registers every exchanged tensor, then builds the flat comm
 // buffer); later images reuse the plan (step 0 again resets the step counter).
+//
+// Conv halos (issue 8): by default each 3x3 conv's halo rows go point to point to the two
+// neighbour bands only (MPI_Isend/Irecv posted right after the layer, like the batched
+// all-gathers; consumed one step later in asynchronous steps, immediately in synchronous
+// ones); K/V and GroupNorm moments stay in the all-gather. halo_allgather = 1 keeps the halos
+// inside the all-gather (the earlier path, (P-1)x the halo bytes); results are bit-identical.
+//
+// band_weights_auto: the synchronous warm-up steps 1..W (step 0 when W = 0) are timed per rank
+// (model compute time, without the exchange); after step W the bands are re-planned once from
+// the measured speeds (rows / time; a patch index's time is the slowest of its CFG groups). When
+// the plan changes, the exchange plan is rebuilt and step W+1 runs SYNCHRONOUSLY as the new
+// planning forward (the stale buffers of the old geometry are dropped, not resampled), so the
+// first asynchronous step reads fresh-geometry data of step W+1. Later images keep the plan.
 #ifndef DF_RUNTIME_DIST_H
 #define DF_RUNTIME_DIST_H
 
@@ -58,6 +76,8 @@ typedef enum df_split_scheme {
     DF_SPLIT_COUNT
 } df_split_scheme;
 
+#define DF_MAX_BAND_WEIGHTS 256
+
 typedef struct df_dist_params {
     df_parallelism parallelism; // default patch
     df_sync_mode sync_mode;     // default corrected_async_gn
@@ -74,7 +94,16 @@ typedef struct df_dist_params {
                                 // must outlive the df_dist): its size is N, its rank 0 the
                                 // root; NULL = MPI_COMM_WORLD (default). Groups of ranks on
                                 // different images (--image-groups) pass a split of the world.
+    // bands (issue 9) and halos (issue 8)
+    int n_band_weights;         // 0: equal bands; else one weight per patch of a CFG group
+    double band_weights[DF_MAX_BAND_WEIGHTS]; // relative speeds (> 0), [n_band_weights]
+    int band_weights_auto;      // 1: time the warm-up and re-plan (see the top of the file)
+    int halo_allgather;         // 1: conv halos inside the all-gather (default 0: neighbours)
 } df_dist_params;
+
+// Parses "w0,w1,..." (numbers > 0) or "auto" into p. Returns 1 on success, else 0 with a
+// message in err.
+int df_band_weights_parse(const char *s, df_dist_params *p, char *err, size_t cap);
 
 df_dist_params df_dist_params_default(void);
 
@@ -96,21 +125,29 @@ typedef struct df_topo {
     int group;      // this rank's batch group
     int patch;      // this rank's patch index (0 = top band)
     int img0, B;    // this rank computes images [img0, img0 + B)
+    int split_fallback; // 1: CFG + split batch asked with an odd N, running as no split batch
 } df_topo;
 
-// Computes the topology of `rank` among N. DF_ERR_ARG (with the reason and the fix) when the
-// combination is impossible: split batch with CFG needs an even N (or N = 1).
+// Computes the topology of `rank` among N. Split batch with CFG and an odd N falls back to no
+// split batch (split_fallback = 1).
 df_status df_topo_compute(int N, int rank, int split_batch, int n_images, df_topo *out);
 
 // Checks that an H x W latent can be cut into `P` bands for a model with n_down stride-2
-// downsamplings (band rows at every level: H must be a multiple of P * 2^n_down). For the naive
-// patch column split, pass cols != 0 to check W instead. DF_ERR_SHAPE with a message naming the
-// resolution, P, the requirement, and the image sizes that work for this P (vae_scale = pixels
-// per latent row, 8 for SD; 0 to omit pixel sizes).
+// downsamplings: H a multiple of 2^n_down and H >> n_down >= P (every band >= 1 row at the
+// deepest level). For the naive patch column split, pass cols != 0 to check W instead.
+// DF_ERR_SHAPE with a message naming the resolution, P, the requirement, and what works
+// (vae_scale = pixels per latent row, 8 for SD; 0 to omit pixel sizes).
 df_status df_topo_check_shape(int P, int n_down, int H, int W, int cols, int vae_scale);
+// The same for N ranks as a whole (topology included): the message of a too-large N names the
+// largest N for this size.
+df_status df_topo_check_ranks(int N, int split_batch, int n_images, int n_down, int H, int W,
+                              int cols, int vae_scale);
 
-// Latent rows [*r0, *r1) of patch i of P at level l (rows >> l).
+// Latent rows [*r0, *r1) of patch i of P at level l with equal bands (H a multiple of
+// P << level; the band rule of bands.h in that case).
 void df_topo_band(int H, int P, int i, int level, int *r0, int *r1);
+// Deepest-level rows of the P bands of an H-row latent (bands.h rule; weights [P] or NULL).
+df_status df_topo_bands(int H, int n_down, int P, const double *weights, int *deep_rows);
 
 // ---------------------------------------------------------------------------------------------
 // The model as the runtime sees it (the UNet adapter, or a synthetic model in tests).
@@ -150,6 +187,10 @@ typedef struct df_dist_step_stats {
     uint64_t bytes_gather; // output gather, received
     int n_collectives;
     int n_waits_blocked;
+    // bytes_sent + bytes_recv split by kind (they sum to it exactly): conv halos, attention
+    // K/V, GroupNorm moments / sums, tensor-parallel all-reduces; and the output gather
+    // (sent + received, not part of bytes_sent / bytes_recv)
+    uint64_t bytes_halo, bytes_kv, bytes_gn, bytes_tp, bytes_output;
 } df_dist_step_stats;
 
 // Initialises MPI when `launched` (the program was started by mpiexec; decided by the caller,
@@ -191,12 +232,21 @@ void df_dist_last_stats(const df_dist *d, df_dist_step_stats *out);
 void df_dist_total_stats(const df_dist *d, df_dist_step_stats *out);
 // The planned exchange: number of registered tensors, elements and bytes of one slot (GroupNorm
 // moments travel as f64, activations in comm_dtype), and the per-rank volume of the batched
-// gathers of one asynchronous step ((P-1) x slot bytes each way; sync_gn adds its blocking GN
-// all-reduces, see the step stats). 0 before planning or when nothing is exchanged.
+// exchange of one asynchronous step, each way: (P-1) x the all-gathered slot bytes plus this
+// rank's neighbour halos (sync_gn adds its blocking GN all-reduces, see the step stats). The
+// slot counts every registered tensor (halos too: distrifuser's slot). 0 before planning or
+// when nothing is exchanged.
 int df_dist_comm_tensors(const df_dist *d);
 size_t df_dist_comm_slot_elems(const df_dist *d);
 size_t df_dist_comm_slot_bytes(const df_dist *d);
 uint64_t df_dist_async_step_bytes(const df_dist *d);
+// The band plan: bands per image (0 without bands: one rank per image, tensor parallelism),
+// and rows per band at the deepest level (deep_rows [P], may be NULL). For naive patch the
+// bands of the last step (rows or columns).
+int df_dist_bands(const df_dist *d, int *deep_rows);
+// One line describing the band plan, rows per rank per level ("rows per band: level 0 (64):
+// 22/21/21, level 1 ..."); returns 1 if the bands are uneven (else 0; buf still filled).
+int df_dist_band_plan_str(const df_dist *d, char *buf, size_t cap);
 // The communicators (the parent / world duplicate, and this rank's batch group).
 df_comm *df_dist_world(df_dist *d);
 df_comm *df_dist_batch_comm(df_dist *d);
@@ -205,7 +255,10 @@ df_comm *df_dist_batch_comm(df_dist *d);
 // this rank sent (its own slot after writing it) and of the bytes it read from each slot.
 // max_steps steps are kept (steps beyond are not recorded). Call before the first eval.
 df_status df_dist_trace_enable(df_dist *d, int max_steps);
-// sent[step][entry], read[step][entry][P] (0 = not read); NULL before planning.
+// sent[step][entry][2] (the part for the band above, the part for the band below: a conv
+// halo's top / bottom rows, any other entry its whole slot twice), read[step][entry][P] (the
+// bytes read from patch j: of a halo only the part it needs; 0 = not read); NULL before
+// planning.
 const uint64_t *df_dist_trace_sent(const df_dist *d);
 const uint64_t *df_dist_trace_read(const df_dist *d);
 

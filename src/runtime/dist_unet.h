@@ -7,9 +7,9 @@
 //
 // The conditioning of every CFG image is given once ([n_img] rows, 0 = uncond, 1 = cond); each
 // rank keeps the rows of the images it computes (both without split batch) and sets them on the
-// UNet (attn2 K/V cached by the UNet). The UNet arena is planned for this rank's band: H/P rows
-// for patch parallelism, the sub-image for naive patch (re-planned when the alternate scheme
-// switches between row and column sub-images).
+// UNet (attn2 K/V cached by the UNet). The UNet arena is planned for this rank's band (its rows,
+// re-planned when --band-weights auto moves them; the sub-image for naive patch, re-planned when
+// the alternate scheme switches between row and column sub-images).
 #ifndef DF_RUNTIME_DIST_UNET_H
 #define DF_RUNTIME_DIST_UNET_H
 

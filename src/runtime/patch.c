@@ -1,6 +1,8 @@
 // DistriFusion patch context: see patch.h and spec §2-§3.
 #include "runtime/patch.h"
 
+#include "runtime/bands.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,9 @@ struct df_patch {
     df_comm *comm;
     int P, me;
     df_xchg *x;
+    // band plan: deep[j] rows of patch j at the deepest level (D in all), start[j] its first
+    // latent row; even = all bands equal (then the arithmetic is exactly the pre-band one)
+    int *deep, *start, D, dmax, n_down, even;
 
     op *ops;
     int n_ops, cap_ops;
@@ -45,9 +50,9 @@ struct df_patch {
 
     // trace
     int tr_steps;
-    uint64_t *tr_sent;   // [tr_steps][n_entries]
+    uint64_t *tr_sent;   // [tr_steps][n_entries][2]
     uint64_t *tr_read;   // [tr_steps][n_entries][P]
-    uint64_t *pl_sent;   // planning forward: [cap]
+    uint64_t *pl_sent;   // planning forward: [cap][2]
     uint64_t *pl_read;   // [cap][P]
     int pl_cap;
 };
@@ -102,21 +107,37 @@ static void get(float *dst, const void *src, size_t soff, size_t n, df_comm_dtyp
     }
 }
 
-static void trace_sent(df_patch *pp, int e) {
-    if (!pp->tr_steps) return;
-    size_t bytes = df_xchg_entry_elems(pp->x, e) * df_comm_dtype_size(df_xchg_entry_dtype(pp->x, e));
-    uint64_t h = fnv1a(df_xchg_slot(pp->x, e, pp->me), bytes);
-    if (pp->planning) {
-        if (e < pp->pl_cap) pp->pl_sent[e] = h;
-    } else if (pp->step < pp->tr_steps) {
-        pp->tr_sent[(size_t)pp->step * df_xchg_count(pp->x) + e] = h;
-    }
+static size_t entry_bytes(const df_patch *pp, int e) {
+    return df_xchg_entry_elems(pp->x, e) * df_comm_dtype_size(df_xchg_entry_dtype(pp->x, e));
 }
 
-static void trace_read(df_patch *pp, int e, int j) {
+// Records what this rank published for entry e: h0 = the part for the band above, h1 = the
+// part for the band below (conv halos: top rows, bottom rows; other entries: the whole slot).
+static void trace_sent2(df_patch *pp, int e, uint64_t h0, uint64_t h1) {
+    uint64_t *d = NULL;
+    if (pp->planning) {
+        if (e < pp->pl_cap) d = pp->pl_sent + 2 * (size_t)e;
+    } else if (pp->step < pp->tr_steps) {
+        d = pp->tr_sent + 2 * ((size_t)pp->step * df_xchg_count(pp->x) + e);
+    }
+    if (d) d[0] = h0, d[1] = h1;
+}
+
+static void trace_sent(df_patch *pp, int e) { // whole own slot
     if (!pp->tr_steps) return;
-    size_t bytes = df_xchg_entry_elems(pp->x, e) * df_comm_dtype_size(df_xchg_entry_dtype(pp->x, e));
-    uint64_t h = fnv1a(df_xchg_slot(pp->x, e, j), bytes);
+    uint64_t h = fnv1a(df_xchg_slot(pp->x, e, pp->me), entry_bytes(pp, e));
+    trace_sent2(pp, e, h, h);
+}
+
+static void trace_sent_halo(df_patch *pp, int e, const void *top, const void *bot, size_t n) {
+    if (!pp->tr_steps) return;
+    trace_sent2(pp, e, fnv1a(top, n), fnv1a(bot, n));
+}
+
+// Records the bytes read from patch j for entry e (p = NULL: the whole slot j).
+static void trace_read_bytes(df_patch *pp, int e, int j, const void *p, size_t bytes) {
+    if (!pp->tr_steps) return;
+    uint64_t h = fnv1a(p, bytes);
     if (pp->planning) {
         if (e < pp->pl_cap) pp->pl_read[(size_t)e * pp->P + j] = h;
     } else if (pp->step < pp->tr_steps) {
@@ -124,11 +145,16 @@ static void trace_read(df_patch *pp, int e, int j) {
     }
 }
 
+static void trace_read(df_patch *pp, int e, int j) {
+    if (!pp->tr_steps) return;
+    trace_read_bytes(pp, e, j, df_xchg_slot(pp->x, e, j), entry_bytes(pp, e));
+}
+
 static df_status trace_plan_reserve(df_patch *pp, int e) {
     if (!pp->tr_steps || e < pp->pl_cap) return DF_OK;
     int nc = pp->pl_cap ? 2 * pp->pl_cap : 128;
     while (nc <= e) nc *= 2;
-    uint64_t *s = calloc((size_t)nc, sizeof *s);
+    uint64_t *s = calloc(2 * (size_t)nc, sizeof *s);
     uint64_t *r = calloc((size_t)nc * pp->P, sizeof *r);
     if (!s || !r) {
         free(s);
@@ -136,7 +162,7 @@ static df_status trace_plan_reserve(df_patch *pp, int e) {
         return DF_ERROR(DF_ERR_NOMEM, "out of memory (trace)");
     }
     if (pp->pl_cap) {
-        memcpy(s, pp->pl_sent, (size_t)pp->pl_cap * sizeof *s);
+        memcpy(s, pp->pl_sent, 2 * (size_t)pp->pl_cap * sizeof *s);
         memcpy(r, pp->pl_read, (size_t)pp->pl_cap * pp->P * sizeof *r);
     }
     free(pp->pl_sent);
@@ -249,8 +275,11 @@ static df_status conv_halo_impl(df_patch *pp, int idx, const char *name, const f
     size_t rows = (size_t)pad * W * C;         // one image's halo rows
     size_t part = (size_t)B * rows;            // [B][pad][W][C]
     if (pp->planning) {
-        DF_TRY(df_xchg_register(pp->x, name, DF_XKIND_CONV, 2 * part, pp->prm.comm_dtype,
-                                &o->entry));
+        if (pp->prm.halo_allgather)
+            DF_TRY(df_xchg_register(pp->x, name, DF_XKIND_CONV, 2 * part, pp->prm.comm_dtype,
+                                    &o->entry));
+        else
+            DF_TRY(df_xchg_register_halo(pp->x, name, part, pp->prm.comm_dtype, &o->entry));
         DF_TRY(trace_plan_reserve(pp, o->entry));
     }
     int e = o->entry;
@@ -258,6 +287,42 @@ static df_status conv_halo_impl(df_patch *pp, int idx, const char *name, const f
     DF_TRY(grow((void **)&pp->halo, &pp->halo_cap, 2 * part * sizeof(float), pp->planning));
     size_t img = (size_t)H * W * C, row = (size_t)W * C;
     int up = pp->me - 1, dn = pp->me + 1;
+    size_t pbytes = part * df_comm_dtype_size(dt);
+    if (df_xchg_is_halo(pp->x, e)) { // neighbours only (point to point)
+        df_xchg *xx = pp->x;
+        void *st = df_xchg_halo_send(xx, e, 0), *sb = df_xchg_halo_send(xx, e, 1);
+        DF_TRY(df_xchg_wait(xx, e)); // last step's exchange (the buffers are ours after it)
+        if (pp->sync) {
+            for (int b = 0; b < B; b++) {
+                put(st, (size_t)b * rows, x + b * img, rows, dt);
+                put(sb, (size_t)b * rows, x + b * img + (size_t)(H - pad) * row, rows, dt);
+            }
+            trace_sent_halo(pp, e, st, sb, pbytes);
+            DF_TRY(df_xchg_halo_sync(xx, e));
+        }
+        float *t = pp->halo, *bo = pp->halo + part;
+        if (up >= 0) { // bottom rows of the band above
+            const void *r = df_xchg_halo_recv(xx, e, 0);
+            get(t, r, 0, part, dt);
+            trace_read_bytes(pp, e, up, r, pbytes);
+            *top = t;
+        }
+        if (dn < pp->P) { // top rows of the band below
+            const void *r = df_xchg_halo_recv(xx, e, 1);
+            get(bo, r, 0, part, dt);
+            trace_read_bytes(pp, e, dn, r, pbytes);
+            *bot = bo;
+        }
+        if (!pp->sync && pp->prm.sync_mode != DF_SYNC_NO_SYNC) {
+            for (int b = 0; b < B; b++) {
+                put(st, (size_t)b * rows, x + b * img, rows, dt);
+                put(sb, (size_t)b * rows, x + b * img + (size_t)(H - pad) * row, rows, dt);
+            }
+            trace_sent_halo(pp, e, st, sb, pbytes);
+            DF_TRY(df_xchg_enqueue(xx, e));
+        }
+        return DF_OK;
+    }
 
     if (!pp->sync) DF_TRY(df_xchg_wait(pp->x, e));
     // Asynchronous: read the neighbours' stale rows first, then publish ours.
@@ -267,18 +332,20 @@ static df_status conv_halo_impl(df_patch *pp, int idx, const char *name, const f
             put(own, (size_t)b * rows, x + b * img, rows, dt);
             put(own, part + (size_t)b * rows, x + b * img + (size_t)(H - pad) * row, rows, dt);
         }
-        trace_sent(pp, e);
+        trace_sent_halo(pp, e, own, (unsigned char *)own + pbytes, pbytes);
         DF_TRY(df_xchg_sync(pp->x, e));
     }
     float *t = pp->halo, *bo = pp->halo + part;
     if (up >= 0) {
-        get(t, df_xchg_slot(pp->x, e, up), part, part, dt); // bottom rows of the band above
-        trace_read(pp, e, up);
+        const unsigned char *sl = df_xchg_slot(pp->x, e, up);
+        get(t, sl, part, part, dt); // bottom rows of the band above
+        trace_read_bytes(pp, e, up, sl + pbytes, pbytes);
         *top = t;
     }
     if (dn < pp->P) {
-        get(bo, df_xchg_slot(pp->x, e, dn), 0, part, dt);   // top rows of the band below
-        trace_read(pp, e, dn);
+        const unsigned char *sl = df_xchg_slot(pp->x, e, dn);
+        get(bo, sl, 0, part, dt);   // top rows of the band below
+        trace_read_bytes(pp, e, dn, sl, pbytes);
         *bot = bo;
     }
     if (!pp->sync && pp->prm.sync_mode != DF_SYNC_NO_SYNC) {
@@ -287,7 +354,7 @@ static df_status conv_halo_impl(df_patch *pp, int idx, const char *name, const f
             put(own, (size_t)b * rows, x + b * img, rows, dt);
             put(own, part + (size_t)b * rows, x + b * img + (size_t)(H - pad) * row, rows, dt);
         }
-        trace_sent(pp, e);
+        trace_sent_halo(pp, e, own, (unsigned char *)own + pbytes, pbytes);
         DF_TRY(df_xchg_enqueue(pp->x, e));
     }
     return DF_OK;
@@ -310,54 +377,63 @@ static df_status attn_kv_impl(df_patch *pp, int idx, const char *name, const flo
     DF_TRY(poll(pp));
     op *o;
     DF_TRY(next_op(pp, OP_ATTN, idx, name, B, T, C, 0, 0, &o));
+    // tokens scale with the band rows: T = deep[me] * t1 (t1 tokens per deepest-level row)
+    DF_FAIL_IF(T % pp->deep[pp->me] != 0, DF_ERR_SHAPE,
+               "%s: %d tokens do not match a band of %d deepest-level rows", name, T,
+               pp->deep[pp->me]);
+    const size_t t1 = (size_t)(T / pp->deep[pp->me]);
     size_t blk = (size_t)T * C;       // one image's local K (or V)
     size_t part = (size_t)B * blk;    // [B][T][C]
+    size_t pmax = (size_t)B * t1 * pp->dmax * C; // the slot's K (or V) part: the largest band
     if (pp->planning) {
-        DF_TRY(df_xchg_register(pp->x, name, DF_XKIND_ATTN, 2 * part, pp->prm.comm_dtype,
+        DF_TRY(df_xchg_register(pp->x, name, DF_XKIND_ATTN, 2 * pmax, pp->prm.comm_dtype,
                                 &o->entry));
         DF_TRY(trace_plan_reserve(pp, o->entry));
     }
     int e = o->entry, P = pp->P;
     df_comm_dtype dt = df_xchg_entry_dtype(pp->x, e);
-    size_t full = (size_t)P * blk;    // one image's full K
+    size_t Tf = t1 * (size_t)pp->D;
+    size_t full = Tf * C;             // one image's full K
     DF_TRY(grow((void **)&pp->kv, &pp->kv_cap, 2 * (size_t)B * full * sizeof(float),
                 pp->planning));
-    float *kf = pp->kv, *vf = pp->kv + (size_t)B * full; // [B][P*T][C] each
+    float *kf = pp->kv, *vf = pp->kv + (size_t)B * full; // [B][Tf][C] each
 
     if (pp->sync) {
         void *own = df_xchg_slot(pp->x, e, pp->me);
         put(own, 0, k, part, dt);
-        put(own, part, v, part, dt);
+        put(own, pmax, v, part, dt);
         trace_sent(pp, e);
         DF_TRY(df_xchg_sync(pp->x, e));
     } else {
         DF_TRY(df_xchg_wait(pp->x, e));
     }
     for (int j = 0; j < P; j++) {
+        size_t jb = t1 * pp->deep[j] * C;            // patch j's K block of one image
+        size_t jo = t1 * (size_t)(pp->start[j] >> pp->n_down) * C; // its offset in the image
         if (j == pp->me) {
             for (int b = 0; b < B; b++) {
-                memcpy(kf + b * full + j * blk, k + b * blk, blk * sizeof(float));
-                memcpy(vf + b * full + j * blk, v + b * blk, blk * sizeof(float));
+                memcpy(kf + b * full + jo, k + b * blk, blk * sizeof(float));
+                memcpy(vf + b * full + jo, v + b * blk, blk * sizeof(float));
             }
             continue;
         }
         const void *s = df_xchg_slot(pp->x, e, j);
         for (int b = 0; b < B; b++) {
-            get(kf + b * full + j * blk, s, (size_t)b * blk, blk, dt);
-            get(vf + b * full + j * blk, s, part + (size_t)b * blk, blk, dt);
+            get(kf + b * full + jo, s, (size_t)b * jb, jb, dt);
+            get(vf + b * full + jo, s, pmax + (size_t)b * jb, jb, dt);
         }
         trace_read(pp, e, j);
     }
     if (!pp->sync && pp->prm.sync_mode != DF_SYNC_NO_SYNC) {
         void *own = df_xchg_slot(pp->x, e, pp->me);
         put(own, 0, k, part, dt);
-        put(own, part, v, part, dt);
+        put(own, pmax, v, part, dt);
         trace_sent(pp, e);
         DF_TRY(df_xchg_enqueue(pp->x, e));
     }
     *k_full = kf;
     *v_full = vf;
-    *T_full = P * T;
+    *T_full = (int)Tf;
     return DF_OK;
 }
 
@@ -411,11 +487,16 @@ static df_status gn_stats_impl(df_patch *pp, int idx, const char *name, const do
                 double m1 = 0, m2 = 0;
                 for (int j = 0; j < P; j++) {
                     const double *s = df_xchg_slot(pp->x, e, j);
-                    m1 += s[2 * i];
-                    m2 += s[2 * i + 1];
+                    if (pp->even) {
+                        m1 += s[2 * i];
+                        m2 += s[2 * i + 1];
+                    } else { // weighted by the band's share of the image
+                        m1 += s[2 * i] * pp->deep[j];
+                        m2 += s[2 * i + 1] * pp->deep[j];
+                    }
                 }
-                m1 /= P;
-                m2 /= P;
+                m1 /= pp->even ? P : pp->D;
+                m2 /= pp->even ? P : pp->D;
                 mean[i] = (float)m1;
                 var[i] = finish_var(pp, m2 - m1 * m1, count, 1);
             }
@@ -423,7 +504,8 @@ static df_status gn_stats_impl(df_patch *pp, int idx, const char *name, const do
         } else { // all-reduce the sums
             memcpy(loc, stats, 2 * (size_t)n * sizeof(double));
             DF_TRY(df_xchg_allreduce_f64(pp->x, loc, 2 * (size_t)n));
-            double cnt = count * P;
+            // the whole image's element count (bands scale with their deepest-level rows)
+            double cnt = pp->even ? count * P : count / pp->deep[pp->me] * pp->D;
             for (int i = 0; i < n; i++) {
                 double m1 = loc[2 * i] / cnt, m2 = loc[2 * i + 1] / cnt;
                 mean[i] = (float)m1;
@@ -451,11 +533,16 @@ static df_status gn_stats_impl(df_patch *pp, int idx, const char *name, const do
         for (int j = 0; j < P; j++) {
             const double *s = j == pp->me && m == DF_SYNC_STALE_GN ? loc
                                                                    : df_xchg_slot(pp->x, e, j);
-            m1 += s[2 * i];
-            m2 += s[2 * i + 1];
+            if (pp->even) {
+                m1 += s[2 * i];
+                m2 += s[2 * i + 1];
+            } else {
+                m1 += s[2 * i] * pp->deep[j];
+                m2 += s[2 * i + 1] * pp->deep[j];
+            }
         }
-        m1 /= P;
-        m2 /= P;
+        m1 /= pp->even ? P : pp->D;
+        m2 /= pp->even ? P : pp->D;
         double v;
         if (m == DF_SYNC_CORRECTED_ASYNC_GN) {
             m1 += loc[2 * i] - own[2 * i];
@@ -494,16 +581,35 @@ static const df_pctx_ops k_patch_ops = {pctx_conv_halo, pctx_attn_kv, pctx_gn_st
 // ---------------------------------------------------------------------------------------------
 // lifecycle
 
-df_status df_patch_create(df_comm *batch, const df_dist_params *p, df_patch **out) {
+df_status df_patch_create(df_comm *batch, const df_dist_params *p, const int *deep_rows,
+                          int n_down, df_patch **out) {
     *out = NULL;
+    DF_FAIL_IF(!deep_rows || n_down < 0 || n_down > 10, DF_ERR_ARG, "bad band plan");
     df_patch *pp = calloc(1, sizeof *pp);
     DF_FAIL_IF(!pp, DF_ERR_NOMEM, "out of memory");
     pp->prm = *p;
     pp->comm = batch;
     pp->P = df_comm_size(batch);
     pp->me = df_comm_rank(batch);
+    pp->n_down = n_down;
+    pp->deep = malloc((size_t)pp->P * sizeof *pp->deep);
+    pp->start = malloc((size_t)(pp->P + 1) * sizeof *pp->start);
+    if (!pp->deep || !pp->start) {
+        free(pp->deep);
+        free(pp->start);
+        free(pp);
+        return DF_ERROR(DF_ERR_NOMEM, "out of memory");
+    }
+    memcpy(pp->deep, deep_rows, (size_t)pp->P * sizeof *pp->deep);
+    df_bands_starts(pp->deep, pp->P, 1 << n_down, pp->start);
+    pp->D = pp->start[pp->P] >> n_down;
+    pp->even = df_bands_even(pp->deep, pp->P);
+    for (int j = 0; j < pp->P; j++)
+        if (pp->deep[j] > pp->dmax) pp->dmax = pp->deep[j];
     df_status st = df_xchg_create(batch, p->comm_checkpoint, p->progress, &pp->x);
     if (st != DF_OK) {
+        free(pp->deep);
+        free(pp->start);
         free(pp);
         return st;
     }
@@ -516,6 +622,8 @@ df_status df_patch_create(df_comm *batch, const df_dist_params *p, df_patch **ou
 void df_patch_destroy(df_patch *pp) {
     if (!pp) return;
     df_xchg_destroy(pp->x);
+    free(pp->deep);
+    free(pp->start);
     free(pp->ops);
     df_free(pp->halo);
     df_free(pp->kv);
@@ -530,8 +638,8 @@ void df_patch_destroy(df_patch *pp) {
 df_status df_patch_begin(df_patch *pp, int step, const float *x_full, int B, int H, int W,
                          int Cin) {
     DF_FAIL_IF(pp->in_step, DF_ERR_INTERNAL, "df_patch_begin inside a step");
-    DF_FAIL_IF(H % pp->P != 0, DF_ERR_SHAPE, "latent height %d is not divisible by %d patches", H,
-               pp->P);
+    DF_FAIL_IF(H != pp->start[pp->P], DF_ERR_SHAPE,
+               "latent height %d does not match the band plan (%d rows)", H, pp->start[pp->P]);
     if (pp->planned && step == 0) DF_TRY(df_xchg_quiesce(pp->x)); // new image
     pp->planning = !pp->planned;
     pp->step = step;
@@ -541,9 +649,8 @@ df_status df_patch_begin(df_patch *pp, int step, const float *x_full, int B, int
     pp->sticky = DF_OK;
     pp->x_full = x_full;
     pp->xB = B, pp->xH = H, pp->xW = W, pp->xC = Cin;
-    int h = H / pp->P;
-    pp->ctx.row0 = pp->me * h;
-    pp->ctx.row1 = (pp->me + 1) * h;
+    pp->ctx.row0 = pp->start[pp->me];
+    pp->ctx.row1 = pp->start[pp->me + 1];
     pp->ctx.H_full = H;
     pp->in_step = 1;
     return DF_OK;
@@ -572,11 +679,11 @@ df_status df_patch_end(df_patch *pp) {
                    df_xchg_kind_elems(pp->x, DF_XKIND_GN),
                    (double)df_xchg_slot_bytes(pp->x) / 1048576.0, pp->P, pp->prm.comm_checkpoint);
         if (pp->tr_steps && ne > 0) {
-            pp->tr_sent = calloc((size_t)pp->tr_steps * ne, sizeof *pp->tr_sent);
+            pp->tr_sent = calloc(2 * (size_t)pp->tr_steps * ne, sizeof *pp->tr_sent);
             pp->tr_read = calloc((size_t)pp->tr_steps * ne * pp->P, sizeof *pp->tr_read);
             DF_FAIL_IF(!pp->tr_sent || !pp->tr_read, DF_ERR_NOMEM, "out of memory (trace)");
             if (pp->step < pp->tr_steps) {
-                memcpy(pp->tr_sent + (size_t)pp->step * ne, pp->pl_sent, (size_t)ne * 8);
+                memcpy(pp->tr_sent + 2 * (size_t)pp->step * ne, pp->pl_sent, 2 * (size_t)ne * 8);
                 memcpy(pp->tr_read + (size_t)pp->step * ne * pp->P, pp->pl_read,
                        (size_t)ne * pp->P * 8);
             }

@@ -5,8 +5,11 @@
 //   conv_in (name "conv_in"): halo rows cut from the full model input (always fresh, no comm);
 //   other k x k convs: exchanged entry [2][B][pad][W][C] = (top pad rows, bottom pad rows) of the
 //     conv input; the halo above comes from patch i-1's bottom rows, below from i+1's top rows;
-//   self-attention: exchanged entry [2][B][T][C] = (K, V) of the local tokens; K/V of the whole
-//     image = the P bands in patch order, own band always fresh;
+//     by default a halo entry of the comm manager (point to point to the two neighbours only),
+//     with prm.halo_allgather a slot of the all-gather as before;
+//   self-attention: exchanged entry [2][B][Tmax][C] = (K, V) of the local tokens, padded to the
+//     largest band (K at 0, V at B*Tmax*C); K/V of the whole image = the P bands in patch
+//     order, own band always fresh;
 //   GroupNorm: per mode (dist.h); corrected/stale modes exchange [B][G][2] f64 moments
 //     (mean, mean of squares); the other modes all-reduce the sums when synchronous.
 // Synchronous steps exchange each entry with a blocking all-gather; asynchronous steps read the
@@ -18,8 +21,11 @@
 
 typedef struct df_patch df_patch;
 
-// batch: the patch group (size P >= 1; borrowed). patch: this rank's band index.
-df_status df_patch_create(df_comm *batch, const df_dist_params *p, df_patch **out);
+// batch: the patch group (size P >= 1; borrowed); this rank's band index = its rank in it.
+// deep_rows [P]: rows of every band at the deepest level (runtime/bands.h; copied); band j
+// covers latent rows [sum_{i<j} deep_rows[i] << n_down, ...).
+df_status df_patch_create(df_comm *batch, const df_dist_params *p, const int *deep_rows,
+                          int n_down, df_patch **out);
 void df_patch_destroy(df_patch *pp); // accepts NULL
 
 // Starts one forward. x_full: [B][H][W][Cin] full inputs (for conv_in halos; borrowed until
@@ -35,7 +41,9 @@ void df_patch_abort_step(df_patch *pp);
 int df_patch_step_sync(const df_patch *pp); // 1 if the current/last step is synchronous
 df_xchg *df_patch_xchg(df_patch *pp);
 
-// Trace (see df_dist_trace_enable).
+// Trace (see df_dist_trace_enable): sent [steps][entries][2] (part for the band above, part for
+// the band below: the halo's top / bottom rows; other entries the whole slot twice), read
+// [steps][entries][P] (the bytes read from patch j: a halo's part only).
 df_status df_patch_trace_enable(df_patch *pp, int max_steps);
 const uint64_t *df_patch_trace_sent(const df_patch *pp);
 const uint64_t *df_patch_trace_read(const df_patch *pp);

@@ -111,6 +111,22 @@ mpi)
          'all(j["step_kinds"][k]["steps"] == 1 for k in ("sync", "first_async", "steady_async"))'
   grep -q "2 ranks: patch, corrected_async_gn, warm-up steps 0, no split batch" "$T/err" \
     || { cat "$T/err"; fail "table header"; }
+  # bytes by kind (issue 8): they sum to bytes_per_step; halos go to the neighbours only, so
+  # the mean halo volume per rank at 3 bands (1, 2, 1 neighbours) is 4/3 of that at 2 bands
+  jcheck 'abs(j["bytes_halo"] + j["bytes_kv"] + j["bytes_gn"] + j["bytes_tp"] - j["bytes_per_step"]) <= 1e-9 * j["bytes_per_step"]' \
+         'j["bytes_halo"] > 0 and j["bytes_kv"] > 0 and j["bytes_gn"] > 0 and j["bytes_tp"] == 0' \
+         'j["bytes_output"] > 0'
+  h2=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["bytes_halo"])' "$T/out")
+  bench 0 -n 3 -m "$T/tiny" "${ARGS[@]}" --no-split-batch -q
+  jcheck "abs(j['bytes_halo'] - $h2 * 4 / 3) <= 1e-6 * j['bytes_halo']" \
+         'abs(j["bytes_halo"] + j["bytes_kv"] + j["bytes_gn"] + j["bytes_tp"] - j["bytes_per_step"]) <= 1e-9 * j["bytes_per_step"]' \
+         '"uneven" in j["band_plan"]'
+  grep -q "band plan (rows per rank, 3 bands, uneven)" "$T/err" || { cat "$T/err"; fail "band plan"; }
+  # the planning-only count of scripts/comm_plan.py (used for docs/scaling.md) equals the
+  # measured bytes by kind (mean over the 3 ranks)
+  python3 "$(dirname "$0")/../../scripts/comm_plan.py" --config "$T/tiny/unet/config.json" -W 256 -H 256 \
+      --ranks 3 --no-split-batch --json >"$T/plan.json" || fail "comm_plan.py"
+  jcheck "all(abs(j[k] - sum(r['after'][f] for r in __import__('json').load(open('$T/plan.json'))['ranks']) / 3) <= 1e-6 * j[k] for k, f in (('bytes_halo', 'halo'), ('bytes_kv', 'kv'), ('bytes_gn', 'gn')))"
   # three generations on one runtime == one fresh distributed generation, bit for bit
   "$MPI" --oversubscribe -n 2 "${DF_BIN:?DF_BIN}" -m "$T/tiny" -W 256 -H 256 --steps 3 -t 1 \
       -p "a cat" --warmup-steps 0 --no-split-batch -q -o "$T/c.png" \
@@ -126,8 +142,9 @@ mpi)
   # usage errors are agreed on every rank: exit 2
   bench 2 -n 2 -m "$T/tiny" "${ARGS[@]}" --test-times 0
   grep -q "^distrifuse-bench: error: .*test-times must be >= 1" "$T/err" || { cat "$T/err"; fail "mpi usage msg"; }
-  bench 2 -n 3 -m "$T/tiny" "${ARGS[@]}"
-  grep -q "^distrifuse-bench: error: .*even number of ranks" "$T/err" || { cat "$T/err"; fail "3 ranks msg"; }
+  # 64x64: 2 rows at the deepest level; 3 ranks (odd: no split batch) need 3: refused
+  bench 2 -n 3 -m "$T/tiny" "${ARGS[@]}" -W 64 -H 64
+  grep -q "^distrifuse-bench: error: .*the largest N for this size is 4" "$T/err" || { cat "$T/err"; fail "3 ranks msg"; }
   ;;
 usage)
   bench 0 --help

@@ -1,8 +1,9 @@
 // Failure paths of the distributed runtime: each run must end with a clear message and a
 // non-zero exit on every rank, never a hang (tests.cmake runs these under `timeout` and expects a
 // non-zero exit that is not the timeout's, plus the messages).
-//   badcfg   split batch on an odd number of ranks: every rank reports the configuration error
-//   badshape latent not divisible into bands: every rank reports which sizes work
+//   badcfg   more ranks than deepest-level rows (odd N with split batch: runs as no split
+//            batch, 3 bands of a 2-row map): every rank reports the largest N for this size
+//   badshape latent height not a multiple of 2^n_down: every rank reports the requirement
 //   error    rank 1's model fails in an asynchronous step: it reports and aborts the job
 //   die      rank 1 exits abruptly (no MPI_Finalize) in an asynchronous step: the job ends
 #include "tool_env.h"
@@ -45,7 +46,8 @@ int main(int argc, char **argv) {
     df_dist_params p = df_dist_params_default();
     p.warmup_steps = 1;
     p.split_batch = strcmp(g_mode, "badcfg") == 0;
-    int H = strcmp(g_mode, "badshape") == 0 ? 22 : 24, W = 16;
+    int H = strcmp(g_mode, "badshape") == 0 ? 23 : strcmp(g_mode, "badcfg") == 0 ? 4 : 24;
+    int W = 16;
     df_dist *d = NULL;
     df_status st = df_dist_create(&p, &d);
     if (st == DF_OK) st = df_dist_plan(d, &m, H, W);

@@ -141,6 +141,18 @@ static void compare_tol(const char *label, const float *got, const float *want, 
         fprintf(stderr, "  %-48s rel-L2 %.3e max|d| %.2e%s\n", label, r, mx, ok ? "" : "  FAIL");
 }
 
+// 64-bit FNV-1a of the final latents, printed per configuration so that two builds can be
+// compared bit for bit (diff the logs).
+static unsigned long long lat_hash(const float *x, size_t n) {
+    const unsigned char *b = (const unsigned char *)x;
+    unsigned long long h = 1469598103934665603ull;
+    for (size_t i = 0; i < n * sizeof(float); i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
 static void compare(const char *label, const float *got, const float *want, size_t n,
                     double *worst) {
     compare_tol(label, got, want, n, worst, 1e-4);
@@ -276,6 +288,8 @@ int main(int argc, char **argv) {
         }
         run++;
         snprintf(label, sizeof label, "%s (%.2f s)", name, t);
+        if (g_R == 0)
+            fprintf(stderr, "  %s: final latents fnv %016llx\n", name, lat_hash(lat, n));
         int f0 = df_test_failures;
         snprintf(path, sizeof path, "out.%s.latents", name);
         EXPECT_OK(load_nhwc(c.ffinal, path, 1, want));

@@ -19,6 +19,14 @@ function(df_mpi_test name src)
 endfunction()
 
 df_mpi_test(test_mpi_patch ${CMAKE_CURRENT_LIST_DIR}/test_mpi_patch.c 2 3 4)
+# uneven bands: latent height 22 = 11 deepest-level rows (6/5, 4/4/3, 3/3/3/2, 3/2/2/2/2)
+foreach(np 2 3 4 5)
+  add_test(NAME test_mpi_patch_uneven_n${np}
+    COMMAND ${DF_MPIEXEC} -n ${np} $<TARGET_FILE:test_mpi_patch> 22
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(test_mpi_patch_uneven_n${np} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+    LABELS "mpi" ENVIRONMENT "${DF_MPI_ENV}")
+endforeach()
 
 # Overlap measurement of the comm manager (progress strategies); a tiny smoke run as a test.
 df_executable(df-mpi-overlap tests ${CMAKE_CURRENT_LIST_DIR}/mpi_overlap.c)
@@ -63,7 +71,7 @@ endforeach()
 # Failure paths: non-zero exit on every rank with a message, never a hang (timeout 60 s -> 124
 # counts as a failure of the test).
 df_executable(test_mpi_fail tests ${CMAKE_CURRENT_LIST_DIR}/test_mpi_fail.c)
-foreach(spec "badcfg;3;setup failed.*even number of ranks" "badshape;2;multiple of 4"
+foreach(spec "badcfg;3;setup failed.*the largest N for this size is 4" "badshape;2;multiple of 2"
              "error;2;simulated model failure" "die;2;exiting abruptly")
   list(GET spec 0 mode)
   list(GET spec 1 np)
@@ -87,3 +95,16 @@ add_test(NAME mpi_tp_bad_degree
   WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
 set_tests_properties(mpi_tp_bad_degree PROPERTIES TIMEOUT 90 LABELS "mpi;fast"
   ENVIRONMENT "${DF_MPI_ENV}" FIXTURES_REQUIRED df_models)
+
+# Uneven bands and band weights through the distrifuse binary (tests/mpi/uneven_test.sh):
+# synchronous N = 3, 5, 6, 7 == the single process on the tiny SDXL fixture made at test time.
+if(TARGET distrifuse-cli)
+  set(DF_UNEVEN_ENV "DF_BIN=${CMAKE_BINARY_DIR}/distrifuse;DF_MAKE_MODEL=${CMAKE_BINARY_DIR}/tools/df-make-model;DF_MPIEXEC=${MPIEXEC_EXECUTABLE};${DF_MPI_ENV}")
+  foreach(case 3 5 6 7 weights toomany)
+    add_test(NAME mpi_uneven_${case}
+      COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/uneven_test.sh ${case}
+      WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+    set_tests_properties(mpi_uneven_${case} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+      LABELS "mpi" ENVIRONMENT "${DF_UNEVEN_ENV}")
+  endforeach()
+endif()

@@ -52,6 +52,7 @@ typedef struct bench_args {
     const char *parallelism, *sync_mode, *split_scheme, *comm_dtype, *comm_progress;
     const char *gn_compat; // "exact" | "original"
     int warmup_steps, no_split_batch, comm_checkpoint;
+    const char *band_weights; // --band-weights w0,w1,... | auto
 } bench_args;
 
 #define OFF(f) offsetof(bench_args, f)
@@ -115,9 +116,12 @@ static const cli_opt k_opts[] = {
      "steps 0..N run synchronously before the stale (asynchronous) exchange starts"},
     {CLI_FLAG, 0, "no-split-batch", NULL, OFF(no_split_batch), 1, NULL, "",
      "every rank computes both CFG halves of its patch (default: the ranks split into an "
-     "uncond and a cond group, N must be even)"},
+     "uncond and a cond group; an odd N runs as --no-split-batch)"},
     {CLI_CHOICE, 0, "split-scheme", "SCHEME", OFF(split_scheme), 0, "row|col|alternate", NULL,
      "naive_patch: how the image is cut"},
+    {CLI_STR, 0, "band-weights", "W0,W1,...|auto", OFF(band_weights), 0, NULL, "",
+     "relative speed of each rank of a CFG group: band rows proportional (default: equal "
+     "bands); auto: time the warm-up steps and re-plan the bands once"},
     {CLI_INT, 0, "comm-checkpoint", "N", OFF(comm_checkpoint), 0, NULL, NULL,
      "exchanged tensors per batched asynchronous all-gather"},
     {CLI_CHOICE, 0, "comm-dtype", "TYPE", OFF(comm_dtype), 0, "f32|f16", NULL,
@@ -223,7 +227,7 @@ static const char *const k_kind_label[K_COUNT] = {"sync", "first async", "steady
 
 // Sums over the timed generations of one rank (doubles so one allgather carries them).
 enum { F_N = 0, F_WALL, F_COMPUTE, F_WAIT, F_PROGRESS, F_GATHER, F_SENT, F_RECV, F_GBYTES,
-       F_COUNT };
+       F_HALO, F_KV, F_GN, F_TP, F_OUT, F_COUNT };
 typedef struct step_acc {
     int recording;    // 1 during timed generations
     int warmup_steps; // W
@@ -258,6 +262,11 @@ static void on_step(void *user, int step, double eval_s, const df_dist_step_stat
         v[F_SENT] += (double)st->bytes_sent;
         v[F_RECV] += (double)st->bytes_recv;
         v[F_GBYTES] += (double)st->bytes_gather;
+        v[F_HALO] += (double)st->bytes_halo;
+        v[F_KV] += (double)st->bytes_kv;
+        v[F_GN] += (double)st->bytes_gn;
+        v[F_TP] += (double)st->bytes_tp;
+        v[F_OUT] += (double)st->bytes_output;
     }
 }
 
@@ -266,6 +275,7 @@ typedef struct kind_stats {
     double steps_per_image;
     double step_s, compute_s, wait_s, progress_s, gather_s;
     double bytes_sent, bytes_recv, bytes_gather; // per step and rank
+    double bytes_halo, bytes_kv, bytes_gn, bytes_tp, bytes_output; // sent + received
 } kind_stats;
 
 static kind_stats kind_mean(const double *all, int ranks, int k, int runs) {
@@ -290,6 +300,11 @@ static kind_stats kind_mean(const double *all, int ranks, int k, int runs) {
     ks.bytes_sent = s[F_SENT] / n_any;
     ks.bytes_recv = s[F_RECV] / n_any;
     ks.bytes_gather = s[F_GBYTES] / n_any;
+    ks.bytes_halo = s[F_HALO] / n_any;
+    ks.bytes_kv = s[F_KV] / n_any;
+    ks.bytes_gn = s[F_GN] / n_any;
+    ks.bytes_tp = s[F_TP] / n_any;
+    ks.bytes_output = s[F_OUT] / n_any;
     return ks;
 }
 
@@ -387,7 +402,10 @@ int main(int argc, char **argv) {
     dp.gn_compat = strcmp(a.gn_compat, "original") == 0;
     dp.warmup_steps = a.warmup_steps;
     dp.split_batch = !a.no_split_batch;
+    const int split_eff = dp.split_batch && g_size % 2 == 0; // odd N: runs without
     dp.comm_checkpoint = a.comm_checkpoint;
+    if (a.band_weights && !df_band_weights_parse(a.band_weights, &dp, err, sizeof err))
+        return usage_error(err);
     df_clear_error();
 
     df_log_set_level(a.verbose ? DF_LOG_DEBUG : DF_LOG_INFO);
@@ -504,6 +522,8 @@ int main(int argc, char **argv) {
     for (int k = 0; k < K_COUNT; k++) ks[k] = kind_mean(all, g_size, k, a.test_times);
     free(all);
     const int comm_tensors = df_dist_session_comm_tensors(g_session);
+    char band_plan[1024];
+    const int band_uneven = df_dist_session_band_plan(g_session, band_plan, sizeof band_plan);
 
     if (g_rank == 0) {
         const int n = a.test_times;
@@ -545,7 +565,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "  %d ranks: %s, %s, warm-up steps %d, %s, checkpoint %d, comm %s, "
                     "progress %s, %d exchanged tensors\n",
                     g_size, df_parallelism_name(dp.parallelism), df_sync_mode_name(dp.sync_mode),
-                    dp.warmup_steps, dp.split_batch ? "split batch" : "no split batch",
+                    dp.warmup_steps, split_eff ? "split batch" : "no split batch",
                     dp.comm_checkpoint, df_comm_dtype_name(dp.comm_dtype),
                     df_progress_name(dp.progress), comm_tensors);
         else
@@ -579,6 +599,17 @@ int main(int argc, char **argv) {
                 "%.0f MiB\n\n", 1e3 * ks[ak].step_s, ak_name, 1e3 * ks[ak].wait_s,
                 human_bytes(ks[ak].bytes_sent + ks[ak].bytes_recv, err, sizeof err),
                 df_peak_rss_mb());
+        if (g_size > 1) {
+            char b1[32], b2[32], b3[32], b4[32], b5[32];
+            fprintf(stderr, "  %s step bytes (sent + received per rank): halo %s, K/V %s, "
+                    "GroupNorm %s, tensor all-reduce %s; output gather %s\n", ak_name,
+                    human_bytes(ks[ak].bytes_halo, b1, sizeof b1),
+                    human_bytes(ks[ak].bytes_kv, b2, sizeof b2),
+                    human_bytes(ks[ak].bytes_gn, b3, sizeof b3),
+                    human_bytes(ks[ak].bytes_tp, b4, sizeof b4),
+                    human_bytes(ks[ak].bytes_output, b5, sizeof b5));
+        }
+        if (band_uneven) fprintf(stderr, "  %s\n\n", band_plan);
 
         // ---- JSON (last line of stdout)
         cJSON *o = cJSON_CreateObject();
@@ -591,6 +622,13 @@ int main(int argc, char **argv) {
         cJSON_AddStringToObject(o, "async_step_kind", ak_name);
         cJSON_AddNumberToObject(o, "wait_s_per_step", ks[ak].wait_s);
         cJSON_AddNumberToObject(o, "bytes_per_step", ks[ak].bytes_sent + ks[ak].bytes_recv);
+        // bytes_per_step by kind (they sum to it); the output gather is not part of it
+        cJSON_AddNumberToObject(o, "bytes_halo", ks[ak].bytes_halo);
+        cJSON_AddNumberToObject(o, "bytes_kv", ks[ak].bytes_kv);
+        cJSON_AddNumberToObject(o, "bytes_gn", ks[ak].bytes_gn);
+        cJSON_AddNumberToObject(o, "bytes_tp", ks[ak].bytes_tp);
+        cJSON_AddNumberToObject(o, "bytes_output", ks[ak].bytes_output);
+        if (band_uneven) cJSON_AddStringToObject(o, "band_plan", band_plan);
         cJSON_AddNumberToObject(o, "gather_s_per_step", ks[ak].gather_s);
         cJSON_AddNumberToObject(o, "gather_bytes_per_step", ks[ak].bytes_gather);
         cJSON_AddNumberToObject(o, "latency_mean_s", mean);
@@ -620,7 +658,7 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "ignore_ratio", round((double)a.ignore_ratio * 1e6) / 1e6);
         cJSON_AddNumberToObject(o, "threads", df_get_threads());
         cJSON_AddNumberToObject(o, "warmup_steps", dp.warmup_steps);
-        cJSON_AddBoolToObject(o, "split_batch", dp.split_batch);
+        cJSON_AddBoolToObject(o, "split_batch", split_eff);
         cJSON_AddStringToObject(o, "split_scheme", df_split_scheme_name(dp.split_scheme));
         cJSON_AddNumberToObject(o, "comm_checkpoint", dp.comm_checkpoint);
         cJSON_AddStringToObject(o, "comm_dtype", df_comm_dtype_name(dp.comm_dtype));

@@ -65,6 +65,7 @@ typedef struct cli_args {
     const char *prompt_file, *output_dir;
     int batch_count, image_groups;
     int split[2]; // --split K N
+    const char *band_weights; // --band-weights w0,w1,... | auto
 } cli_args;
 
 #define OFF(f) offsetof(cli_args, f)
@@ -146,9 +147,12 @@ static const cli_opt k_opts[] = {
      "steps 0..N run synchronously before the stale (asynchronous) exchange starts"},
     {CLI_FLAG, 0, "no-split-batch", NULL, OFF(no_split_batch), 1, NULL, "",
      "every rank computes both CFG halves of its patch (default: the ranks split into an "
-     "uncond and a cond group, N must be even)"},
+     "uncond and a cond group; an odd N runs as --no-split-batch)"},
     {CLI_CHOICE, 0, "split-scheme", "SCHEME", OFF(split_scheme), 0, "row|col|alternate", NULL,
      "naive_patch: how the image is cut"},
+    {CLI_STR, 0, "band-weights", "W0,W1,...|auto", OFF(band_weights), 0, NULL, "",
+     "relative speed of each rank of a CFG group: band rows proportional (default: equal "
+     "bands); auto: time the warm-up steps and re-plan the bands once"},
     {CLI_INT, 0, "comm-checkpoint", "N", OFF(comm_checkpoint), 0, NULL, NULL,
      "exchanged tensors per batched asynchronous all-gather"},
     {CLI_CHOICE, 0, "comm-dtype", "TYPE", OFF(comm_dtype), 0, "f32|f16", NULL,
@@ -354,6 +358,14 @@ static void print_stats(const df_dist_step_stats *t, int steps, int tensors,
            t->t_compute / n, t->t_wait / n, t->t_progress / n, t->t_gather / n,
            t->bytes_sent / 1048576.0 / n, t->bytes_recv / 1048576.0 / n,
            (double)t->n_collectives / n, t->n_waits_blocked);
+    df_log(DF_LOG_INFO,
+           "comm bytes per step (rank 0, sent + received): halo %.0f, K/V %.0f, GroupNorm %.0f, "
+           "tensor all-reduce %.0f (sum %.0f); output gather %.0f",
+           (double)t->bytes_halo / n, (double)t->bytes_kv / n, (double)t->bytes_gn / n,
+           (double)t->bytes_tp / n, (double)(t->bytes_sent + t->bytes_recv) / n,
+           (double)t->bytes_output / n);
+    char plan[1024];
+    if (df_generate_dist_band_plan(plan, sizeof plan)) df_log(DF_LOG_INFO, "%s", plan);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -702,7 +714,11 @@ int main(int argc, char **argv) {
     dp.gn_compat = strcmp(a.gn_compat, "original") == 0;
     dp.warmup_steps = a.warmup_steps;
     dp.split_batch = !a.no_split_batch;
+    const int group_n = g_size / (a.image_groups > 0 ? a.image_groups : 1);
+    const int split_eff = dp.split_batch && group_n % 2 == 0; // odd N: runs without
     dp.comm_checkpoint = a.comm_checkpoint;
+    if (a.band_weights && !df_band_weights_parse(a.band_weights, &dp, err, sizeof err))
+        return usage_error(err);
     if (g_rank == 0) {
         if ((!a.output_dir && check_writable(a.output, "output", err, sizeof err) != 0) ||
             (a.output_dir && make_dirs(a.output_dir, err, sizeof err) != 0) ||
@@ -767,7 +783,7 @@ int main(int argc, char **argv) {
             df_log(DF_LOG_INFO, "%d ranks: %s, sync mode %s, warm-up %d, %s, checkpoint %d, "
                    "comm %s", g_size / a.image_groups, df_parallelism_name(dp.parallelism),
                    df_sync_mode_name(dp.sync_mode), dp.warmup_steps,
-                   dp.split_batch ? "split batch" : "no split batch", dp.comm_checkpoint,
+                   split_eff ? "split batch" : "no split batch", dp.comm_checkpoint,
                    df_comm_dtype_name(dp.comm_dtype));
     }
 

@@ -5,6 +5,7 @@
 #include "pipeline/pipeline_impl.h"
 #include "model/unet_tp.h"
 #include "runtime/dist_unet.h"
+#include "runtime/vae_dist.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,19 @@ static void dist_end(void *self) {
     s->d = NULL;
 }
 
+// The parallel VAE decode over all ranks (both CFG groups).
+static df_status par_decode(void *self, df_vae *vae, const float *z, int h, int w,
+                            const df_vae_decode_opts *opts, float *img, df_timings *timings,
+                            int *tiled) {
+    (void)self;
+    df_vae_dist_times t;
+    df_status st = df_vae_decode_dist(vae, z, h, w, opts, img, &t);
+    timings->vae_halo_s = t.halo_s;
+    timings->vae_gather_s = t.gather_s;
+    *tiled = t.tiled;
+    return st;
+}
+
 // A random seed (seed < 0) must be the same on every rank: rank 0 draws it and broadcasts it.
 static df_status shared_seed(df_gen_params *q) {
     if (q->seed >= 0 || df_mpi_world_size() <= 1) return DF_OK;
@@ -80,7 +94,8 @@ df_status df_generate_dist(df_model *m, const df_gen_params *p, const df_dist_pa
     memset(&s, 0, sizeof s);
     s.dp = *dp;
     df_denoiser den = {.self = &s, .root = df_mpi_world_rank() == 0, .begin = dist_begin,
-                       .eval = dist_eval, .end = dist_end};
+                       .eval = dist_eval, .end = dist_end,
+                       .decode = df_mpi_world_size() > 1 ? par_decode : NULL};
     df_status st = df_i_generate(m, p, &den, image, info);
     if (s.d || s.du) dist_end(&s); // begin failed half-way (end is only called after begin)
     if (stats) *stats = s.total;
@@ -190,6 +205,7 @@ df_status df_generate_session(df_dist_session *s, df_model *m, const df_gen_para
     df_gen_params q = *p;
     DF_TRY(shared_seed(&q));
     df_denoiser den = {.self = s, .root = df_mpi_world_rank() == 0, .begin = session_begin,
-                       .eval = session_eval, .end = NULL};
+                       .eval = session_eval, .end = NULL,
+                       .decode = s->single ? NULL : par_decode};
     return df_i_generate(m, &q, &den, image, info);
 }

@@ -87,3 +87,28 @@ add_test(NAME mpi_tp_bad_degree
   WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
 set_tests_properties(mpi_tp_bad_degree PROPERTIES TIMEOUT 90 LABELS "mpi"
   ENVIRONMENT "${DF_MPI_ENV}")
+
+# Patch-parallel VAE decode (src/runtime/vae_dist.c) == the whole decode, tiny SDXL and SD 1.5
+# VAEs made at test time (fixture mpi_vae_models), 1 process and N = 2, 3, 4 (oversubscribed).
+df_executable(test_mpi_vae tests ${CMAKE_CURRENT_LIST_DIR}/test_mpi_vae.c)
+if(TARGET df-make-model)
+  set(DF_VAE_MODELS ${CMAKE_BINARY_DIR}/test_models)
+  add_test(NAME mpi_vae_models
+    COMMAND sh -c "mkdir -p ${DF_VAE_MODELS} && for a in tiny-sdxl tiny-sd15; do [ -f ${DF_VAE_MODELS}/vae-$a/vae/config.json ] || $<TARGET_FILE:df-make-model> --arch $a --out ${DF_VAE_MODELS}/vae-$a > /dev/null || exit 1; done"
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(mpi_vae_models PROPERTIES FIXTURES_SETUP mpi_vae_models TIMEOUT 300
+    LABELS "mpi")
+  foreach(arch tiny-sdxl tiny-sd15)
+    add_test(NAME mpi_vae_${arch}_single COMMAND test_mpi_vae ${DF_VAE_MODELS}/vae-${arch}
+      WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+    set_tests_properties(mpi_vae_${arch}_single PROPERTIES FIXTURES_REQUIRED mpi_vae_models
+      TIMEOUT 300 LABELS "mpi" ENVIRONMENT "${DF_MPI_ENV}")
+    foreach(np 2 3 4)
+      add_test(NAME mpi_vae_${arch}_n${np}
+        COMMAND ${DF_MPIEXEC} -n ${np} $<TARGET_FILE:test_mpi_vae> ${DF_VAE_MODELS}/vae-${arch}
+        WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+      set_tests_properties(mpi_vae_${arch}_n${np} PROPERTIES FIXTURES_REQUIRED mpi_vae_models
+        TIMEOUT 300 LABELS "mpi" ENVIRONMENT "${DF_MPI_ENV}")
+    endforeach()
+  endforeach()
+endif()

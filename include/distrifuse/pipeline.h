@@ -106,6 +106,11 @@ typedef struct df_gen_params {
     int parallel_vae;              // under MPI with several ranks: the decode is split into
                                    // one row band per rank (exact; see runtime/vae_dist.h);
                                    // 0: rank 0 decodes alone (default 1)
+    int release_weights;           // 1: the resident pages of the mmapped text-encoder weights
+                                   // are dropped after the prompt encoding, the UNet's before
+                                   // the VAE decode (madvise MADV_DONTNEED: the mappings stay,
+                                   // the next generation faults them back in from the page
+                                   // cache); keeps the peak RSS to the largest phase (default 1)
     int decode;                    // 1: run the VAE and return an image; 0: latents only
                                    // (benchmarks; *image stays empty) (default 1)
     const char *init_latent;       // safetensors file with one F32 tensor [1][4][h][w]: the

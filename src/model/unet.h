@@ -109,6 +109,9 @@ const df_unet_config *df_unet_get_config(const df_unet *u);
 // Weight bytes as stored (mmapped) and f32 bytes cached by the UNet.
 size_t df_unet_weight_bytes(const df_unet *u);
 size_t df_unet_cache_bytes(const df_unet *u);
+// Drops the resident pages of the mmapped weights (df_weights_release_pages); the UNet stays
+// usable (pages fault back in). Returns the bytes advised.
+size_t df_unet_release_weight_pages(df_unet *u);
 
 // Plans the activation arena for B images of a full latent H x W processed in bands of
 // band_rows rows (band_rows = H for a single rank). band_rows must be divisible by 2^(levels-1)

@@ -43,6 +43,7 @@ df_gen_params df_gen_params_default(void) {
     p.vae_tiling = DF_VAE_TILE_AUTO;
     p.decode = 1;
     p.parallel_vae = 1;
+    p.release_weights = 1;
     p.threads = 0;
     return p;
 }
@@ -357,6 +358,10 @@ df_status df_i_generate(df_model *m, const df_gen_params *p, const df_denoiser *
         }
     }
     gi.timings.text_encode_s = df_time_s() - t0;
+    if (p->release_weights) { // the encoders are done: their pages leave the RSS (issue 11.8)
+        df_clip_release_weight_pages(m->te1);
+        df_clip_release_weight_pages(m->te2);
+    }
 
     // ---- 2. scheduler and initial latents (sdxl.md §7.1 steps 2-3, §7.3)
     {
@@ -430,6 +435,7 @@ df_status df_i_generate(df_model *m, const df_gen_params *p, const df_denoiser *
     const int par_vae = den->decode != NULL && p->parallel_vae; // every process decodes a band
     if (p->decode && (den->root || par_vae)) {
         t0 = df_time_s();
+        if (p->release_weights) df_unet_release_weight_pages(m->unet); // before the decode
         const float sf = df_vae_get_config(m->vae)->scaling_factor;
         for (size_t i = 0; i < n; i++) x[i] = x[i] / sf; // latents / scaling_factor
         df_vae_decode_opts vo;

@@ -1,6 +1,7 @@
 // Patch-parallel VAE decode (src/runtime/vae_dist.c, df_vae_decode_band) against the whole
 // decode, under mpiexec -n 1..4 (also a plain process):
-//   test_mpi_vae MODEL_DIR [HxW ...]   (image sizes in pixels; default 256x192 and 200x136)
+//   test_mpi_vae MODEL_DIR [--no-tiled] [WxH ...]   (image sizes in pixels; default 256x192 and
+//   200x136; --no-tiled skips C for the sizes after it)
 //  A. band split: heights differ by at most one, the bands tile the rows, band k starts at
 //     floor(k*R/n);
 //  B. for every size: the N-band decode on rank 0 equals df_vae_decode untiled: rel-L2 <= 1e-5
@@ -19,6 +20,7 @@
 #include <stdio.h>
 
 static int g_N, g_R;
+static int g_skip_tiled; // --no-tiled: only B (large sizes)
 
 static void make_latent(float *x, size_t n, uint32_t seed) {
     uint32_t s = seed;
@@ -131,6 +133,12 @@ static void test_size(df_vae *m, int H, int W) {
     }
 
     // C: tiled + split, small tiles (4 latent rows of overlap); vs the untiled whole decode
+    if (g_skip_tiled) {
+        free(z);
+        free(ref);
+        free(got);
+        return;
+    }
     df_vae_decode_opts til = off;
     til.tiling = DF_VAE_TILING_FORCE;
     til.tile_sample_size = 16 * f;
@@ -209,6 +217,7 @@ int main(int argc, char **argv) {
         if (argc > 2) {
             for (int i = 2; i < argc; i++) {
                 int W = 0, H = 0;
+                if (strcmp(argv[i], "--no-tiled") == 0) g_skip_tiled = 1;
                 if (sscanf(argv[i], "%dx%d", &W, &H) == 2) test_size(m, H, W);
             }
         } else {

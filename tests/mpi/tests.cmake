@@ -112,3 +112,11 @@ if(TARGET df-make-model)
     endforeach()
   endforeach()
 endif()
+# The parallel decode through distrifuse / distrifuse-bench (default vs --no-parallel-vae,
+# --vae-tiling, the decode split in the bench's text and JSON).
+if(TARGET distrifuse-cli AND TARGET distrifuse-bench AND TARGET df-make-model)
+  add_test(NAME mpi_vae_cli COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/vae_cli_test.sh
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(mpi_vae_cli PROPERTIES TIMEOUT 300 LABELS "mpi;cli" ENVIRONMENT
+    "${DF_MPI_ENV};DF_BIN=${CMAKE_BINARY_DIR}/distrifuse;DF_BENCH=${CMAKE_BINARY_DIR}/distrifuse-bench;DF_MAKE_MODEL=$<TARGET_FILE:df-make-model>;DF_COMPARE=$<TARGET_FILE:df-compare>;DF_MPIEXEC=${MPIEXEC_EXECUTABLE} --oversubscribe")
+endif()

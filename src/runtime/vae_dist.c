@@ -186,13 +186,27 @@ df_status df_vae_decode_dist(df_vae *m, const float *z, int h, int w,
     }
     tt.tiled = tiled;
 
+    // fewer latent rows than ranks (possible with tensor parallelism): rank 0 decodes alone
+    if (h < c.size) {
+        if (c.rank == 0)
+            df_log(DF_LOG_INFO, "VAE decode on rank 0 alone: %d latent rows cannot be cut into "
+                                "%d bands", h, c.size);
+        df_status st = DF_OK;
+        if (c.rank == 0) {
+            st = img ? df_vae_decode(m, z, 1, h, w, img, &o)
+                     : DF_ERROR(DF_ERR_NOMEM, "no image buffer on rank 0");
+            tt.tiled = df_vae_decode_tiles(m, h, w, &o);
+        }
+        tt.bands = 1;
+        MPI_Comm_free(&c.comm);
+        tt.total_s = tt.compute_s = df_time_s() - t_start;
+        if (t) *t = tt;
+        return st;
+    }
+
     // local buffers; every rank learns about any failure before the decode communicates
     df_status st = DF_OK;
-    if (h < c.size)
-        st = DF_ERROR(DF_ERR_ARG, "VAE decode: a latent of %d rows (%d pixels) cannot be cut "
-                      "into %d bands; use at most %d ranks or --no-parallel-vae", h, h * f,
-                      c.size, h);
-    else if (c.rank == 0 && !img)
+    if (c.rank == 0 && !img)
         st = DF_ERROR(DF_ERR_NOMEM, "no image buffer on rank 0");
     float *band = NULL;
     if (st == DF_OK && c.rank != 0) {

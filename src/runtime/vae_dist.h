@@ -33,7 +33,7 @@ typedef struct df_vae_dist_times {
 // allocated: every rank then returns an error). Collective over MPI_COMM_WORLD. In one process
 // (no MPI, or 1 rank) this is df_vae_decode. The dump callback of opts is not used. Errors are
 // agreed on (every rank returns one) where they happen before the decode's communication.
-// DF_ERR_ARG when h < N (a band would be empty).
+// When h < N (a band would be empty) rank 0 decodes alone (t->bands = 1).
 df_status df_vae_decode_dist(df_vae *m, const float *z, int h, int w,
                              const df_vae_decode_opts *opts, float *img, df_vae_dist_times *t);
 

@@ -7,6 +7,7 @@
 //  B. for every size: the N-band decode on rank 0 equals df_vae_decode untiled: rel-L2 <= 1e-5
 //     on the float image, 8-bit images equal within +-1 on >= 99.9% of the values, none off by
 //     more than 3; (1 process: the band code path with one band, no halos);
+//     and one latent row per band;
 //  C. tiled + split (small tiles): within 2x the single-rank tiled-vs-untiled difference;
 //  D. a latent with fewer rows than ranks is decoded by rank 0 alone (same image).
 // Bench mode (not a test): test_mpi_vae --bench MODEL_DIR HxW [tiled] prints per rank the decode
@@ -223,6 +224,9 @@ int main(int argc, char **argv) {
         } else {
             test_size(m, 192, 256); // latent 24 x 32
             test_size(m, 136, 200); // latent 17 x 25: not a multiple of 64, uneven bands
+            g_skip_tiled = 1;
+            test_size(m, g_N * df_vae_scale_factor(m), 64); // one latent row per band
+            g_skip_tiled = 0;
         }
         // D: fewer latent rows than ranks
         if (g_N > 1) {

@@ -434,8 +434,8 @@ df_status df_i_generate(df_model *m, const df_gen_params *p, const df_denoiser *
     }
     const int par_vae = den->decode != NULL && p->parallel_vae; // every process decodes a band
     if (p->decode && (den->root || par_vae)) {
-        t0 = df_time_s();
         if (p->release_weights) df_unet_release_weight_pages(m->unet); // before the decode
+        t0 = df_time_s();
         const float sf = df_vae_get_config(m->vae)->scaling_factor;
         for (size_t i = 0; i < n; i++) x[i] = x[i] / sf; // latents / scaling_factor
         df_vae_decode_opts vo;

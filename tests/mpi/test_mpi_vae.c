@@ -19,6 +19,14 @@
 #include "runtime/vae_dist.h"
 
 #include <stdio.h>
+#include <sys/resource.h>
+
+static double cpu_s(void) { // user + system time of this process
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+           1e-6 * ru.ru_stime.tv_usec;
+}
 
 static int g_N, g_R;
 static int g_skip_tiled; // --no-tiled: only B (large sizes)
@@ -177,13 +185,15 @@ static int bench(const char *dir, int H, int W, int tiled) {
     memset(&o, 0, sizeof o);
     o.tiling = tiled ? DF_VAE_TILING_FORCE : DF_VAE_TILING_OFF;
     df_vae_dist_times t;
+    const double c0 = cpu_s();
     df_status st = df_vae_decode_dist(m, z, h, w, &o, img, &t);
+    const double cpu = cpu_s() - c0;
     const size_t bytes = g_N > 1 ? df_vae_decode_band_bytes(m, h, w, g_R, g_N)
                                  : df_vae_decode_bytes(m, h, w);
-    printf("rank %d/%d %dx%d%s: %s decode %.3f s (compute %.3f, halo %.3f, gather %.3f); "
+    printf("rank %d/%d %dx%d%s: %s decode %.3f s (compute %.3f, halo %.3f, gather %.3f; CPU %.3f s); "
            "planned activations %.1f MiB; peak RSS %.0f MiB (before the decode %.0f MiB)\n",
            g_R, g_N, W, H, tiled ? " tiled" : "", st == DF_OK ? "ok" : df_last_error(), t.total_s,
-           t.compute_s, t.halo_s, t.gather_s, (double)bytes / 1048576.0, df_peak_rss_mb(), rss0);
+           t.compute_s, t.halo_s, t.gather_s, cpu, (double)bytes / 1048576.0, df_peak_rss_mb(), rss0);
     free(z);
     df_free(img);
     df_vae_destroy(m);

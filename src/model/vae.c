@@ -410,8 +410,14 @@ int df_vae_scale_factor(const df_vae *m) {
 
 typedef struct vae_rt {
     const df_vae *m;
-    float *A, *B;       // [max_t] ping-pong activations
+    float *A, *B;       // [max_t] ping-pong activations (or two ends of the arena)
     size_t max_t;
+    // Decoder: A and B live at the two ends of one arena of max_t floats (place_B); the arena
+    // is sized by simulating the layers (dec_arena), so the input and output of every layer fit
+    // side by side. a_low: A is at the low end; a_floats / b_floats: the tensors' sizes.
+    float *arena;
+    int a_low;
+    size_t a_floats, b_floats;
     float *s1, *s2, *s3; // [s_floats] band scratch (normalised input rows / conv out / shortcut)
     size_t s_floats;
     float *wpack, *wsc; // packed conv weights (3x3 / the 1x1 shortcut)
@@ -440,26 +446,28 @@ static int max_channels(const df_vae_config *c) {
     return mx;
 }
 
-// Largest activation (floats) of the decoder of an h x w latent: every up level's input and
-// output (the first resnet of a level reads the previous level's channels at this level's size),
-// and the mid attention's 4 [T][C] work tensors.
-static size_t dec_max_t(const df_vae_config *c, int h, int w) {
-    const int n = c->levels;
+// Arena (floats) of the decoder with A and B at its two ends: max over the layers of input +
+// output (the attention: x + its 4 [T][C] work tensors). h_in: rows of the post_quant_conv
+// input (band decode: the band plus its halo rows), h x w: the decoder's latent (band) size.
+static size_t dec_arena(const df_vae_config *c, int h_in, int h, int w) {
+    const int n = c->levels, top = c->block_out[n - 1];
     const size_t hw = (size_t)h * w;
-    size_t mx = 4 * hw * (size_t)c->block_out[n - 1];
-    int prev = c->block_out[n - 1];
+    size_t s = (size_t)h_in * w * c->latent_channels + hw * top; // post_quant -> conv_in
+    if (2 * hw * top > s) s = 2 * hw * top;                      // mid resnets
+    if (c->mid_attention && 5 * hw * top > s) s = 5 * hw * top;
+    int prev = top;
     size_t px = hw;
     for (int i = 0; i < n; i++) {
         const int out = c->block_out[n - 1 - i];
-        const int cmax = prev > out ? prev : out;
-        if (px * cmax > mx) mx = px * cmax;
+        if (px * (size_t)(prev + out) > s) s = px * (size_t)(prev + out); // resnets (cin prev)
+        if (px * (size_t)(2 * out) > s) s = px * (size_t)(2 * out);
         if (i < n - 1) {
-            px *= 4; // the upsampler writes out channels at twice the size
-            if (px * out > mx) mx = px * out;
+            if (5 * px * (size_t)out > s) s = 5 * px * (size_t)out; // upsampler: x, 4x out
+            px *= 4;
         }
         prev = out;
     }
-    return mx;
+    return s;
 }
 
 static size_t enc_max_t(const df_vae_config *c, int H, int W) {
@@ -485,10 +493,11 @@ static size_t band_floats(const df_vae *m, int wmax) {
     return need > want ? need : want;
 }
 
-static size_t rt_bytes(const df_vae *m, size_t max_t, int wmax) {
+static size_t rt_bytes(const df_vae *m, size_t max_t, int wmax, int arena) {
     const df_vae_config *c = &m->cfg;
     const size_t C = (size_t)max_channels(c);
-    return sizeof(float) * (2 * max_t + 3 * band_floats(m, wmax) + 10 * C * C + 6 * C) +
+    return sizeof(float) * ((arena ? 1 : 2) * max_t + 3 * band_floats(m, wmax) + 10 * C * C +
+                            6 * C) +
            2 * sizeof(double) * (size_t)c->groups;
 }
 
@@ -497,8 +506,12 @@ void df_vae_set_band_floats(df_vae *m, size_t floats) {
 }
 
 static void rt_free(vae_rt *rt) {
-    df_free(rt->A);
-    df_free(rt->B);
+    if (rt->arena) {
+        df_free(rt->arena);
+    } else {
+        df_free(rt->A);
+        df_free(rt->B);
+    }
     df_free(rt->s1);
     df_free(rt->s2);
     df_free(rt->s3);
@@ -517,14 +530,22 @@ static void rt_free(vae_rt *rt) {
     memset(rt, 0, sizeof *rt);
 }
 
-static df_status rt_alloc(vae_rt *rt, const df_vae *m, size_t max_t, int wmax) {
+// arena != 0: one arena of max_t floats for A and B (the decoder; see place_B), else two
+// buffers of max_t floats.
+static df_status rt_alloc(vae_rt *rt, const df_vae *m, size_t max_t, int wmax, int arena) {
     memset(rt, 0, sizeof *rt);
     rt->m = m;
     const size_t C = (size_t)max_channels(&m->cfg);
     rt->max_t = max_t;
     rt->s_floats = band_floats(m, wmax);
-    rt->A = df_malloc(max_t * sizeof(float));
-    rt->B = df_malloc(max_t * sizeof(float));
+    if (arena) {
+        rt->arena = df_malloc(max_t * sizeof(float));
+        rt->A = rt->B = rt->arena;
+        rt->a_low = 1;
+    } else {
+        rt->A = df_malloc(max_t * sizeof(float));
+        rt->B = df_malloc(max_t * sizeof(float));
+    }
     rt->s1 = df_malloc(rt->s_floats * sizeof(float));
     rt->s2 = df_malloc(rt->s_floats * sizeof(float));
     rt->s3 = df_malloc(rt->s_floats * sizeof(float));
@@ -542,15 +563,27 @@ static df_status rt_alloc(vae_rt *rt, const df_vae *m, size_t max_t, int wmax) {
         !rt->stats) {
         rt_free(rt);
         return DF_ERROR(DF_ERR_NOMEM, "VAE activations: %.1f MiB",
-                        (double)rt_bytes(m, max_t, wmax) / (1 << 20));
+                        (double)rt_bytes(m, max_t, wmax, arena) / (1 << 20));
     }
     return DF_OK;
+}
+
+// Arena: points rt->B at `floats` floats at the end opposite to A (whose tensor has a_floats).
+static void place_B(vae_rt *rt, size_t floats) {
+    if (!rt->arena) return;
+    DF_ASSERT(rt->a_floats + floats <= rt->max_t);
+    rt->B = rt->a_low ? rt->arena + (rt->max_t - floats) : rt->arena;
+    rt->b_floats = floats;
 }
 
 static void swap_buffers(vae_rt *rt) {
     float *t = rt->A;
     rt->A = rt->B;
     rt->B = t;
+    rt->a_low = !rt->a_low;
+    size_t f = rt->a_floats;
+    rt->a_floats = rt->b_floats;
+    rt->b_floats = f;
 }
 
 static void dump(vae_rt *rt, const char *name, const float *x, int H, int W, int C) {
@@ -636,6 +669,7 @@ static const float *gn_band(vae_rt *rt, const float *x, int H, int W, int C, int
 //   out = shortcut(x) + conv2(SiLU(GN2(conv1(SiLU(GN1(x))))))
 // x in rt->A [H][W][cin]; result in rt->B [H][W][cout] (buffers swapped on return).
 static void resnet(vae_rt *rt, const vae_resnet *r, int H, int W) {
+    place_B(rt, (size_t)H * W * r->cout);
     const float *x = rt->A;
     float *y = rt->B;
     const int cin = r->cin, cout = r->cout;
@@ -686,6 +720,7 @@ static void resnet(vae_rt *rt, const vae_resnet *r, int H, int W) {
 static void attention(vae_rt *rt, const vae_attn *a, int H, int W) {
     const int C = a->C;
     const size_t T = (size_t)H * W, TC = T * C;
+    place_B(rt, 4 * TC);
     float *x = rt->A;
     float *nrm = rt->B, *q = rt->B + TC, *k = rt->B + 2 * TC, *v = rt->B + 3 * TC;
     gn_prepare(rt, &a->gn, x, H, W);
@@ -724,6 +759,7 @@ static void mid_block(vae_rt *rt, const vae_mid *mb, int H, int W) {
 static void upsample(vae_rt *rt, const vae_conv *c, int H, int W) {
     const int C = c->cin, H2 = 2 * H, W2 = 2 * W;
     const size_t row2 = (size_t)W2 * C;
+    place_B(rt, (size_t)H2 * W2 * c->cout);
     const float *x = rt->A;
     float *y = rt->B;
     pack_conv(rt, c, rt->wpack, rt->bias);
@@ -774,13 +810,20 @@ static void decode_one(vae_rt *rt, const float *z, int h, int w, float *img) {
     const vae_decoder *d = &rt->m->dec;
     const int n = c->levels, L = c->layers_per_block + 1;
     const size_t hw = (size_t)h * w;
+    if (rt->arena) { // a fresh start (tiles reuse the runtime): A at the low end, empty
+        rt->A = rt->arena;
+        rt->a_low = 1;
+    }
+    rt->a_floats = 0;
+    place_B(rt, hw * c->latent_channels);
     if (d->post_quant.w) {
         conv_full(rt, &d->post_quant, z, rt->B, h, w);
     } else {
         memcpy(rt->B, z, hw * c->latent_channels * sizeof(float));
     }
     dump(rt, "post_quant_conv", rt->B, h, w, c->latent_channels);
-    conv_full(rt, &d->conv_in, rt->B, rt->A, h, w);
+    conv_full(rt, &d->conv_in, rt->B, rt->A, h, w); // A: the arena's low end
+    rt->a_floats = hw * d->conv_in.cout;
     dump(rt, "decoder.conv_in", rt->A, h, w, d->conv_in.cout);
     mid_block(rt, &d->mid, h, w);
     dump(rt, "decoder.mid_block", rt->A, h, w, d->mid.r1.cout);
@@ -832,7 +875,7 @@ static long tiled_extent(const tile_plan *p, int n, int f) {
 size_t df_vae_decode_bytes(const df_vae *m, int h, int w) {
     if (!m || h < 1 || w < 1) return 0;
     const int f = df_vae_scale_factor(m);
-    return rt_bytes(m, dec_max_t(&m->cfg, h, w), w * f);
+    return rt_bytes(m, dec_arena(&m->cfg, h, h, w), w * f, 1);
 }
 
 int df_vae_decode_tiles(const df_vae *m, int h, int w, const df_vae_decode_opts *o) {
@@ -958,7 +1001,7 @@ df_status df_vae_decode(df_vae *m, const float *z, int B, int h, int w, float *i
         tw = w < p.tl ? w : p.tl;
     }
     vae_rt rt;
-    DF_TRY(rt_alloc(&rt, m, dec_max_t(c, th, tw), tw * f));
+    DF_TRY(rt_alloc(&rt, m, dec_arena(c, th, th, tw), tw * f, 1));
     if (opts && !tiled) {
         rt.dump = opts->dump;
         rt.dump_user = opts->dump_user;
@@ -993,8 +1036,8 @@ size_t df_vae_decode_band_bytes(const df_vae *m, int h, int w, int k, int n) {
     int r0, r1;
     df_vae_band_split(h, n, k, &r0, &r1);
     const df_vae_config *c = &m->cfg;
-    const int hl = r1 - r0 + 2; // the first layers hold the halo rows too
-    size_t b = rt_bytes(m, dec_max_t(c, hl, w), w * df_vae_scale_factor(m));
+    const int hin = (r0 > 0) + (r1 < h) + r1 - r0; // post_quant_conv reads the halo rows too
+    size_t b = rt_bytes(m, dec_arena(c, hin, r1 - r0, w), w * df_vae_scale_factor(m), 1);
     b += 2 * dec_max_row(c, w) * sizeof(float);
     if (m->dec.mid.has_attn) b += 2 * (size_t)h * w * c->block_out[c->levels - 1] * sizeof(float);
     return b;
@@ -1017,7 +1060,7 @@ df_status df_vae_decode_band(df_vae *m, const float *z, int h, int w, const df_v
     const int a = r0 > 0 ? r0 - 1 : 0, b = r1 < h ? r1 + 1 : h; // latent rows incl. halos
 
     vae_rt rt;
-    df_status st = rt_alloc(&rt, m, dec_max_t(c, hl + 2, w), w * f);
+    df_status st = rt_alloc(&rt, m, dec_arena(c, b - a, hl, w), w * f, 1);
     if (st == DF_OK) {
         rt.halo_floats = dec_max_row(c, w);
         rt.htop = df_malloc(rt.halo_floats * sizeof(float));
@@ -1045,12 +1088,14 @@ df_status df_vae_decode_band(df_vae *m, const float *z, int h, int w, const df_v
 
     // post_quant_conv (1x1) on the band and its halo rows, then conv_in with those halos
     const size_t zrow = (size_t)w * Cl;
+    place_B(&rt, (size_t)(b - a) * zrow);
     if (d->post_quant.w) conv_full(&rt, &d->post_quant, z + (size_t)a * zrow, rt.B, b - a, w);
     else memcpy(rt.B, z + (size_t)a * zrow, (size_t)(b - a) * zrow * sizeof(float));
     pack_conv(&rt, &d->conv_in, rt.wpack, rt.bias);
     df_conv2d(rt.A, rt.B + (size_t)(r0 - a) * zrow, rt.has_top ? rt.B : NULL,
               rt.has_bot ? rt.B + (size_t)(r1 - a) * zrow : NULL, rt.wpack, rt.bias, 1, hl, w, Cl,
               top, 3, 1);
+    rt.a_floats = (size_t)hl * w * top; // conv_in wrote A at the arena's low end
     mid_block(&rt, &d->mid, hl, w);
     int H = hl, W = w;
     for (int i = 0; i < n; i++) {
@@ -1111,7 +1156,7 @@ df_status df_vae_encode(df_vae *m, const float *image, int B, int H, int W, floa
     const int Cl = c->latent_channels;
     const vae_encoder *e = &m->enc;
     vae_rt rt;
-    DF_TRY(rt_alloc(&rt, m, enc_max_t(c, H, W), W));
+    DF_TRY(rt_alloc(&rt, m, enc_max_t(c, H, W), W, 0));
     const int h = H / f, w = W / f;
     const size_t hw = (size_t)h * w;
     float *moments = df_malloc(2 * hw * 2 * Cl * sizeof(float)); // conv_out, quant_conv outputs

@@ -10,9 +10,10 @@
 // (latents / scaling_factor, computed by the caller) and returns the raw decoder output (not
 // clamped; the pipeline maps it with clamp(x/2 + 0.5, 0, 1)).
 //
-// Memory (untiled, per image): two ping-pong activation buffers of the largest tensor
-// (max over levels of H_l * W_l * C_l floats: at 1024^2 SDXL the 256-channel full-resolution
-// tensor, 1.07 GB each), plus bounded band scratch: GroupNorm statistics are taken over the whole
+// Memory (untiled, per image): one activation arena holding each layer's input at one end and
+// its output at the other, sized to the largest input + output pair (at 1024^2 SDXL the first
+// full-resolution resnet: 256 + 128 channels, 1.61 GB; two buffers of the largest tensor took
+// 2.15 GB), plus bounded band scratch: GroupNorm statistics are taken over the whole
 // tensor, then normalisation + SiLU + 3x3 conv run in row bands (with halo rows), so no
 // normalised full-size copy exists. The mid attention uses the tiled online-softmax kernel
 // (df_attention), never a T x T score matrix. Weights stay in their stored dtype and are

@@ -117,6 +117,14 @@ typedef struct df_gen_params {
     int64_t seed;                  // torch CPU generator seed; < 0 = random (default 42)
     int clip_skip;                 // 0 = none; k skips the last k CLIP layers (default 0)
     df_vae_tiling vae_tiling;      // default DF_VAE_TILE_AUTO
+    int parallel_vae;              // under MPI with several ranks: the decode is split into
+                                   // one row band per rank (exact; see runtime/vae_dist.h);
+                                   // 0: rank 0 decodes alone (default 1)
+    int release_weights;           // 1: the resident pages of the mmapped text-encoder weights
+                                   // are dropped after the prompt encoding, the UNet's before
+                                   // the VAE decode (madvise MADV_DONTNEED: the mappings stay,
+                                   // the next generation faults them back in from the page
+                                   // cache); keeps the peak RSS to the largest phase (default 1)
     int decode;                    // 1: run the VAE and return an image; 0: latents only
                                    // (benchmarks; *image stays empty) (default 1)
     int check_finite;              // 1: stop at the first NaN / Inf in the UNet's block outputs
@@ -168,6 +176,10 @@ typedef struct df_timings {
     double vae_s;         // VAE decode + conversion to uint8
     double total_s;
     int unet_calls;       // model evaluations (CFG pairs count once)
+    // Split of vae_s (rank 0): the parallel decode's own computation (incl. the uint8
+    // conversion), its communication inside the decode (halo rows, GroupNorm sums, attention
+    // K/V) and the gather of the image rows to rank 0; halo and gather are 0 without it.
+    double vae_compute_s, vae_halo_s, vae_gather_s;
 } df_timings;
 
 // What a generation actually used (defaults resolved) and how long it took.

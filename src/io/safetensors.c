@@ -676,3 +676,18 @@ done:
     free(order);
     return st;
 }
+
+size_t df_st_release_pages(const df_st_file *f, const void *p, size_t n) {
+    if (!f || !f->map || f->map_size == 0) return 0;
+    uintptr_t m0 = (uintptr_t)f->map, m1 = m0 + f->map_size;
+    uintptr_t a = p ? (uintptr_t)p : m0, b = p ? a + n : m1;
+    if (a < m0) a = m0;
+    if (b > m1) b = m1;
+    if (a >= b) return 0;
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    a &= ~(pg - 1); // the mapping starts page-aligned: rounding outward stays inside it
+    b = (b + pg - 1) & ~(pg - 1);
+    if (b > ((m1 + pg - 1) & ~(pg - 1))) b = (m1 + pg - 1) & ~(pg - 1);
+    if (madvise((void *)a, (size_t)(b - a), MADV_DONTNEED) != 0) return 0;
+    return (size_t)(b - a);
+}

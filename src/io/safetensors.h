@@ -44,6 +44,11 @@ const char *df_st_metadata(const df_st_file *f, const char *key);
 
 // Reads tensor NAME as f32 into dst (capacity n floats); checks the element count and that the
 // dtype is F32/F16/BF16. Error messages name the tensor and the file.
+// Drops the resident pages of the mapping that overlap [p, p + n) (p NULL: the whole mapping)
+// with madvise(MADV_DONTNEED): RSS goes down, the mapping stays valid and a later read faults
+// the pages back in from the page cache (the mapping is read-only, so nothing is lost). Ranges
+// outside the mapping are ignored. Returns the bytes advised.
+size_t df_st_release_pages(const df_st_file *f, const void *p, size_t n);
 df_status df_st_read_f32(const df_st_file *f, const char *name, float *dst, size_t n);
 
 // ---------------------------------------------------------------------------------------------

@@ -598,3 +598,7 @@ df_status df_sd15_encode_prompt(df_clip *te, const int32_t *ids, const int32_t *
     o.last_hidden_state = neg_embeds;
     return df_clip_forward(te, neg_ids, DF_CLIP_TOKENS, &o);
 }
+
+size_t df_clip_release_weight_pages(df_clip *m) {
+    return m ? df_weights_release_pages(m->w) : 0;
+}

@@ -64,6 +64,9 @@ df_status df_clip_create(const df_clip_config *cfg, df_weights *w, df_clip **out
 // model owns the weights.
 df_status df_clip_load(const char *model_dir, const char *component, df_clip **out);
 void df_clip_destroy(df_clip *m); // accepts NULL
+// Drops the resident pages of the mmapped weights (df_weights_release_pages); the encoder stays
+// usable (pages fault back in). Returns the bytes advised.
+size_t df_clip_release_weight_pages(df_clip *m);
 const df_clip_config *df_clip_get_config(const df_clip *m);
 
 // What one forward pass writes; every pointer may be NULL (not wanted). The pass stops after

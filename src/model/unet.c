@@ -1433,3 +1433,7 @@ double df_unet_macs(const df_unet_config *c, int H, int W, int T_text) {
     m += 9.0 * hs[0] * ws[0] * c->block_out[0] * c->out_channels;
     return m;
 }
+
+size_t df_unet_release_weight_pages(df_unet *u) {
+    return u ? df_weights_release_pages(u->w) : 0;
+}

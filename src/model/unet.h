@@ -117,6 +117,9 @@ df_status df_unet_set_weight_cache(df_unet *u, size_t limit_mb);
 // Per-operation profile (CPU time, FLOPs by op class and level) printed to stderr by
 // df_unet_destroy; default: the build option DF_UNET_PROFILE (OFF).
 void df_unet_set_profile(df_unet *u, int on);
+// Drops the resident pages of the mmapped weights (df_weights_release_pages); the UNet stays
+// usable (pages fault back in). Returns the bytes advised.
+size_t df_unet_release_weight_pages(df_unet *u);
 
 // Plans the activation arena for B images of a full latent H x W processed in bands of
 // band_rows rows (band_rows = H for a single rank). band_rows must be divisible by 2^(levels-1)

@@ -410,14 +410,28 @@ int df_vae_scale_factor(const df_vae *m) {
 
 typedef struct vae_rt {
     const df_vae *m;
-    float *A, *B;       // [max_t] ping-pong activations
+    float *A, *B;       // [max_t] ping-pong activations (or two ends of the arena)
     size_t max_t;
+    // Decoder: A and B live at the two ends of one arena of max_t floats (place_B); the arena
+    // is sized by simulating the layers (dec_arena), so the input and output of every layer fit
+    // side by side. a_low: A is at the low end; a_floats / b_floats: the tensors' sizes.
+    float *arena;
+    int a_low;
+    size_t a_floats, b_floats;
     float *s1, *s2, *s3; // [s_floats] band scratch (normalised input rows / conv out / shortcut)
     size_t s_floats;
     float *wpack, *wsc; // packed conv weights (3x3 / the 1x1 shortcut)
     float *bias, *bsc;  // [max channels]
     float *gamma, *beta, *mean, *rstd;
     double *stats;      // [2 * groups]
+    // band decode (df_vae_decode_band); ops NULL otherwise
+    const df_vae_band_ops *ops;
+    int has_top, has_bot; // neighbour band above / below exists
+    float *htop, *hbot;   // [halo_floats] raw halo rows received from the neighbours
+    size_t halo_floats;
+    float *kv;            // [2][Tg][C] gathered K and V of the mid attention
+    int Hg;               // global rows of the current level
+    df_status st;         // first communication failure (later communication is skipped)
     df_vae_dump_fn dump;
     void *dump_user;
     int b;
@@ -432,26 +446,28 @@ static int max_channels(const df_vae_config *c) {
     return mx;
 }
 
-// Largest activation (floats) of the decoder of an h x w latent: every up level's input and
-// output (the first resnet of a level reads the previous level's channels at this level's size),
-// and the mid attention's 4 [T][C] work tensors.
-static size_t dec_max_t(const df_vae_config *c, int h, int w) {
-    const int n = c->levels;
+// Arena (floats) of the decoder with A and B at its two ends: max over the layers of input +
+// output (the attention: x + its 4 [T][C] work tensors). h_in: rows of the post_quant_conv
+// input (band decode: the band plus its halo rows), h x w: the decoder's latent (band) size.
+static size_t dec_arena(const df_vae_config *c, int h_in, int h, int w) {
+    const int n = c->levels, top = c->block_out[n - 1];
     const size_t hw = (size_t)h * w;
-    size_t mx = 4 * hw * (size_t)c->block_out[n - 1];
-    int prev = c->block_out[n - 1];
+    size_t s = (size_t)h_in * w * c->latent_channels + hw * top; // post_quant -> conv_in
+    if (2 * hw * top > s) s = 2 * hw * top;                      // mid resnets
+    if (c->mid_attention && 5 * hw * top > s) s = 5 * hw * top;
+    int prev = top;
     size_t px = hw;
     for (int i = 0; i < n; i++) {
         const int out = c->block_out[n - 1 - i];
-        const int cmax = prev > out ? prev : out;
-        if (px * cmax > mx) mx = px * cmax;
+        if (px * (size_t)(prev + out) > s) s = px * (size_t)(prev + out); // resnets (cin prev)
+        if (px * (size_t)(2 * out) > s) s = px * (size_t)(2 * out);
         if (i < n - 1) {
-            px *= 4; // the upsampler writes out channels at twice the size
-            if (px * out > mx) mx = px * out;
+            if (5 * px * (size_t)out > s) s = 5 * px * (size_t)out; // upsampler: x, 4x out
+            px *= 4;
         }
         prev = out;
     }
-    return mx;
+    return s;
 }
 
 static size_t enc_max_t(const df_vae_config *c, int H, int W) {
@@ -477,10 +493,11 @@ static size_t band_floats(const df_vae *m, int wmax) {
     return need > want ? need : want;
 }
 
-static size_t rt_bytes(const df_vae *m, size_t max_t, int wmax) {
+static size_t rt_bytes(const df_vae *m, size_t max_t, int wmax, int arena) {
     const df_vae_config *c = &m->cfg;
     const size_t C = (size_t)max_channels(c);
-    return sizeof(float) * (2 * max_t + 3 * band_floats(m, wmax) + 10 * C * C + 6 * C) +
+    return sizeof(float) * ((arena ? 1 : 2) * max_t + 3 * band_floats(m, wmax) + 10 * C * C +
+                            6 * C) +
            2 * sizeof(double) * (size_t)c->groups;
 }
 
@@ -489,8 +506,12 @@ void df_vae_set_band_floats(df_vae *m, size_t floats) {
 }
 
 static void rt_free(vae_rt *rt) {
-    df_free(rt->A);
-    df_free(rt->B);
+    if (rt->arena) {
+        df_free(rt->arena);
+    } else {
+        df_free(rt->A);
+        df_free(rt->B);
+    }
     df_free(rt->s1);
     df_free(rt->s2);
     df_free(rt->s3);
@@ -503,17 +524,28 @@ static void rt_free(vae_rt *rt) {
     df_free(rt->mean);
     df_free(rt->rstd);
     df_free(rt->stats);
+    df_free(rt->htop);
+    df_free(rt->hbot);
+    df_free(rt->kv);
     memset(rt, 0, sizeof *rt);
 }
 
-static df_status rt_alloc(vae_rt *rt, const df_vae *m, size_t max_t, int wmax) {
+// arena != 0: one arena of max_t floats for A and B (the decoder; see place_B), else two
+// buffers of max_t floats.
+static df_status rt_alloc(vae_rt *rt, const df_vae *m, size_t max_t, int wmax, int arena) {
     memset(rt, 0, sizeof *rt);
     rt->m = m;
     const size_t C = (size_t)max_channels(&m->cfg);
     rt->max_t = max_t;
     rt->s_floats = band_floats(m, wmax);
-    rt->A = df_malloc(max_t * sizeof(float));
-    rt->B = df_malloc(max_t * sizeof(float));
+    if (arena) {
+        rt->arena = df_malloc(max_t * sizeof(float));
+        rt->A = rt->B = rt->arena;
+        rt->a_low = 1;
+    } else {
+        rt->A = df_malloc(max_t * sizeof(float));
+        rt->B = df_malloc(max_t * sizeof(float));
+    }
     rt->s1 = df_malloc(rt->s_floats * sizeof(float));
     rt->s2 = df_malloc(rt->s_floats * sizeof(float));
     rt->s3 = df_malloc(rt->s_floats * sizeof(float));
@@ -531,15 +563,27 @@ static df_status rt_alloc(vae_rt *rt, const df_vae *m, size_t max_t, int wmax) {
         !rt->stats) {
         rt_free(rt);
         return DF_ERROR(DF_ERR_NOMEM, "VAE activations: %.1f MiB",
-                        (double)rt_bytes(m, max_t, wmax) / (1 << 20));
+                        (double)rt_bytes(m, max_t, wmax, arena) / (1 << 20));
     }
     return DF_OK;
+}
+
+// Arena: points rt->B at `floats` floats at the end opposite to A (whose tensor has a_floats).
+static void place_B(vae_rt *rt, size_t floats) {
+    if (!rt->arena) return;
+    DF_ASSERT(rt->a_floats + floats <= rt->max_t);
+    rt->B = rt->a_low ? rt->arena + (rt->max_t - floats) : rt->arena;
+    rt->b_floats = floats;
 }
 
 static void swap_buffers(vae_rt *rt) {
     float *t = rt->A;
     rt->A = rt->B;
     rt->B = t;
+    rt->a_low = !rt->a_low;
+    size_t f = rt->a_floats;
+    rt->a_floats = rt->b_floats;
+    rt->b_floats = f;
 }
 
 static void dump(vae_rt *rt, const char *name, const float *x, int H, int W, int C) {
@@ -564,13 +608,29 @@ static void conv_full(vae_rt *rt, const vae_conv *c, const float *x, float *y, i
     df_conv2d(y, x, NULL, NULL, rt->wpack, rt->bias, 1, H, W, c->cin, c->cout, c->k, 1);
 }
 
-// GroupNorm statistics of the whole x [T][C] -> rt->mean/rstd; affine parameters -> gamma/beta.
-static void gn_prepare(vae_rt *rt, const vae_norm *g, const float *x, size_t T) {
+// GroupNorm statistics of the whole x [H][W][C] -> rt->mean/rstd; affine parameters ->
+// gamma/beta. Band decode: the double sums of every band are added up (global statistics over
+// rt->Hg rows).
+static void gn_prepare(vae_rt *rt, const vae_norm *g, const float *x, int H, int W) {
     const int G = rt->m->cfg.groups, C = g->C;
-    df_group_norm_stats(rt->stats, x, (int)T, C, G);
-    df_group_norm_finalize(rt->mean, rt->rstd, rt->stats, G, (double)T * (C / G), VAE_EPS);
+    df_group_norm_stats(rt->stats, x, H * W, C, G);
+    double T = (double)H * W;
+    if (rt->ops) {
+        if (rt->st == DF_OK) rt->st = rt->ops->allreduce_f64(rt->ops->user, rt->stats, 2 * G);
+        T = (double)rt->Hg * W;
+    }
+    df_group_norm_finalize(rt->mean, rt->rstd, rt->stats, G, T * (C / G), VAE_EPS);
     cvt(rt->gamma, g->w);
     cvt(rt->beta, g->b);
+}
+
+// Band decode: the neighbours' boundary rows of x [H][W][C] -> rt->htop / rt->hbot.
+static void exchange(vae_rt *rt, const float *x, int H, int W, int C) {
+    if (!rt->ops || rt->st != DF_OK) return;
+    const size_t row = (size_t)W * C;
+    DF_ASSERT(row <= rt->halo_floats);
+    rt->st = rt->ops->halo(rt->ops->user, x, x + (size_t)(H - 1) * row,
+                           rt->has_top ? rt->htop : NULL, rt->has_bot ? rt->hbot : NULL, row);
 }
 
 // Rows per band so that (rows + 2) input rows of cin and rows output rows of cout fit s_floats.
@@ -583,16 +643,25 @@ static int band_rows(const vae_rt *rt, int W, int cin, int cout) {
 }
 
 // GroupNorm + SiLU (prepared) of x rows [r0-1, r1+1) ∩ [0, H) into rt->s1, laid out so that
-// row r0 is at s1 + W*C; sets the conv halo pointers (NULL at the image border).
+// row r0 is at s1 + W*C; sets the conv halo pointers (NULL at the image border). Band decode:
+// row -1 / H are the neighbours' rows (rt->htop / rt->hbot, exchanged before).
 static const float *gn_band(vae_rt *rt, const float *x, int H, int W, int C, int r0, int r1,
                             const float **top, const float **bot) {
     const size_t row = (size_t)W * C;
+    const int G = rt->m->cfg.groups;
     const int a = r0 > 0 ? r0 - 1 : 0, b = r1 < H ? r1 + 1 : H;
     float *dst = rt->s1 + (size_t)(a - (r0 - 1)) * row;
     df_group_norm_apply(dst, x + (size_t)a * row, rt->mean, rt->rstd, rt->gamma, rt->beta,
-                        (b - a) * W, C, rt->m->cfg.groups, 1);
-    *top = r0 > 0 ? rt->s1 : NULL;
-    *bot = r1 < H ? rt->s1 + (size_t)(1 + r1 - r0) * row : NULL;
+                        (b - a) * W, C, G, 1);
+    const int ht = r0 > 0 || rt->has_top, hb = r1 < H || rt->has_bot;
+    if (r0 == 0 && ht)
+        df_group_norm_apply(rt->s1, rt->htop, rt->mean, rt->rstd, rt->gamma, rt->beta, W, C, G,
+                            1);
+    if (r1 == H && hb)
+        df_group_norm_apply(rt->s1 + (size_t)(1 + r1 - r0) * row, rt->hbot, rt->mean, rt->rstd,
+                            rt->gamma, rt->beta, W, C, G, 1);
+    *top = ht ? rt->s1 : NULL;
+    *bot = hb ? rt->s1 + (size_t)(1 + r1 - r0) * row : NULL;
     return rt->s1 + row;
 }
 
@@ -600,15 +669,16 @@ static const float *gn_band(vae_rt *rt, const float *x, int H, int W, int C, int
 //   out = shortcut(x) + conv2(SiLU(GN2(conv1(SiLU(GN1(x))))))
 // x in rt->A [H][W][cin]; result in rt->B [H][W][cout] (buffers swapped on return).
 static void resnet(vae_rt *rt, const vae_resnet *r, int H, int W) {
+    place_B(rt, (size_t)H * W * r->cout);
     const float *x = rt->A;
     float *y = rt->B;
-    const size_t T = (size_t)H * W;
     const int cin = r->cin, cout = r->cout;
     const int band = band_rows(rt, W, cin > cout ? cin : cout, cout);
     const float *top, *bot, *mid;
 
     // conv1(SiLU(GN1(x))) -> y
-    gn_prepare(rt, &r->n1, x, T);
+    gn_prepare(rt, &r->n1, x, H, W);
+    exchange(rt, x, H, W, cin);
     pack_conv(rt, &r->c1, rt->wpack, rt->bias);
     for (int r0 = 0; r0 < H; r0 += band) {
         const int r1 = r0 + band < H ? r0 + band : H;
@@ -618,7 +688,8 @@ static void resnet(vae_rt *rt, const vae_resnet *r, int H, int W) {
     }
 
     // conv2(SiLU(GN2(y))) + shortcut(x) -> y, each band written one band late
-    gn_prepare(rt, &r->n2, y, T);
+    gn_prepare(rt, &r->n2, y, H, W);
+    exchange(rt, y, H, W, cout);
     pack_conv(rt, &r->c2, rt->wpack, rt->bias);
     if (r->sc.w) pack_conv(rt, &r->sc, rt->wsc, rt->bsc);
     int pend0 = -1, pend1 = -1; // band whose output waits in s2
@@ -649,9 +720,10 @@ static void resnet(vae_rt *rt, const vae_resnet *r, int H, int W) {
 static void attention(vae_rt *rt, const vae_attn *a, int H, int W) {
     const int C = a->C;
     const size_t T = (size_t)H * W, TC = T * C;
+    place_B(rt, 4 * TC);
     float *x = rt->A;
     float *nrm = rt->B, *q = rt->B + TC, *k = rt->B + 2 * TC, *v = rt->B + 3 * TC;
-    gn_prepare(rt, &a->gn, x, T);
+    gn_prepare(rt, &a->gn, x, H, W);
     df_group_norm_apply(nrm, x, rt->mean, rt->rstd, rt->gamma, rt->beta, (int)T, C,
                         rt->m->cfg.groups, 0);
     const df_st_tensor *pw[3] = {a->q_w, a->k_w, a->v_w}, *pb[3] = {a->q_b, a->k_b, a->v_b};
@@ -661,7 +733,17 @@ static void attention(vae_rt *rt, const vae_attn *a, int H, int W) {
         cvt(rt->bias, pb[i]);
         df_linear(dst[i], nrm, rt->wpack, rt->bias, (int)T, C, C, 0);
     }
-    df_attention(nrm, C, q, C, k, C, v, C, (int)T, (int)T, 1, C);
+    int Tk = (int)T;
+    if (rt->ops) { // queries of this band against the keys / values of all bands
+        Tk = rt->Hg * W;
+        float *kg = rt->kv, *vg = rt->kv + (size_t)Tk * C;
+        if (rt->st == DF_OK)
+            rt->st = rt->ops->allgather_rows(rt->ops->user, k, kg, rt->Hg, (size_t)W * C);
+        if (rt->st == DF_OK)
+            rt->st = rt->ops->allgather_rows(rt->ops->user, v, vg, rt->Hg, (size_t)W * C);
+        k = kg, v = vg;
+    }
+    df_attention(nrm, C, q, C, k, C, v, C, (int)T, Tk, 1, C);
     cvt(rt->wpack, a->o_w);
     cvt(rt->bias, a->o_b);
     df_linear(x, nrm, rt->wpack, rt->bias, (int)T, C, C, 1); // residual: x += out
@@ -677,25 +759,31 @@ static void mid_block(vae_rt *rt, const vae_mid *mb, int H, int W) {
 static void upsample(vae_rt *rt, const vae_conv *c, int H, int W) {
     const int C = c->cin, H2 = 2 * H, W2 = 2 * W;
     const size_t row2 = (size_t)W2 * C;
+    place_B(rt, (size_t)H2 * W2 * c->cout);
     const float *x = rt->A;
     float *y = rt->B;
     pack_conv(rt, c, rt->wpack, rt->bias);
     const int band = band_rows(rt, W2, C, c->cout);
+    exchange(rt, x, H, W, C); // band decode: source rows -1 and H feed upsampled rows -1, 2H
     for (int r0 = 0; r0 < H2; r0 += band) {
         const int r1 = r0 + band < H2 ? r0 + band : H2;
-        const int a = r0 > 0 ? r0 - 1 : 0, b = r1 < H2 ? r1 + 1 : H2;
+        const int ht = r0 > 0 || rt->has_top, hb = r1 < H2 || rt->has_bot;
+        const int a = ht ? r0 - 1 : 0, b = hb ? r1 + 1 : H2;
         for (int u = a; u < b; u++) { // upsampled row u = input row u/2, columns doubled
-            const float *src = x + (size_t)(u / 2) * W * C;
+            const float *src = u < 0     ? rt->htop
+                               : u >= H2 ? rt->hbot
+                                         : x + (size_t)(u / 2) * W * C;
             float *dst = rt->s1 + (size_t)(u - (r0 - 1)) * row2;
             for (int xx = 0; xx < W; xx++) {
                 memcpy(dst + (size_t)(2 * xx) * C, src + (size_t)xx * C, C * sizeof(float));
                 memcpy(dst + (size_t)(2 * xx + 1) * C, src + (size_t)xx * C, C * sizeof(float));
             }
         }
-        df_conv2d(y + (size_t)r0 * W2 * c->cout, rt->s1 + row2, r0 > 0 ? rt->s1 : NULL,
-                  r1 < H2 ? rt->s1 + (size_t)(1 + r1 - r0) * row2 : NULL, rt->wpack, rt->bias, 1,
+        df_conv2d(y + (size_t)r0 * W2 * c->cout, rt->s1 + row2, ht ? rt->s1 : NULL,
+                  hb ? rt->s1 + (size_t)(1 + r1 - r0) * row2 : NULL, rt->wpack, rt->bias, 1,
                   r1 - r0, W2, C, c->cout, 3, 1);
     }
+    rt->Hg *= 2;
     swap_buffers(rt);
 }
 
@@ -703,7 +791,8 @@ static void upsample(vae_rt *rt, const vae_conv *c, int H, int W) {
 static void norm_conv_out(vae_rt *rt, const vae_norm *g, const vae_conv *c, float *out, int H,
                           int W) {
     const float *x = rt->A;
-    gn_prepare(rt, g, x, (size_t)H * W);
+    gn_prepare(rt, g, x, H, W);
+    exchange(rt, x, H, W, c->cin);
     pack_conv(rt, c, rt->wpack, rt->bias);
     const int band = band_rows(rt, W, c->cin, c->cout);
     for (int r0 = 0; r0 < H; r0 += band) {
@@ -721,13 +810,20 @@ static void decode_one(vae_rt *rt, const float *z, int h, int w, float *img) {
     const vae_decoder *d = &rt->m->dec;
     const int n = c->levels, L = c->layers_per_block + 1;
     const size_t hw = (size_t)h * w;
+    if (rt->arena) { // a fresh start (tiles reuse the runtime): A at the low end, empty
+        rt->A = rt->arena;
+        rt->a_low = 1;
+    }
+    rt->a_floats = 0;
+    place_B(rt, hw * c->latent_channels);
     if (d->post_quant.w) {
         conv_full(rt, &d->post_quant, z, rt->B, h, w);
     } else {
         memcpy(rt->B, z, hw * c->latent_channels * sizeof(float));
     }
     dump(rt, "post_quant_conv", rt->B, h, w, c->latent_channels);
-    conv_full(rt, &d->conv_in, rt->B, rt->A, h, w);
+    conv_full(rt, &d->conv_in, rt->B, rt->A, h, w); // A: the arena's low end
+    rt->a_floats = hw * d->conv_in.cout;
     dump(rt, "decoder.conv_in", rt->A, h, w, d->conv_in.cout);
     mid_block(rt, &d->mid, h, w);
     dump(rt, "decoder.mid_block", rt->A, h, w, d->mid.r1.cout);
@@ -779,7 +875,7 @@ static long tiled_extent(const tile_plan *p, int n, int f) {
 size_t df_vae_decode_bytes(const df_vae *m, int h, int w) {
     if (!m || h < 1 || w < 1) return 0;
     const int f = df_vae_scale_factor(m);
-    return rt_bytes(m, dec_max_t(&m->cfg, h, w), w * f);
+    return rt_bytes(m, dec_arena(&m->cfg, h, h, w), w * f, 1);
 }
 
 int df_vae_decode_tiles(const df_vae *m, int h, int w, const df_vae_decode_opts *o) {
@@ -905,7 +1001,7 @@ df_status df_vae_decode(df_vae *m, const float *z, int B, int h, int w, float *i
         tw = w < p.tl ? w : p.tl;
     }
     vae_rt rt;
-    DF_TRY(rt_alloc(&rt, m, dec_max_t(c, th, tw), tw * f));
+    DF_TRY(rt_alloc(&rt, m, dec_arena(c, th, th, tw), tw * f, 1));
     if (opts && !tiled) {
         rt.dump = opts->dump;
         rt.dump_user = opts->dump_user;
@@ -918,6 +1014,99 @@ df_status df_vae_decode(df_vae *m, const float *z, int B, int h, int w, float *i
         if (tiled) st = decode_tiled(&rt, &p, z + b * zin, h, w, image + b * out);
         else decode_one(&rt, z + b * zin, h, w, image + b * out);
     }
+    rt_free(&rt);
+    return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Band decode (patch parallel; see vae.h)
+
+void df_vae_band_split(int R, int n, int k, int *r0, int *r1) {
+    *r0 = (int)((int64_t)k * R / n);
+    *r1 = (int)((int64_t)(k + 1) * R / n);
+}
+
+// Largest row of any decoder tensor (floats): the halo buffers.
+static size_t dec_max_row(const df_vae_config *c, int w) {
+    return (size_t)w * ((size_t)1 << (c->levels - 1)) * (size_t)max_channels(c);
+}
+
+size_t df_vae_decode_band_bytes(const df_vae *m, int h, int w, int k, int n) {
+    if (!m || h < 1 || w < 1 || n < 1 || k < 0 || k >= n) return 0;
+    int r0, r1;
+    df_vae_band_split(h, n, k, &r0, &r1);
+    const df_vae_config *c = &m->cfg;
+    const int hin = (r0 > 0) + (r1 < h) + r1 - r0; // post_quant_conv reads the halo rows too
+    size_t b = rt_bytes(m, dec_arena(c, hin, r1 - r0, w), w * df_vae_scale_factor(m), 1);
+    b += 2 * dec_max_row(c, w) * sizeof(float);
+    if (m->dec.mid.has_attn) b += 2 * (size_t)h * w * c->block_out[c->levels - 1] * sizeof(float);
+    return b;
+}
+
+df_status df_vae_decode_band(df_vae *m, const float *z, int h, int w, const df_vae_band_ops *ops,
+                             float *img) {
+    DF_FAIL_IF(!m || !z || !ops || !img, DF_ERR_ARG, "NULL argument");
+    DF_FAIL_IF(ops->n < 1 || ops->k < 0 || ops->k >= ops->n, DF_ERR_ARG, "band %d of %d",
+               ops->k, ops->n);
+    DF_FAIL_IF(h < ops->n || w < 1 || h > 65536 || w > 65536, DF_ERR_ARG,
+               "a %dx%d latent cannot be cut into %d bands of at least one row", h, w, ops->n);
+    const df_vae_config *c = &m->cfg;
+    const vae_decoder *d = &m->dec;
+    const int f = df_vae_scale_factor(m), Cl = c->latent_channels, n = c->levels;
+    const int L = c->layers_per_block + 1, top = d->conv_in.cout;
+    int r0, r1;
+    df_vae_band_split(h, ops->n, ops->k, &r0, &r1);
+    const int hl = r1 - r0;
+    const int a = r0 > 0 ? r0 - 1 : 0, b = r1 < h ? r1 + 1 : h; // latent rows incl. halos
+
+    vae_rt rt;
+    df_status st = rt_alloc(&rt, m, dec_arena(c, b - a, hl, w), w * f, 1);
+    if (st == DF_OK) {
+        rt.halo_floats = dec_max_row(c, w);
+        rt.htop = df_malloc(rt.halo_floats * sizeof(float));
+        rt.hbot = df_malloc(rt.halo_floats * sizeof(float));
+        if (d->mid.has_attn) rt.kv = df_malloc(2 * (size_t)h * w * top * sizeof(float));
+        if (!rt.htop || !rt.hbot || (d->mid.has_attn && !rt.kv)) {
+            rt_free(&rt);
+            st = DF_ERROR(DF_ERR_NOMEM, "VAE band buffers (%d latent rows of %d)", hl, h);
+        }
+    }
+    // every band learns whether all could allocate before any halo traffic
+    double fail = st != DF_OK;
+    df_status cs = ops->allreduce_f64(ops->user, &fail, 1);
+    if (st != DF_OK) return st;
+    if (cs != DF_OK || fail != 0) {
+        rt_free(&rt);
+        return cs != DF_OK ? cs
+                           : DF_ERROR(DF_ERR_NOMEM, "VAE band decode: another band failed to "
+                                                    "allocate its buffers");
+    }
+    rt.ops = ops;
+    rt.has_top = r0 > 0;
+    rt.has_bot = r1 < h;
+    rt.Hg = h;
+
+    // post_quant_conv (1x1) on the band and its halo rows, then conv_in with those halos
+    const size_t zrow = (size_t)w * Cl;
+    place_B(&rt, (size_t)(b - a) * zrow);
+    if (d->post_quant.w) conv_full(&rt, &d->post_quant, z + (size_t)a * zrow, rt.B, b - a, w);
+    else memcpy(rt.B, z + (size_t)a * zrow, (size_t)(b - a) * zrow * sizeof(float));
+    pack_conv(&rt, &d->conv_in, rt.wpack, rt.bias);
+    df_conv2d(rt.A, rt.B + (size_t)(r0 - a) * zrow, rt.has_top ? rt.B : NULL,
+              rt.has_bot ? rt.B + (size_t)(r1 - a) * zrow : NULL, rt.wpack, rt.bias, 1, hl, w, Cl,
+              top, 3, 1);
+    rt.a_floats = (size_t)hl * w * top; // conv_in wrote A at the arena's low end
+    mid_block(&rt, &d->mid, hl, w);
+    int H = hl, W = w;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < L; j++) resnet(&rt, &d->res[i * L + j], H, W);
+        if (i < n - 1) {
+            upsample(&rt, &d->up[i], H, W);
+            H *= 2, W *= 2;
+        }
+    }
+    norm_conv_out(&rt, &d->norm_out, &d->conv_out, img, H, W);
+    st = rt.st;
     rt_free(&rt);
     return st;
 }
@@ -967,7 +1156,7 @@ df_status df_vae_encode(df_vae *m, const float *image, int B, int H, int W, floa
     const int Cl = c->latent_channels;
     const vae_encoder *e = &m->enc;
     vae_rt rt;
-    DF_TRY(rt_alloc(&rt, m, enc_max_t(c, H, W), W));
+    DF_TRY(rt_alloc(&rt, m, enc_max_t(c, H, W), W, 0));
     const int h = H / f, w = W / f;
     const size_t hw = (size_t)h * w;
     float *moments = df_malloc(2 * hw * 2 * Cl * sizeof(float)); // conv_out, quant_conv outputs

@@ -10,9 +10,10 @@
 // (latents / scaling_factor, computed by the caller) and returns the raw decoder output (not
 // clamped; the pipeline maps it with clamp(x/2 + 0.5, 0, 1)).
 //
-// Memory (untiled, per image): two ping-pong activation buffers of the largest tensor
-// (max over levels of H_l * W_l * C_l floats: at 1024^2 SDXL the 256-channel full-resolution
-// tensor, 1.07 GB each), plus bounded band scratch: GroupNorm statistics are taken over the whole
+// Memory (untiled, per image): one activation arena holding each layer's input at one end and
+// its output at the other, sized to the largest input + output pair (at 1024^2 SDXL the first
+// full-resolution resnet: 256 + 128 channels, 1.61 GB; two buffers of the largest tensor took
+// 2.15 GB), plus bounded band scratch: GroupNorm statistics are taken over the whole
 // tensor, then normalisation + SiLU + 3x3 conv run in row bands (with halo rows), so no
 // normalised full-size copy exists. The mid attention uses the tiled online-softmax kernel
 // (df_attention), never a T x T score matrix. Weights stay in their stored dtype and are
@@ -110,6 +111,45 @@ size_t df_vae_decode_bytes(const df_vae *m, int h, int w);
 void df_vae_set_band_floats(df_vae *m, size_t floats);
 // 1 if df_vae_decode would tile with these options, 0 if not.
 int df_vae_decode_tiles(const df_vae *m, int h, int w, const df_vae_decode_opts *opts);
+
+// ---------------------------------------------------------------------------------------------
+// Patch-parallel (band) decode. The latent's h rows are cut into n bands (df_vae_band_split);
+// band k decodes image rows [f*r0, f*r1) of its latent rows [r0, r1) and the result equals the
+// whole decode (up to float rounding): every 3x3 conv gets one halo row above and below from the
+// neighbouring bands (the nearest x2 upsample + conv needs the neighbours' source rows), every
+// GroupNorm sums its double statistics over all bands (the same sums the single decode takes),
+// and the mid attention splits by query rows with the K/V of all bands gathered (key order = the
+// global token order). The communication is supplied by the caller (MPI in
+// src/runtime/vae_dist.c; this file stays MPI-free).
+
+// Rows [*r0, *r1) of band k of n over R rows: r0 = floor(k*R/n), r1 = floor((k+1)*R/n). Band
+// heights differ by at most one; each band has >= 1 row iff R >= n.
+void df_vae_band_split(int R, int n, int k, int *r0, int *r1);
+
+typedef struct df_vae_band_ops {
+    void *user;
+    int k, n; // this band and the band count (band k - 1 is above, k + 1 below)
+    // In-place sum of n doubles over all bands (same order of addition on every band).
+    df_status (*allreduce_f64)(void *user, double *buf, size_t n);
+    // Halo rows of `floats` floats: sends `first` to band k-1 and `last` to band k+1; receives
+    // band k-1's last row into `top` and band k+1's first row into `bot` (NULL: no neighbour).
+    df_status (*halo)(void *user, const float *first, const float *last, float *top,
+                      float *bot, size_t floats);
+    // All-gather of row blocks: band j contributes its rows of df_vae_band_split(R, n, j), each
+    // row_floats floats; recv [R][row_floats] in row order on every band.
+    df_status (*allgather_rows)(void *user, const float *send, float *recv, int R,
+                                size_t row_floats);
+} df_vae_band_ops;
+
+// Band ops->k of ops->n of the untiled decode of one image: z [h][w][latent] (the WHOLE latent;
+// every band holds it) -> img [f*(r1-r0)][f*w][out_channels] (this band's rows). Collective
+// over the bands (each calls it with the same z, h, w). DF_ERR_ARG if h < n. A local failure
+// (allocation) is agreed on through allreduce_f64 before any other communication, so every band
+// returns an error.
+df_status df_vae_decode_band(df_vae *m, const float *z, int h, int w, const df_vae_band_ops *ops,
+                             float *img);
+// Activation bytes of band k of n (as df_vae_decode_bytes, plus the gathered K/V and halos).
+size_t df_vae_decode_band_bytes(const df_vae *m, int h, int w, int k, int n);
 
 // Encoder (img2img; the model must be created with_encoder): image [B][H][W][in_channels] in
 // [-1, 1] -> mean, logvar [B][H/f][W/f][latent_channels] (logvar clamped to [-30, 20], as

@@ -21,6 +21,7 @@ typedef struct wentry {
 struct df_weights {
     char *label;         // file path (+ component) for messages
     df_st_file *file;    // owned file (df_weights_open) or NULL
+    const df_st_file *src; // the file the views point into (owned or borrowed) or NULL
     wentry *e;           // [count]
     int count, cap;
     int *index;          // [index_cap] entry index + 1, 0 = empty
@@ -206,6 +207,7 @@ df_status df_weights_open(const char *path, df_weights **out) {
         return st;
     }
     w->file = f;
+    w->src = f;
     int n = df_st_count(f);
     for (int i = 0; i < n && st == DF_OK; i++) {
         const df_st_tensor *t = df_st_get(f, i);
@@ -300,6 +302,7 @@ df_status df_weights_from_single(const df_st_file *f, const char *component, df_
     snprintf(label, sizeof label, "%s (%s)", df_st_path(f), component);
     df_weights *w = NULL;
     DF_TRY(df_i_weights_create(label, &w));
+    w->src = f;
     df_status st = DF_OK;
     char name[512];
     int n = df_st_count(f);
@@ -404,4 +407,12 @@ int df_weights_count(const df_weights *w) {
 
 const df_st_tensor *df_weights_at(const df_weights *w, int i) {
     return (i >= 0 && i < w->count) ? &w->e[i].t : NULL;
+}
+
+size_t df_weights_release_pages(const df_weights *w) {
+    if (!w || !w->src) return 0;
+    size_t n = 0;
+    for (int k = 0; k < w->count; k++)
+        if (!w->e[k].owned) n += df_st_release_pages(w->src, w->e[k].t.data, w->e[k].t.nbytes);
+    return n;
 }

@@ -34,6 +34,10 @@ df_status df_weights_get(df_weights *w, const char *name, int ndim, const int64_
 // NULL, writes up to cap bytes listing the first few names.
 int df_weights_unused(const df_weights *w, const char *prefix, char *msg, size_t cap);
 const char *df_weights_path(const df_weights *w);
+// Drops the resident pages of the table's file-mapped tensors (df_st_release_pages; owned data
+// and memory outside the mapping are untouched). The views stay valid: a later use faults the
+// pages back in. Returns the bytes advised.
+size_t df_weights_release_pages(const df_weights *w);
 // Iteration over all entries (diffusers names), in insertion order; 0 <= i < count.
 int df_weights_count(const df_weights *w);
 const df_st_tensor *df_weights_at(const df_weights *w, int i);

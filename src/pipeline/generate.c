@@ -42,6 +42,8 @@ df_gen_params df_gen_params_default(void) {
     p.clip_skip = 0;
     p.vae_tiling = DF_VAE_TILE_AUTO;
     p.decode = 1;
+    p.parallel_vae = 1;
+    p.release_weights = 1;
     p.threads = 0;
     return p;
 }
@@ -149,6 +151,7 @@ void df_i_denoiser_single(df_denoiser *d, df_denoiser_single_state *state) {
     d->begin = single_begin;
     d->eval = single_eval;
     d->end = NULL;
+    d->decode = NULL;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,6 +426,10 @@ static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser
         }
     }
     gi.timings.text_encode_s = df_time_s() - t0;
+    if (p->release_weights) { // the encoders are done: their pages leave the RSS (issue 11.8)
+        df_clip_release_weight_pages(m->te1);
+        df_clip_release_weight_pages(m->te2);
+    }
 
     // ---- 2. scheduler and initial latents (sdxl.md §7.1 steps 2-3, §7.3)
     {
@@ -525,7 +532,9 @@ static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser
         nhwc_to_nchw(x, nchw, C, h, w);
         if ((st = write_latent(p->save_latent, nchw, C, h, w)) != DF_OK) goto done;
     }
-    if (den->root && p->decode) {
+    const int par_vae = den->decode != NULL && p->parallel_vae; // every process decodes a band
+    if (p->decode && (den->root || par_vae)) {
+        if (p->release_weights) df_unet_release_weight_pages(m->unet); // before the decode
         t0 = df_time_s();
         const float sf = df_vae_get_config(m->vae)->scaling_factor;
         for (size_t i = 0; i < n; i++) x[i] = x[i] / sf; // latents / scaling_factor
@@ -537,28 +546,48 @@ static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser
         gi.vae_tiled = df_vae_decode_tiles(m->vae, h, w, &vo);
         const int HP = h * f, WP = w * f;
         const int oc = df_vae_get_config(m->vae)->out_channels;
-        if (oc != 3) {
+        if (oc != 3) { // a model property: the same on every process
             st = DF_ERROR(DF_ERR_UNSUPPORTED, "VAE decodes %d channels (RGB expected)", oc);
             goto done;
         }
         size_t npx = df_image_bytes(WP, HP);
-        img_f = df_malloc(npx * sizeof(float));
-        image->rgb = df_malloc(npx);
-        if (!img_f || !image->rgb) {
-            df_free(image->rgb);
-            image->rgb = NULL;
-            st = DF_ERROR(DF_ERR_NOMEM, "image buffers %dx%d", WP, HP);
+        if (den->root) {
+            img_f = df_malloc(npx * sizeof(float));
+            image->rgb = df_malloc(npx);
+            if (!img_f || !image->rgb) {
+                df_free(image->rgb);
+                image->rgb = NULL;
+                df_free(img_f);
+                img_f = NULL;
+                if (!par_vae) {
+                    st = DF_ERROR(DF_ERR_NOMEM, "image buffers %dx%d", WP, HP);
+                    goto done;
+                }
+            }
+        }
+        if (par_vae) {
+            // a NULL image on the root makes every process fail together
+            st = den->decode(den->self, m->vae, x, h, w, &vo, img_f, &gi.timings, &gi.vae_tiled);
+            if (st == DF_OK && den->root && !img_f)
+                st = DF_ERROR(DF_ERR_NOMEM, "image buffers %dx%d", WP, HP);
+        } else {
+            st = df_vae_decode(m->vae, x, 1, h, w, img_f, &vo);
+        }
+        if (st != DF_OK) {
+            if (den->root) {
+                df_free(image->rgb);
+                image->rgb = NULL;
+            }
             goto done;
         }
-        if ((st = df_vae_decode(m->vae, x, 1, h, w, img_f, &vo)) != DF_OK) {
-            df_free(image->rgb);
-            image->rgb = NULL;
-            goto done;
+        if (den->root) {
+            to_uint8(img_f, npx, image->rgb);
+            image->width = WP;
+            image->height = HP;
         }
-        to_uint8(img_f, npx, image->rgb);
-        image->width = WP;
-        image->height = HP;
         gi.timings.vae_s = df_time_s() - t0;
+        gi.timings.vae_compute_s =
+            gi.timings.vae_s - gi.timings.vae_halo_s - gi.timings.vae_gather_s;
     }
     gi.timings.total_s = df_time_s() - t_start;
     make_infotext(m, p, &gi);

@@ -5,6 +5,7 @@
 #include "pipeline/pipeline_impl.h"
 #include "model/unet_tp.h"
 #include "runtime/dist_unet.h"
+#include "runtime/vae_dist.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,26 @@ static void dist_end(void *self) {
     s->d = NULL;
 }
 
+// The parallel VAE decode over all ranks of the generation (both CFG groups): `parent` is
+// df_dist_params.parent (NULL = the world).
+static df_status par_decode_on(df_comm *parent, df_vae *vae, const float *z, int h, int w,
+                               const df_vae_decode_opts *opts, float *img, df_timings *timings,
+                               int *tiled) {
+    df_vae_dist_times t;
+    df_status st = df_vae_decode_dist(vae, parent, z, h, w, opts, img, &t);
+    timings->vae_halo_s = t.halo_s;
+    timings->vae_gather_s = t.gather_s;
+    *tiled = t.tiled;
+    return st;
+}
+
+static df_status par_decode(void *self, df_vae *vae, const float *z, int h, int w,
+                            const df_vae_decode_opts *opts, float *img, df_timings *timings,
+                            int *tiled) {
+    const dist_state *s = self;
+    return par_decode_on(s->dp.parent, vae, z, h, w, opts, img, timings, tiled);
+}
+
 // Rank and size within the ranks that run the generation (dp->parent, else the world).
 static int par_rank(const df_dist_params *dp) {
     return dp->parent ? df_comm_rank(dp->parent) : df_mpi_world_rank();
@@ -94,7 +115,8 @@ df_status df_generate_dist(df_model *m, const df_gen_params *p, const df_dist_pa
     memset(&s, 0, sizeof s);
     s.dp = *dp;
     df_denoiser den = {.self = &s, .root = par_rank(dp) == 0, .begin = dist_begin,
-                       .eval = dist_eval, .end = dist_end};
+                       .eval = dist_eval, .end = dist_end,
+                       .decode = par_size(dp) > 1 ? par_decode : NULL};
     df_status st = df_i_generate(m, p, &den, image, info);
     if (s.d || s.du) dist_end(&s); // begin failed half-way (end is only called after begin)
     if (stats) *stats = s.total;
@@ -222,12 +244,20 @@ static df_status session_eval(void *self, int call, const float *x, float t, flo
     return st;
 }
 
+static df_status session_decode(void *self, df_vae *vae, const float *z, int h, int w,
+                                const df_vae_decode_opts *opts, float *img,
+                                df_timings *timings, int *tiled) {
+    const df_dist_session *s = self;
+    return par_decode_on(s->ds.dp.parent, vae, z, h, w, opts, img, timings, tiled);
+}
+
 df_status df_generate_session(df_dist_session *s, df_model *m, const df_gen_params *p,
                               df_image *image, df_gen_info *info) {
     DF_FAIL_IF(!s || !m || !p, DF_ERR_ARG, "NULL argument");
     df_gen_params q = *p;
     DF_TRY(shared_seed(&q, &s->ds.dp));
-    df_denoiser den = {.self = s, .root = par_rank(&s->ds.dp) == 0, .begin = session_begin,
-                       .eval = session_eval, .end = NULL};
+    df_denoiser den = {.self = s, .root = par_rank(&s->ds.dp) == 0,
+                       .begin = session_begin, .eval = session_eval, .end = NULL,
+                       .decode = s->single ? NULL : session_decode};
     return df_i_generate(m, &q, &den, image, info);
 }

@@ -57,6 +57,13 @@ typedef struct df_denoiser {
     // -> eps [n_img][h][w][4]; call = 0-based model call index, t = timestep.
     df_status (*eval)(void *self, int call, const float *x, float t, float *eps);
     void (*end)(void *self); // may be NULL
+    // Parallel VAE decode (NULL: the root decodes alone). When set and params.parallel_vae,
+    // every process calls it: z [h][w][C] scaled latent (identical everywhere), img
+    // [f*h][f*w][3] on the root (NULL elsewhere, or on the root when its buffer failed); fills
+    // timings->vae_halo_s / vae_gather_s and *tiled.
+    df_status (*decode)(void *self, df_vae *vae, const float *z, int h, int w,
+                        const df_vae_decode_opts *opts, float *img, df_timings *timings,
+                        int *tiled);
 } df_denoiser;
 
 // The single-rank denoiser (plain df_unet_forward on the whole latent). `state` is caller

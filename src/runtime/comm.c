@@ -1,6 +1,7 @@
 // Communication layer: MPI process/communicator helpers and the DistriFusion comm manager.
 // See comm.h for the contract; the manager's ordering argument is in the header comment.
 #include "runtime/comm.h"
+#include "runtime/comm_mpi.h"
 
 #include <mpi.h>
 #include <pthread.h>
@@ -183,6 +184,8 @@ void df_comm_destroy(df_comm *c) {
     if (c->comm != MPI_COMM_NULL && g_mpi.active) MPI_Comm_free(&c->comm);
     free(c);
 }
+
+MPI_Comm df_comm_mpi(const df_comm *c) { return c ? c->comm : MPI_COMM_NULL; }
 
 int df_comm_rank(const df_comm *c) { return c->rank; }
 int df_comm_size(const df_comm *c) { return c->size; }

@@ -108,3 +108,36 @@ if(TARGET distrifuse-cli)
       LABELS "mpi" ENVIRONMENT "${DF_UNEVEN_ENV}")
   endforeach()
 endif()
+
+# Patch-parallel VAE decode (src/runtime/vae_dist.c) == the whole decode, tiny SDXL and SD 1.5
+# VAEs made at test time (fixture mpi_vae_models), 1 process and N = 2, 3, 4 (oversubscribed).
+df_executable(test_mpi_vae tests ${CMAKE_CURRENT_LIST_DIR}/test_mpi_vae.c)
+if(TARGET df-make-model)
+  set(DF_VAE_MODELS ${CMAKE_BINARY_DIR}/test_models)
+  add_test(NAME mpi_vae_models
+    COMMAND sh -c "mkdir -p ${DF_VAE_MODELS} && for a in tiny-sdxl tiny-sd15; do [ -f ${DF_VAE_MODELS}/vae-$a/vae/config.json ] || $<TARGET_FILE:df-make-model> --arch $a --out ${DF_VAE_MODELS}/vae-$a > /dev/null || exit 1; done"
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(mpi_vae_models PROPERTIES FIXTURES_SETUP mpi_vae_models TIMEOUT 300
+    LABELS "mpi")
+  foreach(arch tiny-sdxl tiny-sd15)
+    add_test(NAME mpi_vae_${arch}_single COMMAND test_mpi_vae ${DF_VAE_MODELS}/vae-${arch}
+      WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+    set_tests_properties(mpi_vae_${arch}_single PROPERTIES FIXTURES_REQUIRED mpi_vae_models
+      TIMEOUT 300 LABELS "mpi" ENVIRONMENT "${DF_MPI_ENV}")
+    foreach(np 2 3 4)
+      add_test(NAME mpi_vae_${arch}_n${np}
+        COMMAND ${DF_MPIEXEC} -n ${np} $<TARGET_FILE:test_mpi_vae> ${DF_VAE_MODELS}/vae-${arch}
+        WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+      set_tests_properties(mpi_vae_${arch}_n${np} PROPERTIES FIXTURES_REQUIRED mpi_vae_models
+        TIMEOUT 300 LABELS "mpi" ENVIRONMENT "${DF_MPI_ENV}")
+    endforeach()
+  endforeach()
+endif()
+# The parallel decode through distrifuse / distrifuse-bench (default vs --no-parallel-vae,
+# --vae-tiling, the decode split in the bench's text and JSON).
+if(TARGET distrifuse-cli AND TARGET distrifuse-bench AND TARGET df-make-model)
+  add_test(NAME mpi_vae_cli COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/vae_cli_test.sh
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(mpi_vae_cli PROPERTIES TIMEOUT 300 LABELS "mpi;cli" ENVIRONMENT
+    "${DF_MPI_ENV};DF_BIN=${CMAKE_BINARY_DIR}/distrifuse;DF_BENCH=${CMAKE_BINARY_DIR}/distrifuse-bench;DF_MAKE_MODEL=$<TARGET_FILE:df-make-model>;DF_COMPARE=$<TARGET_FILE:df-compare>;DF_MPIEXEC=${MPIEXEC_EXECUTABLE} --oversubscribe")
+endif()

@@ -91,6 +91,8 @@ static const cli_opt k_opts[] = {
     {CLI_CHOICE, 0, "output-type", "TYPE", OFF(output_type), 0, "latent|pil", NULL,
      "latent: stop after the sampling loop; pil: include the VAE decode and the uint8 "
      "conversion"},
+    {CLI_FLAG, 0, "no-parallel-vae", NULL, OFF(gen.parallel_vae), 0, NULL, "",
+     "pil under mpiexec: rank 0 decodes alone (default: one row band per rank)"},
     {CLI_STR, 0, "save-latent", "FILE", OFF(gen.save_latent), 0, NULL, "none",
      "write the final latents of the last timed generation (rank 0; the small write is "
      "inside that run's time)"},
@@ -595,6 +597,12 @@ int main(int argc, char **argv) {
                 "exchange; gather = the\n   output all-gather, which also absorbs the skew "
                 "between ranks; bytes = exchange sent + received)\n", g_size,
                 g_size > 1 ? "s" : "");
+        if (a.gen.decode)
+            fprintf(stderr, "  VAE decode (rank 0, last run) %.3f s: compute %.3f s, halo %.3f s, "
+                    "gather %.3f s (%s)\n", info.timings.vae_s, info.timings.vae_compute_s,
+                    info.timings.vae_halo_s, info.timings.vae_gather_s,
+                    g_size > 1 && a.gen.parallel_vae ? "parallel, one band per rank"
+                                                     : "rank 0 alone");
         fprintf(stderr, "  async step %.2f ms (%s), wait %.2f ms/step, %s/step; peak RSS "
                 "%.0f MiB\n\n", 1e3 * ks[ak].step_s, ak_name, 1e3 * ks[ak].wait_s,
                 human_bytes(ks[ak].bytes_sent + ks[ak].bytes_recv, err, sizeof err),
@@ -668,6 +676,10 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "text_encode_s", info.timings.text_encode_s);
         cJSON_AddNumberToObject(o, "denoise_s", info.timings.denoise_s);
         cJSON_AddNumberToObject(o, "vae_s", info.timings.vae_s);
+        cJSON_AddNumberToObject(o, "vae_compute_s", info.timings.vae_compute_s);
+        cJSON_AddNumberToObject(o, "vae_halo_s", info.timings.vae_halo_s);
+        cJSON_AddNumberToObject(o, "vae_gather_s", info.timings.vae_gather_s);
+        cJSON_AddBoolToObject(o, "parallel_vae", a.gen.decode && a.gen.parallel_vae && g_size > 1);
         cJSON_AddNumberToObject(o, "load_s", t_load);
         cJSON_AddNumberToObject(o, "peak_rss_mb", df_peak_rss_mb());
         char *js = cJSON_PrintUnformatted(o);

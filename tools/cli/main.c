@@ -118,6 +118,9 @@ static const cli_opt k_opts[] = {
      "decode the image in overlapping tiles (diffusers enable_vae_tiling)"},
     {CLI_FLAG, 0, "no-vae-tiling", NULL, OFF(vae_tiling), DF_VAE_TILE_OFF, NULL, "",
      "never tile the VAE decode"},
+    {CLI_FLAG, 0, "no-parallel-vae", NULL, OFF(gen.parallel_vae), 0, NULL, "",
+     "under mpiexec: rank 0 decodes the whole image alone (default: every rank decodes a row "
+     "band, exact, with halo exchanges; rank 0 gathers the image)"},
 
     {CLI_SECTION, 0, "Runtime", NULL, 0, 0, NULL, NULL, NULL},
     {CLI_FLAG, 0, "check-finite", NULL, OFF(gen.check_finite), 1, NULL, CHECK_FINITE_HELP,

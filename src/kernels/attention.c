@@ -25,6 +25,7 @@
 // Each item reads only its own Q rows/head block before writing the same out rows/head block, so
 // out may alias q with ldo == ldq.
 #include "kernels/kernels.h"
+#include "kernels/kvariant.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -425,6 +426,7 @@ void df_attention(float *out, int ldo, const float *q, int ldq, const float *k, 
 }
 
 // Plain reference: per head and query, scores in double over all keys.
+#if DF_KV_ONCE
 void df_attention_ref(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                       const float *v, int ldv, int Tq, int Tk, int NH, int HS) {
     double *p = df_malloc((size_t)(Tk > 0 ? Tk : 1) * sizeof(double));   // [Tk]
@@ -458,3 +460,4 @@ void df_attention_ref(float *out, int ldo, const float *q, int ldq, const float 
     df_free(p);
     df_free(acc);
 }
+#endif

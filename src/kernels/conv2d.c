@@ -16,6 +16,7 @@
 // when a chunk has at least as many output pixels as channels; else chunk by chunk with each
 // GEMM split over the threads (df_sgemm: by output channel blocks for small pixel counts).
 #include "kernels/kernels.h"
+#include "kernels/kvariant.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -69,6 +70,7 @@ static void check_args(int B, int H, int W, int cin, int cout, int k, int stride
 // ---------------------------------------------------------------------------------------------
 // Reference: plain loops, double accumulation.
 
+#if DF_KV_ONCE
 void df_conv2d_ref(float *y, const float *x, const float *top, const float *bot, const float *w,
                    const float *bias, int B, int H, int W, int cin, int cout, int k, int stride) {
     check_args(B, H, W, cin, cout, k, stride);
@@ -97,6 +99,7 @@ void df_conv2d_ref(float *y, const float *x, const float *top, const float *bot,
                 }
             }
 }
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Fast path

@@ -7,6 +7,7 @@
 // and stored as 16 64-byte row pieces, so both sides stream whole cache lines; edges and other
 // builds use a scalar loop. Parallel over blocks of 16 output channels (disjoint columns).
 #include "kernels/kernels.h"
+#include "kernels/kvariant.h"
 
 #include <string.h>
 #if defined(__F16C__) && defined(__AVX__)
@@ -50,6 +51,37 @@ void df_convert_to_f32(float *dst, const void *src, df_dtype dtype, size_t n) {
         }
     }
 }
+
+#if DF_KV_ONCE
+void df_convert_to_f32_ref(float *dst, const void *src, df_dtype dtype, size_t n) {
+    const unsigned char *p = (const unsigned char *)src;
+    const size_t es = df_dtype_size(dtype);
+    for (size_t i = 0; i < n; i++) {
+        if (dtype == DF_DTYPE_F32) {
+            memcpy(&dst[i], p + 4 * i, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, p + es * i, 2);
+            dst[i] = dtype == DF_DTYPE_F16 ? df_f16_to_f32(h) : df_bf16_to_f32(h);
+        }
+    }
+}
+
+void df_conv_weight_pack_ref(float *dst, const void *src, df_dtype dtype, int cout, int cin,
+                             int k) {
+    float *tmp = df_malloc((size_t)k * k * sizeof(float));
+    DF_ASSERT(tmp != NULL);
+    const size_t es = df_dtype_size(dtype);
+    for (int co = 0; co < cout; co++)
+        for (int ci = 0; ci < cin; ci++) {
+            const size_t off = ((size_t)co * cin + ci) * (size_t)(k * k);
+            df_convert_to_f32_ref(tmp, (const unsigned char *)src + off * es, dtype,
+                                  (size_t)(k * k));
+            for (int t = 0; t < k * k; t++) dst[((size_t)t * cin + ci) * cout + co] = tmp[t];
+        }
+    df_free(tmp);
+}
+#endif
 
 static inline float cvt1(const unsigned char *p, df_dtype dtype) {
     if (dtype == DF_DTYPE_F32) {

@@ -60,6 +60,10 @@ void df_conv_weight_pack(float *dst, const void *src, df_dtype dtype, int cout, 
 // columns are written): threads may pack disjoint ranges concurrently. Serial.
 void df_conv_weight_pack_range(float *dst, const void *src, df_dtype dtype, int cout, int cin,
                                int k, int co0, int co1);
+// Plain-loop twins of the two above.
+void df_convert_to_f32_ref(float *dst, const void *src, df_dtype dtype, size_t n);
+void df_conv_weight_pack_ref(float *dst, const void *src, df_dtype dtype, int cout, int cin,
+                             int k);
 
 // ---------------------------------------------------------------------------------------------
 // Convolution (NHWC, zero padding pad = k/2 left/right; explicit halo rows above/below)

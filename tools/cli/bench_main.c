@@ -23,6 +23,7 @@
 #include "distrifuse/df.h"
 
 #include "core/core.h"
+#include "core/cpu.h"
 #include "pipeline/pipeline_dist.h"
 #include "runtime/dist.h"
 
@@ -48,6 +49,7 @@ typedef struct bench_args {
     int warmup_times, test_times;
     float ignore_ratio;
     int verbose, quiet, help, version;
+    const char *cpu; // --cpu: kernel variant (core/cpu.h)
     const char *parallelism, *sync_mode, *split_scheme, *comm_dtype, *comm_progress;
     int warmup_steps, no_split_batch, comm_checkpoint;
 } bench_args;
@@ -99,6 +101,8 @@ static const cli_opt k_opts[] = {
     {CLI_FLAG, 'q', "quiet", NULL, OFF(quiet), 1, NULL, "",
      "no per-iteration lines (the table and the JSON line are still printed)"},
     {CLI_FLAG, 'h', "help", NULL, OFF(help), 1, NULL, "", "show this help and exit"},
+    {CLI_CHOICE, 0, "cpu", "VARIANT", OFF(cpu), 0, "auto|avx2|avx512|ref", "auto",
+     "vector kernels to run: auto = the best this CPU (and every MPI rank) supports"},
     {CLI_FLAG, 0, "version", NULL, OFF(version), 1, NULL, "", "print the version and exit"},
 
     {CLI_SECTION, 0, "Distributed (mpiexec -n N " PROG " ...; ignored in a single process)",
@@ -341,12 +345,13 @@ int main(int argc, char **argv) {
     char err[1024];
     if (cli_parse(k_opts, N_OPTS, &a, argc, argv, seen, err, sizeof err) != 0)
         return usage_error(err);
+    if (a.cpu && df_cpu_apply_option(a.cpu, err, sizeof err) != 0) return usage_error(err);
     if (a.help) {
         if (g_rank == 0) print_help(stdout);
         return finish(0);
     }
     if (a.version) {
-        if (g_rank == 0) printf(PROG " " DF_VERSION_STRING "\n");
+        if (g_rank == 0) printf(PROG " " DF_VERSION_STRING "\nkernels: %s\n", df_cpu_describe());
         return finish(0);
     }
     if (!a.model) return usage_error("no model given (-m PATH; see --help)");
@@ -526,6 +531,7 @@ int main(int argc, char **argv) {
                 "\n" PROG ": %s, %dx%d, %d steps, %s, cfg %g, output %s, threads %d/rank\n",
                 df_model_name(m), W, H, a.gen.steps, sampler, (double)cfg, a.output_type,
                 df_get_threads());
+        fprintf(stderr, "  kernels: %s\n", df_cpu_describe());
         if (g_size > 1)
             fprintf(stderr, "  %d ranks: %s, %s, warm-up steps %d, %s, checkpoint %d, comm %s, "
                     "progress %s, %d exchanged tensors\n",
@@ -604,6 +610,7 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "test_times", a.test_times);
         cJSON_AddNumberToObject(o, "ignore_ratio", round((double)a.ignore_ratio * 1e6) / 1e6);
         cJSON_AddNumberToObject(o, "threads", df_get_threads());
+        cJSON_AddStringToObject(o, "cpu_variant", df_cpu_variant_name(df_cpu_variant_get()));
         cJSON_AddNumberToObject(o, "warmup_steps", dp.warmup_steps);
         cJSON_AddBoolToObject(o, "split_batch", dp.split_batch);
         cJSON_AddStringToObject(o, "split_scheme", df_split_scheme_name(dp.split_scheme));

@@ -31,7 +31,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#if defined(__AVX512F__) || defined(__SSE__)
+#if defined(__AVX512F__) || defined(__AVX2__) || defined(__SSE__)
 #    include <immintrin.h>
 #endif
 #ifdef _OPENMP
@@ -220,6 +220,147 @@ static void at_col_exp2_to(float *sum, float *P, float *S, int nk, int nq, const
         _mm512_mask_storeu_ps(sum + i0 + 48, k3, s3);
     }
 }
+#elif defined(__AVX2__) && defined(__FMA__)
+// AVX2 + FMA: the same polynomial on 8 lanes; 2^n built in the exponent bits (d clamped to
+// [-127, 127]: n = -127 gives the bit pattern 0, i.e. the flush to 0; NaN becomes -127 -> 0).
+static inline __m256 at_exp2_8(__m256 d) {
+    d = _mm256_max_ps(d, _mm256_set1_ps(-127.0f));
+    d = _mm256_min_ps(d, _mm256_set1_ps(127.0f));
+    const __m256 n = _mm256_round_ps(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 r = _mm256_sub_ps(d, n);
+    __m256 p = _mm256_set1_ps(AT_C6);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(AT_C5));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(AT_C4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(AT_C3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(AT_C2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(AT_C1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n),
+                                                         _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+static inline __m256i at_mask8(int w) { // lanes [0, w) of 8 as a maskload mask
+    static const int32_t tbl[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    w = w < 0 ? 0 : w > 8 ? 8 : w;
+    return _mm256_loadu_si256((const __m256i *)(const void *)(tbl + 8 - w));
+}
+
+// Masked loads/stores only in the last, partial column block: vmaskmovps stores are slow
+// (microcoded on AMD Zen); `full` is a compile-time constant after inlining.
+#    define AT_LD(k, p) (full ? _mm256_loadu_ps(p) : _mm256_maskload_ps((p), (k)))
+#    define AT_ST(k, p, v)                                                                     \
+        do {                                                                                   \
+            if (full) _mm256_storeu_ps((p), (v));                                              \
+            else _mm256_maskstore_ps((p), (k), (v));                                           \
+        } while (0)
+
+static inline void at_col_max_blk(float *mx, const float *St, int nk, int nq, size_t ld,
+                                  int i0, const int full) {
+    const int w = nq - i0;
+    const __m256i k0 = at_mask8(w), k1 = at_mask8(w - 8), k2 = at_mask8(w - 16),
+                  k3 = at_mask8(w - 24);
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    __m256 m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
+    for (int j = 0; j < nk; j++) {
+        const float *row = St + (size_t)j * ld + i0;
+        m0 = _mm256_max_ps(m0, AT_LD(k0, row));
+        m1 = _mm256_max_ps(m1, AT_LD(k1, row + 8));
+        m2 = _mm256_max_ps(m2, AT_LD(k2, row + 16));
+        m3 = _mm256_max_ps(m3, AT_LD(k3, row + 24));
+    }
+    AT_ST(k0, mx + i0, m0);
+    AT_ST(k1, mx + i0 + 8, m1);
+    AT_ST(k2, mx + i0 + 16, m2);
+    AT_ST(k3, mx + i0 + 24, m3);
+}
+
+// St [nk] rows of stride ld, columns [0, nq).
+static void at_col_max_ld(float *mx, const float *St, int nk, int nq, size_t ld) {
+    int i0 = 0;
+    for (; i0 + 32 <= nq; i0 += 32) at_col_max_blk(mx, St, nk, nq, ld, i0, 1);
+    if (i0 < nq) at_col_max_blk(mx, St, nk, nq, ld, i0, 0);
+}
+
+static void at_col_max(float *mx, const float *St, int nk, int nq) {
+    at_col_max_ld(mx, St, nk, nq, (size_t)nq);
+}
+
+// See the AVX-512 version. sub != 0: P = exp2(S - m) (first tile), else P = exp2(S) (S was
+// prefilled with -m). Returns 1 if some column sum exceeds 2^DF_ATT_SLACK.
+static inline __m256 at_col_exp2_blk(float *sum, float *P, float *S, int nk, int nq, size_t ld,
+                                     const float *m, int refill, int sub, int i0, const int full) {
+    __m256 overv = _mm256_setzero_ps();
+    const __m256 lim = _mm256_set1_ps(AT_SLACK_POW2);
+    {
+        const int w = nq - i0;
+        const __m256i k0 = at_mask8(w), k1 = at_mask8(w - 8), k2 = at_mask8(w - 16),
+                      k3 = at_mask8(w - 24);
+        const __m256 zero = _mm256_setzero_ps();
+        const __m256 m0 = AT_LD(k0, m + i0), m1 = AT_LD(k1, m + i0 + 8);
+        const __m256 m2 = AT_LD(k2, m + i0 + 16), m3 = AT_LD(k3, m + i0 + 24);
+        const __m256 n0 = _mm256_sub_ps(zero, m0), n1 = _mm256_sub_ps(zero, m1);
+        const __m256 n2 = _mm256_sub_ps(zero, m2), n3 = _mm256_sub_ps(zero, m3);
+        const __m256 s0m = sub ? m0 : zero, s1m = sub ? m1 : zero;
+        const __m256 s2m = sub ? m2 : zero, s3m = sub ? m3 : zero;
+        __m256 s0 = zero, s1 = zero, s2 = zero, s3 = zero;
+        for (int j = 0; j < nk; j++) {
+            float *row = S + (size_t)j * ld + i0;
+            float *prow = P + (size_t)j * ld + i0;
+            const __m256 e0 = at_exp2_8(_mm256_sub_ps(AT_LD(k0, row), s0m));
+            const __m256 e1 = at_exp2_8(_mm256_sub_ps(AT_LD(k1, row + 8), s1m));
+            const __m256 e2 = at_exp2_8(_mm256_sub_ps(AT_LD(k2, row + 16), s2m));
+            const __m256 e3 = at_exp2_8(_mm256_sub_ps(AT_LD(k3, row + 24), s3m));
+            AT_ST(k0, prow, e0);
+            AT_ST(k1, prow + 8, e1);
+            AT_ST(k2, prow + 16, e2);
+            AT_ST(k3, prow + 24, e3);
+            if (refill) {
+                AT_ST(k0, row, n0);
+                AT_ST(k1, row + 8, n1);
+                AT_ST(k2, row + 16, n2);
+                AT_ST(k3, row + 24, n3);
+            }
+            s0 = _mm256_add_ps(s0, e0);
+            s1 = _mm256_add_ps(s1, e1);
+            s2 = _mm256_add_ps(s2, e2);
+            s3 = _mm256_add_ps(s3, e3);
+        }
+        // masked-off lanes load 0 and sum to nk <= limit; NaN compares false
+        overv = _mm256_or_ps(overv, _mm256_cmp_ps(s0, lim, _CMP_GT_OQ));
+        overv = _mm256_or_ps(overv, _mm256_cmp_ps(s1, lim, _CMP_GT_OQ));
+        overv = _mm256_or_ps(overv, _mm256_cmp_ps(s2, lim, _CMP_GT_OQ));
+        overv = _mm256_or_ps(overv, _mm256_cmp_ps(s3, lim, _CMP_GT_OQ));
+        AT_ST(k0, sum + i0, s0);
+        AT_ST(k1, sum + i0 + 8, s1);
+        AT_ST(k2, sum + i0 + 16, s2);
+        AT_ST(k3, sum + i0 + 24, s3);
+    }
+    return overv;
+}
+
+static inline int at_col_exp2_8(float *sum, float *P, float *S, int nk, int nq, size_t ld,
+                                const float *m, int refill, int sub) {
+    __m256 over = _mm256_setzero_ps();
+    int i0 = 0;
+    for (; i0 + 32 <= nq; i0 += 32)
+        over = _mm256_or_ps(over, at_col_exp2_blk(sum, P, S, nk, nq, ld, m, refill, sub, i0, 1));
+    if (i0 < nq)
+        over = _mm256_or_ps(over, at_col_exp2_blk(sum, P, S, nk, nq, ld, m, refill, sub, i0, 0));
+    return _mm256_movemask_ps(over) != 0;
+}
+
+static int at_col_exp2_pf(float *sum, float *P, float *S, int nk, int nq, const float *m,
+                          int refill) {
+    return at_col_exp2_8(sum, P, S, nk, nq, (size_t)nq, m, refill, 0);
+}
+
+static void at_col_exp2_to(float *sum, float *P, float *S, int nk, int nq, const float *m,
+                           int refill) {
+    (void)at_col_exp2_8(sum, P, S, nk, nq, (size_t)nq, m, refill, 1);
+}
+#    undef AT_LD
+#    undef AT_ST
 #else
 static void at_col_max(float *mx, const float *St, int nk, int nq) {
     for (int i = 0; i < nq; i++) mx[i] = -INFINITY;
@@ -278,12 +419,193 @@ typedef struct at_args {
 typedef struct at_scratch {
     float *St;              // [BK][bq] scores, transposed (keys x queries)
     float *P;               // [BK][bq] probabilities (multi-tile path)
-    float *O;               // [bq][HS] unnormalized output
-    float *m, *l, *t1, *t2; // [bq] running max, running sum, tile max / rescale, tile sum
+    float *O;               // [bq][HS] unnormalized output ([HS][bqp] in the AVX2 path)
+    float *Qt;              // [HS][bqp] transposed query block (AVX2 path)
+    float *m, *l, *t1, *t2; // [bqp] running max, running sum, tile max / rescale, tile sum
 } at_scratch;
+
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+// AVX2 path: our own register-blocked GEMMs instead of OpenBLAS for the two thin products (its
+// packing copies of the K/V tiles and query block, redone for every call, cost ~15% here), with
+// the exp2 of the later tiles fused into the score kernel, and everything transposed so that
+// vectors run along queries:
+//   St/P [nk][bqp] = K_tile Qt        (Qt [HS][bqp]: the query block, transposed once per item)
+//   Ot  [HS][bqp] += V_tile^T P        (the output, transposed back at the end)
+// bqp = bq rounded up to 16 (padding queries are zero; their results are dropped). Micro-kernel:
+// R <= 6 rows x 16 columns in 12 accumulators, the standard AVX2 register block.
+#    define AT_OWN_GEMM 1
+#    define AT_AI static inline __attribute__((always_inline))
+
+// acc[2r], acc[2r+1] = sum_t A[r*ars + t*ats] * B[t*ldb + 0..15], r < R.
+AT_AI void at_mk(__m256 acc[12], const int R, const float *A, size_t ars, size_t ats,
+                 const float *B, size_t ldb, int T) {
+    for (int r = 0; r < R; r++) acc[2 * r] = acc[2 * r + 1] = _mm256_setzero_ps();
+    for (int t = 0; t < T; t++) {
+        const __m256 b0 = _mm256_loadu_ps(B + (size_t)t * ldb);
+        const __m256 b1 = _mm256_loadu_ps(B + (size_t)t * ldb + 8);
+        for (int r = 0; r < R; r++) {
+            const __m256 av = _mm256_broadcast_ss(A + (size_t)r * ars + (size_t)t * ats);
+            acc[2 * r] = _mm256_fmadd_ps(av, b0, acc[2 * r]);
+            acc[2 * r + 1] = _mm256_fmadd_ps(av, b1, acc[2 * r + 1]);
+        }
+    }
+}
+
+// Score block: rows j0..j0+R of the tile, columns ib..ib+15. fused == 0: St = scale * score;
+// fused: P = exp2(scale * score - m), column sums added to *s0/*s1.
+AT_AI void at_score_blk(const int R, const float *kt, size_t ldk, const float *Qt, size_t nqp,
+                        int HS, float scale, float *dst, int fused, const __m256 mv[2],
+                        __m256 *s0, __m256 *s1) {
+    __m256 acc[12];
+    at_mk(acc, R, kt, ldk, 1, Qt, nqp, HS);
+    const __m256 sc = _mm256_set1_ps(scale);
+    for (int r = 0; r < R; r++) {
+        float *d = dst + (size_t)r * nqp;
+        if (!fused) {
+            _mm256_storeu_ps(d, _mm256_mul_ps(acc[2 * r], sc));
+            _mm256_storeu_ps(d + 8, _mm256_mul_ps(acc[2 * r + 1], sc));
+        } else {
+            const __m256 e0 = at_exp2_8(_mm256_fmsub_ps(acc[2 * r], sc, mv[0]));
+            const __m256 e1 = at_exp2_8(_mm256_fmsub_ps(acc[2 * r + 1], sc, mv[1]));
+            _mm256_storeu_ps(d, e0);
+            _mm256_storeu_ps(d + 8, e1);
+            *s0 = _mm256_add_ps(*s0, e0);
+            *s1 = _mm256_add_ps(*s1, e1);
+        }
+    }
+}
+
+// The score tile [nk][nqp]. fused: into P with exp2, tsum = column sums; returns 1 if a column
+// sum exceeds 2^DF_ATT_SLACK. Else St = scaled scores (returns 0).
+// Columns [0, nqv) (a multiple of 16), row stride nqp.
+static int at_scores(const float *kt, size_t ldk, const float *Qt, int nqv, int nqp, int HS,
+                     int nk, float scale, float *dst, int fused, const float *m, float *tsum) {
+    const __m256 lim = _mm256_set1_ps(AT_SLACK_POW2);
+    __m256 over = _mm256_setzero_ps();
+    for (int ib = 0; ib < nqv; ib += 16) {
+        __m256 mv[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        if (fused) mv[0] = _mm256_loadu_ps(m + ib), mv[1] = _mm256_loadu_ps(m + ib + 8);
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        const float *qb = Qt + ib;
+        int j = 0;
+        for (; j + 6 <= nk; j += 6)
+            at_score_blk(6, kt + (size_t)j * ldk, ldk, qb, (size_t)nqp, HS, scale,
+                         dst + (size_t)j * nqp + ib, fused, mv, &s0, &s1);
+        const float *kr = kt + (size_t)j * ldk;
+        float *dr = dst + (size_t)j * nqp + ib;
+        switch (nk - j) {
+        case 5: at_score_blk(5, kr, ldk, qb, nqp, HS, scale, dr, fused, mv, &s0, &s1); break;
+        case 4: at_score_blk(4, kr, ldk, qb, nqp, HS, scale, dr, fused, mv, &s0, &s1); break;
+        case 3: at_score_blk(3, kr, ldk, qb, nqp, HS, scale, dr, fused, mv, &s0, &s1); break;
+        case 2: at_score_blk(2, kr, ldk, qb, nqp, HS, scale, dr, fused, mv, &s0, &s1); break;
+        case 1: at_score_blk(1, kr, ldk, qb, nqp, HS, scale, dr, fused, mv, &s0, &s1); break;
+        default: break;
+        }
+        if (fused) {
+            over = _mm256_or_ps(over, _mm256_cmp_ps(s0, lim, _CMP_GT_OQ));
+            over = _mm256_or_ps(over, _mm256_cmp_ps(s1, lim, _CMP_GT_OQ));
+            _mm256_storeu_ps(tsum + ib, s0);
+            _mm256_storeu_ps(tsum + ib + 8, s1);
+        }
+    }
+    return _mm256_movemask_ps(over) != 0;
+}
+
+// Ot rows c0..c0+R, columns ib..ib+15 += sum_j V[j][c] P[j][ib..].
+AT_AI void at_pv_blk(const int R, const float *vt, size_t ldv, const float *P, size_t nqp,
+                     int nk, float *ot) {
+    __m256 acc[12];
+    at_mk(acc, R, vt, 1, ldv, P, nqp, nk);
+    for (int r = 0; r < R; r++) {
+        float *d = ot + (size_t)r * nqp;
+        _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), acc[2 * r]));
+        _mm256_storeu_ps(d + 8, _mm256_add_ps(_mm256_loadu_ps(d + 8), acc[2 * r + 1]));
+    }
+}
+
+static void at_pv(float *Ot, const float *vt, size_t ldv, const float *P, int nqv, int nqp,
+                  int nk, int HS) {
+    for (int ib = 0; ib < nqv; ib += 16) {
+        int c = 0;
+        for (; c + 6 <= HS; c += 6)
+            at_pv_blk(6, vt + c, ldv, P + ib, (size_t)nqp, nk, Ot + (size_t)c * nqp + ib);
+        const float *vc = vt + c;
+        const float *pb = P + ib;
+        float *oc = Ot + (size_t)c * nqp + ib;
+        switch (HS - c) {
+        case 5: at_pv_blk(5, vc, ldv, pb, (size_t)nqp, nk, oc); break;
+        case 4: at_pv_blk(4, vc, ldv, pb, (size_t)nqp, nk, oc); break;
+        case 3: at_pv_blk(3, vc, ldv, pb, (size_t)nqp, nk, oc); break;
+        case 2: at_pv_blk(2, vc, ldv, pb, (size_t)nqp, nk, oc); break;
+        case 1: at_pv_blk(1, vc, ldv, pb, (size_t)nqp, nk, oc); break;
+        default: break;
+        }
+    }
+}
+
+// One work item on the AVX2 path (see above); same online softmax as at_item.
+static void at_item_own(const at_args *a, const at_scratch *w, int h, int i0, int nq) {
+    // row stride of St/P/Qt/Ot: padded by one cache line, so that the column strips the
+    // micro-kernels walk down (one line per row) do not all map to the same L1 sets
+    const int HS = a->HS, nqv = (nq + 15) & ~15, nqp = nqv + 16;
+    const float *q = a->q + (size_t)i0 * (size_t)a->ldq + (size_t)h * (size_t)HS;
+    const float *kh = a->k + (size_t)h * (size_t)HS;
+    const float *vh = a->v + (size_t)h * (size_t)HS;
+    float *St = w->St, *P = w->P, *Ot = w->O, *Qt = w->Qt, *m = w->m, *l = w->l, *tmax = w->t1,
+          *tsum = w->t2;
+    for (int c = 0; c < HS; c++) {
+        float *qr = Qt + (size_t)c * nqp;
+        for (int i = 0; i < nq; i++) qr[i] = q[(size_t)i * (size_t)a->ldq + (size_t)c];
+        for (int i = nq; i < nqv; i++) qr[i] = 0.0f;
+    }
+    memset(Ot, 0, (size_t)HS * (size_t)nqp * sizeof(float));
+    for (int j0 = 0; j0 < a->Tk; j0 += DF_ATT_BK) {
+        const int nk = a->Tk - j0 < DF_ATT_BK ? a->Tk - j0 : DF_ATT_BK;
+        const float *kt = kh + (size_t)j0 * (size_t)a->ldk;
+        if (j0 == 0) {
+            at_scores(kt, (size_t)a->ldk, Qt, nqv, nqp, HS, nk, a->scale, St, 0, NULL, NULL);
+            at_col_max_ld(m, St, nk, nqv, (size_t)nqp);
+            (void)at_col_exp2_8(l, P, St, nk, nqv, (size_t)nqp, m, 0, 1);
+        } else if (!at_scores(kt, (size_t)a->ldk, Qt, nqv, nqp, HS, nk, a->scale, P, 1, m, tsum)) {
+            for (int i = 0; i < nqv; i++) l[i] += tsum[i];
+        } else {
+            // rare: scores jumped far above the running max; recompute the tile and rescale
+            at_scores(kt, (size_t)a->ldk, Qt, nqv, nqp, HS, nk, a->scale, St, 0, NULL, NULL);
+            at_col_max_ld(tmax, St, nk, nqv, (size_t)nqp);
+            float *alpha = tmax; // reused: rescale factor 2^(m_old - m_new) per query
+            for (int i = 0; i < nqv; i++) {
+                const float mnew = tmax[i] > m[i] ? tmax[i] : m[i];
+                alpha[i] = at_exp2f(m[i] - mnew);
+                m[i] = mnew;
+            }
+            (void)at_col_exp2_8(tsum, P, St, nk, nqv, (size_t)nqp, m, 0, 1);
+            for (int i = 0; i < nqv; i++) l[i] = l[i] * alpha[i] + tsum[i];
+            for (int c = 0; c < HS; c++) {
+                float *o = Ot + (size_t)c * nqp;
+                for (int i = 0; i < nqv; i++) o[i] *= alpha[i];
+            }
+        }
+        at_pv(Ot, vh + (size_t)j0 * (size_t)a->ldv, (size_t)a->ldv, P, nqv, nqp, nk, HS);
+    }
+    for (int i = 0; i < nq; i++) tmax[i] = 1.0f / l[i];
+    float *out = a->out + (size_t)i0 * (size_t)a->ldo + (size_t)h * (size_t)HS;
+    for (int i = 0; i < nq; i++) {
+        float *dst = out + (size_t)i * (size_t)a->ldo;
+        const float inv = tmax[i];
+        for (int c = 0; c < HS; c++) dst[c] = Ot[(size_t)c * nqp + i] * inv;
+    }
+}
+#    undef AT_AI
+#else
+#    define AT_OWN_GEMM 0
+#endif
 
 // One work item: head h, queries [i0, i0+nq).
 static void at_item(const at_args *a, const at_scratch *w, int h, int i0, int nq) {
+#if AT_OWN_GEMM
+    at_item_own(a, w, h, i0, nq);
+    return;
+#endif
     const int HS = a->HS;
     const float *q = a->q + (size_t)i0 * (size_t)a->ldq + (size_t)h * (size_t)HS;
     const float *kh = a->k + (size_t)h * (size_t)HS;
@@ -366,14 +688,17 @@ static void at_run_items(const at_args *a, int shared) {
     const int bk = a->Tk < DF_ATT_BK ? a->Tk : DF_ATT_BK;
     at_scratch w;
     const int ntile = (a->Tk + DF_ATT_BK - 1) / DF_ATT_BK;
-    w.St = df_malloc((size_t)(ntile > 1 ? 2 : 1) * (size_t)bk * (size_t)bq * sizeof(float));
-    w.P = w.St + (size_t)bk * (size_t)bq;                        // [BK][bq] when multi-tile
-    w.O = df_malloc((size_t)bq * (size_t)a->HS * sizeof(float)); // [bq][HS]
-    w.m = df_malloc(4 * (size_t)bq * sizeof(float));             // [4][bq]
-    DF_ASSERT(w.St != NULL && w.O != NULL && w.m != NULL);
-    w.l = w.m + bq;
-    w.t1 = w.l + bq;
-    w.t2 = w.t1 + bq;
+    const int bqp = ((bq + 15) & ~15) + 16; // padded row stride (AVX2 path)
+    const int nbuf = AT_OWN_GEMM || ntile > 1 ? 2 : 1;
+    w.St = df_malloc((size_t)nbuf * (size_t)bk * (size_t)bqp * sizeof(float));
+    w.P = w.St + (size_t)bk * (size_t)bqp;                        // [BK][bqp] when 2 buffers
+    w.O = df_malloc((size_t)bqp * (size_t)a->HS * sizeof(float)); // [bq][HS] / [HS][bqp]
+    w.Qt = AT_OWN_GEMM ? df_malloc((size_t)bqp * (size_t)a->HS * sizeof(float)) : NULL;
+    w.m = df_malloc(4 * (size_t)bqp * sizeof(float));             // [4][bqp]
+    DF_ASSERT(w.St != NULL && w.O != NULL && w.m != NULL && (!AT_OWN_GEMM || w.Qt != NULL));
+    w.l = w.m + bqp;
+    w.t1 = w.l + bqp;
+    w.t2 = w.t1 + bqp;
 #if defined(__SSE__)
     const unsigned csr = _mm_getcsr();
     _mm_setcsr(csr | 0x8040u); // FTZ | DAZ
@@ -395,6 +720,7 @@ static void at_run_items(const at_args *a, int shared) {
 #endif
     df_free(w.St);
     df_free(w.O);
+    df_free(w.Qt);
     df_free(w.m);
 }
 

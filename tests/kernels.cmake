@@ -8,3 +8,8 @@ foreach(t kernels_misc kernels_conv)
       LABELS "unit;kernels")
   endforeach()
 endforeach()
+
+# bench/vs_sdcpp.sh with a stand-in sd-cli (parsing, alternating runs, JSON line).
+add_test(NAME vs_sdcpp_script COMMAND bash ${CMAKE_SOURCE_DIR}/tests/vs_sdcpp_test.sh
+         ${CMAKE_BINARY_DIR} WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+set_tests_properties(vs_sdcpp_script PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "cli")

@@ -14,6 +14,10 @@
 // single-threaded OpenBLAS inside their own parallel regions (see the threading helpers).
 // Kernels do not fail on user input: shapes are validated by the caller (model loading); broken
 // invariants are DF_ASSERTs.
+// Variants: the vector kernels (attention, softmax/activations, norms, conversion and conv
+// packing, conv im2col) exist as portable / AVX2+FMA+F16C / AVX-512 builds in one binary; each
+// df_X below dispatches to the one core/cpu.h selected (src/kernels/kvariant.h, dispatch.c).
+// The `_ref` twins are single plain-loop versions.
 #ifndef DF_KERNELS_H
 #define DF_KERNELS_H
 

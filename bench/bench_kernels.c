@@ -1,6 +1,6 @@
 // Kernel benchmark: GFLOP/s of the GEMM-heavy kernels against the cblas_sgemm ceiling.
 //
-//   df-bench-kernels [-t N] [--quick] [--reps R]
+//   df-bench-kernels [-t N] [--quick] [--reps R] [--cpu auto|avx2|avx512|ref]
 //
 // Measures, with N threads (default 1): cblas_sgemm M=4096 N=K=1280 (the ceiling), df_conv2d 3x3
 // at the SDXL UNet shapes (B=1) 128x128x320, 64x64x640, 32x32x1280 (Cin = Cout), df_linear
@@ -20,6 +20,7 @@
 // Haswell (AVX2) before main (tools/common/blas_select.c; DF_KEEP_BLAS_CORETYPE=1 measures the
 // library's own choice). The JSON line reports the BLAS core in use ("blas_core").
 #include "core/core.h"
+#include "core/cpu.h"
 #include "kernels/kernels.h"
 
 #include <cblas.h>
@@ -206,7 +207,8 @@ static void bench_attn(bench_row *row, int T, int NH, int HS, int reps) {
 #endif
 
 static void usage(void) {
-    fprintf(stderr, "usage: df-bench-kernels [-t threads] [--quick] [--reps R]\n");
+    fprintf(stderr, "usage: df-bench-kernels [-t threads] [--quick] [--reps R] "
+                    "[--cpu auto|avx2|avx512|ref]\n");
 }
 
 int main(int argc, char **argv) {
@@ -215,7 +217,13 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else {
+        else if (!strcmp(argv[i], "--cpu") && i + 1 < argc) {
+            char err[256];
+            if (df_cpu_apply_option(argv[++i], err, sizeof err) != 0) {
+                fprintf(stderr, "df-bench-kernels: error: %s\n", err);
+                return 2;
+            }
+        } else {
             usage();
             return 2;
         }
@@ -323,6 +331,7 @@ int main(int argc, char **argv) {
            "%.2f), BLAS core %s, %d calls after a warm-up, each paired with a ceiling call\n",
            threads, openblas_get_num_threads(), env_nt ? env_nt : "unset", blas_par, blas_core,
            reps);
+    printf("kernels: %s\n", df_cpu_describe());
     printf("%-30s %10s %10s %8s %8s", "kernel", "best ms", "GFLOP/s", "ratio", "run-best");
     if (cpu_cols) printf(" %9s %8s", "cpu ratio", "run-best");
     printf("\n");
@@ -343,8 +352,9 @@ int main(int argc, char **argv) {
         if (best_ratio[i] < conv_min_b) conv_min_b = best_ratio[i];
         if (best_ratio_cpu[i] < conv_min_bc) conv_min_bc = best_ratio_cpu[i];
     }
-    printf("{\"threads\": %d, \"blas_core\": \"%s\", \"blas_cpu_per_wall\": %.2f, \"ratio\": "
-           "\"vs paired ceiling calls\", ", threads, blas_core, blas_par);
+    printf("{\"threads\": %d, \"blas_core\": \"%s\", \"cpu_variant\": \"%s\", "
+           "\"blas_cpu_per_wall\": %.2f, \"ratio\": \"vs paired ceiling calls\", ", threads,
+           blas_core, df_cpu_variant_name(df_cpu_variant_get()), blas_par);
     printf("\"sgemm_gflops\": %.2f, \"conv3x3_ratio_min\": %.4f, ", ceil_gf, conv_min);
     printf("\"linear_ratio\": %.4f, ", ratio[last_conv]);
     if (attn_row >= 0) printf("\"attention_ratio\": %.4f", ratio[attn_row]);

@@ -2,7 +2,7 @@
 // ceiling measured in the same run.
 //
 //   df-bench-unet --model PATH --height H --width W [--steps S] [--threads T] [--batch B]
-//                 [--yaml LDM_YAML] [--no-probe]
+//                 [--yaml LDM_YAML] [--no-probe] [--cpu auto|avx2|avx512|ref]
 //
 // PATH: a diffusers pipeline folder, a unet folder or a single-file checkpoint. H and W are image
 // pixels (latent H/8 x W/8). Runs df_unet_set_text once, one warm-up forward, then S timed
@@ -26,6 +26,7 @@
 //
 // The BLAS kernel type and OpenMP wait policy are chosen before main (tools/common/blas_select.c).
 #include "core/core.h"
+#include "core/cpu.h"
 #include "kernels/kernels.h"
 #include "model/pctx.h"
 #include "model/unet.h"
@@ -126,6 +127,7 @@ static void probe_sample(void *user, const char *name, const float *x, int B, in
 static void usage(void) {
     fprintf(stderr, "usage: df-bench-unet --model PATH --height H --width W [--steps S] "
                     "[--threads T] [--batch B] [--yaml LDM_YAML] [--no-probe]\n"
+                    "       [--cpu auto|avx2|avx512|ref]\n"
                     "  H, W: image pixels (multiples of 8); defaults: steps 3, batch 2, "
                     "threads all\n");
 }
@@ -144,7 +146,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--batch") && more) B = atoi(argv[++i]);
         else if (!strcmp(a, "--yaml") && more) yaml = argv[++i];
         else if (!strcmp(a, "--no-probe")) use_probe = 0;
-        else {
+        else if (!strcmp(a, "--cpu") && more) {
+            char err[256];
+            if (df_cpu_apply_option(argv[++i], err, sizeof err) != 0) {
+                fprintf(stderr, "df-bench-unet: error: %s\n", err);
+                return 2;
+            }
+        } else {
             usage();
             return 2;
         }
@@ -248,6 +256,7 @@ int main(int argc, char **argv) {
     printf("df-bench-unet: %s\n", desc);
     printf("  image %dx%d (latent %dx%d), batch %d, threads %d, BLAS core %s\n", height, width, h,
            w, B, threads, openblas_get_corename());
+    printf("  kernels: %s\n", df_cpu_describe());
     printf("  load %.2f s, set_text %.3f s, warm-up %.3f s\n", load_s, text_s, warm_s);
     printf("  step %.3f s (min %.3f, %d steps), %.1f GFLOP per step, %.1f GFLOP/s\n", step_s,
            best, steps, flops * 1e-9, gflops);
@@ -270,13 +279,15 @@ int main(int argc, char **argv) {
            "\"ratio_vs_best_ceiling\": %.4f, "
            "\"peak_rss_mb\": %.1f, \"weights_mb\": %.1f, \"cache_mb\": %.1f, \"arena_mb\": %.1f, "
            "\"load_s\": %.3f, \"set_text_s\": %.4f, \"blas_core\": \"%s\", "
+           "\"cpu_variant\": \"%s\", "
            "\"cpu_time\": {\"step_cpu_s\": %.4f, \"gflops\": %.2f, \"sgemm_gflops\": %.2f, "
            "\"ratio\": %.4f, \"step_cpu_s_min\": %.4f, \"ratio_best\": %.4f, "
            "\"sgemm_gflops_best\": %.2f, \"ratio_vs_best_ceiling\": %.4f}}\n",
            model, c->arch, height, width, B, steps, threads, step_s, best, flops * 1e-9, gflops,
            ceil_gf, gflops / ceil_gf, probe.n ? "interleaved" : "best", probe.n, best_gf,
            gflops / best_gf, rss, weights_mb, cache_mb, arena_mb, load_s, text_s,
-           openblas_get_corename(), cpu_sum / steps, cpu_gflops, ceil_cpu, cpu_gflops / ceil_cpu,
+           openblas_get_corename(), df_cpu_variant_name(df_cpu_variant_get()), cpu_sum / steps,
+           cpu_gflops, ceil_cpu, cpu_gflops / ceil_cpu,
            cpu_best, cpu_gflops_best / ceil_cpu, best_cpu, cpu_gflops / best_cpu);
     df_free(x);
     df_free(y);

@@ -2,6 +2,7 @@
 // Fast kernels vs their _ref twins on random inputs incl. odd sizes, plus invariants and known
 // values (timestep embedding check values from the spec, gelu(1), softmax row sums, index maps).
 #include "df_test.h"
+#include "df_test_cpu.h"
 #include "kernels/kernels.h"
 
 #include <math.h>
@@ -471,7 +472,8 @@ static void test_shape(void) {
     }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    df_test_select_cpu(argc, argv);
     df_set_threads(2);
     test_elementwise();
     test_softmax();

@@ -5,8 +5,10 @@
 // rows t*Cin + ci of [R][Cout], converting on the way. With AVX-512 it runs on 16 x 16 blocks:
 // 16 source rows of 16 elements are loaded and converted, transposed in registers (64 shuffles)
 // and stored as 16 64-byte row pieces, so both sides stream whole cache lines; edges and other
-// builds use a scalar loop. Parallel over blocks of 16 output channels (disjoint columns).
+// builds use a scalar loop (the AVX2 build: the same on 8 x 8 blocks). Parallel over blocks of
+// 16 output channels (disjoint columns).
 #include "kernels/kernels.h"
+#include "kernels/kvariant.h"
 
 #include <string.h>
 #if defined(__F16C__) && defined(__AVX__)
@@ -50,6 +52,37 @@ void df_convert_to_f32(float *dst, const void *src, df_dtype dtype, size_t n) {
         }
     }
 }
+
+#if DF_KV_ONCE
+void df_convert_to_f32_ref(float *dst, const void *src, df_dtype dtype, size_t n) {
+    const unsigned char *p = (const unsigned char *)src;
+    const size_t es = df_dtype_size(dtype);
+    for (size_t i = 0; i < n; i++) {
+        if (dtype == DF_DTYPE_F32) {
+            memcpy(&dst[i], p + 4 * i, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, p + es * i, 2);
+            dst[i] = dtype == DF_DTYPE_F16 ? df_f16_to_f32(h) : df_bf16_to_f32(h);
+        }
+    }
+}
+
+void df_conv_weight_pack_ref(float *dst, const void *src, df_dtype dtype, int cout, int cin,
+                             int k) {
+    float *tmp = df_malloc((size_t)k * k * sizeof(float));
+    DF_ASSERT(tmp != NULL);
+    const size_t es = df_dtype_size(dtype);
+    for (int co = 0; co < cout; co++)
+        for (int ci = 0; ci < cin; ci++) {
+            const size_t off = ((size_t)co * cin + ci) * (size_t)(k * k);
+            df_convert_to_f32_ref(tmp, (const unsigned char *)src + off * es, dtype,
+                                  (size_t)(k * k));
+            for (int t = 0; t < k * k; t++) dst[((size_t)t * cin + ci) * cout + co] = tmp[t];
+        }
+    df_free(tmp);
+}
+#endif
 
 static inline float cvt1(const unsigned char *p, df_dtype dtype) {
     if (dtype == DF_DTYPE_F32) {
@@ -112,6 +145,42 @@ static inline void transpose16(__m512 r[16]) {
 }
 #endif
 
+#if !defined(__AVX512F__) && defined(__AVX2__) && defined(__F16C__)
+#    define PACK_AVX2 1
+#    ifndef PACK_JB
+#        define PACK_JB 64 // source columns per chunk
+#    endif
+// 8 consecutive elements at p as f32.
+static inline __m256 load8(const unsigned char *p, df_dtype dtype) {
+    if (dtype == DF_DTYPE_F32) return _mm256_loadu_ps((const void *)p);
+    const __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
+    if (dtype == DF_DTYPE_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+// r[i] (row i, 8 elements) -> r[j] = column j.
+static inline void transpose8(__m256 r[8]) {
+    __m256 t[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    __m256 u[8];
+    for (int i = 0; i < 2; i++) {
+        u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
+        u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+    }
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+        r[c + 4] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+    }
+}
+#else
+#    define PACK_AVX2 0
+#endif
+
 void df_conv_weight_pack_range(float *dst, const void *src, df_dtype dtype, int cout, int cin,
                                int k, int co0, int co1) {
     DF_ASSERT(dtype == DF_DTYPE_F32 || dtype == DF_DTYPE_F16 || dtype == DF_DTYPE_BF16);
@@ -137,6 +206,37 @@ void df_conv_weight_pack_range(float *dst, const void *src, df_dtype dtype, int 
                 transpose16(r);
                 for (int c = 0; c < 16; c++) { // column j + c -> dst row t*Cin + ci
                     _mm512_storeu_ps(dst + ((size_t)t * cin + ci) * cout + co, r[c]);
+                    if (++t == kk) t = 0, ci++;
+                }
+            }
+            for (; j < j1; j++) {
+                float *d = dst + ((size_t)t * cin + ci) * cout + co;
+                for (int i = 0; i < 16; i++) d[i] = cvt1(rows + ((size_t)i * R + j) * es, dtype);
+                if (++t == kk) t = 0, ci++;
+            }
+        }
+    }
+    co = cfull;
+#elif PACK_AVX2
+    // as above with two 8 x 8 blocks side by side (16 channels: whole 64-byte line stores)
+    const int cfull = co0 + (co1 - co0) / 16 * 16;
+    for (int j0 = 0; j0 < R; j0 += PACK_JB) {
+        const int j1 = j0 + PACK_JB < R ? j0 + PACK_JB : R;
+        const int ci0 = j0 / kk, t0 = j0 - ci0 * kk;
+        for (co = co0; co < cfull; co += 16) {
+            const unsigned char *rows = s + (size_t)co * R * es; // 16 source rows
+            int j = j0, ci = ci0, t = t0;
+            for (; j + 8 <= j1; j += 8) {
+                __m256 r[8], q[8];
+                for (int i = 0; i < 8; i++) r[i] = load8(rows + ((size_t)i * R + j) * es, dtype);
+                for (int i = 0; i < 8; i++)
+                    q[i] = load8(rows + ((size_t)(i + 8) * R + j) * es, dtype);
+                transpose8(r);
+                transpose8(q);
+                for (int c = 0; c < 8; c++) {
+                    float *d = dst + ((size_t)t * cin + ci) * cout + co;
+                    _mm256_storeu_ps(d, r[c]);
+                    _mm256_storeu_ps(d + 8, q[c]);
                     if (++t == kk) t = 0, ci++;
                 }
             }

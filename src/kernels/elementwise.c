@@ -6,6 +6,7 @@
 // -ffast-math. Large arrays are split over OpenMP threads in fixed chunks (deterministic).
 // The _ref twins are plain scalar loops in double precision with libm.
 #include "kernels/kernels.h"
+#include "kernels/kvariant.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -159,6 +160,7 @@ void df_softmax(float *x, int R, int N) {
 // ---------------------------------------------------------------------------------------------
 // Reference twins (scalar, double precision, libm)
 
+#if DF_KV_ONCE
 void df_silu_ref(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) {
         double v = x[i];
@@ -200,3 +202,4 @@ void df_softmax_ref(float *x, int R, int N) {
         for (int i = 0; i < N; i++) row[i] = (float)(exp((double)row[i] - mx) / sum);
     }
 }
+#endif

@@ -14,6 +14,10 @@
 // single-threaded OpenBLAS inside their own parallel regions (see the threading helpers).
 // Kernels do not fail on user input: shapes are validated by the caller (model loading); broken
 // invariants are DF_ASSERTs.
+// Variants: the vector kernels (attention, softmax/activations, norms, conversion and conv
+// packing, conv im2col) exist as portable / AVX2+FMA+F16C / AVX-512 builds in one binary; each
+// df_X below dispatches to the one core/cpu.h selected (src/kernels/kvariant.h, dispatch.c).
+// The `_ref` twins are single plain-loop versions.
 #ifndef DF_KERNELS_H
 #define DF_KERNELS_H
 
@@ -60,6 +64,10 @@ void df_conv_weight_pack(float *dst, const void *src, df_dtype dtype, int cout, 
 // columns are written): threads may pack disjoint ranges concurrently. Serial.
 void df_conv_weight_pack_range(float *dst, const void *src, df_dtype dtype, int cout, int cin,
                                int k, int co0, int co1);
+// Plain-loop twins of the two above.
+void df_convert_to_f32_ref(float *dst, const void *src, df_dtype dtype, size_t n);
+void df_conv_weight_pack_ref(float *dst, const void *src, df_dtype dtype, int cout, int cin,
+                             int k);
 
 // ---------------------------------------------------------------------------------------------
 // Convolution (NHWC, zero padding pad = k/2 left/right; explicit halo rows above/below)

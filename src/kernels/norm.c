@@ -6,6 +6,7 @@
 // with a[c] = rstd[g] * gamma[c], optional fused SiLU (vectorizable expf). LayerNorm is two-pass
 // per token (mean, then centred variance) in double.
 #include "kernels/kernels.h"
+#include "kernels/kvariant.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -95,6 +96,7 @@ void df_group_norm_stats(double *stats, const float *x, int T, int C, int G) {
     df_free(acc);
 }
 
+#if DF_KV_ONCE
 void df_group_norm_stats_ref(double *stats, const float *x, int T, int C, int G) {
     const int cg = C / G;
     for (int g = 0; g < G; g++) {
@@ -120,6 +122,7 @@ void df_group_norm_finalize(float *mean, float *rstd, const double *stats, int G
         rstd[g] = (float)(1.0 / sqrt(var + (double)eps));
     }
 }
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // GroupNorm apply
@@ -162,6 +165,7 @@ void df_group_norm_apply(float *y, const float *x, const float *mean, const floa
     df_free(pc);
 }
 
+#if DF_KV_ONCE
 void df_group_norm_apply_ref(float *y, const float *x, const float *mean, const float *rstd,
                              const float *gamma, const float *beta, int T, int C, int G,
                              int silu) {
@@ -176,6 +180,7 @@ void df_group_norm_apply_ref(float *y, const float *x, const float *mean, const 
             y[i] = (float)v;
         }
 }
+#endif
 
 void df_group_norm(float *y, const float *x, const float *gamma, const float *beta, int B, int T,
                    int C, int G, float eps, int silu) {
@@ -232,6 +237,7 @@ void df_layer_norm(float *y, const float *x, const float *gamma, const float *be
     }
 }
 
+#if DF_KV_ONCE
 void df_layer_norm_ref(float *y, const float *x, const float *gamma, const float *beta, int T,
                        int C, float eps) {
     for (int t = 0; t < T; t++) {
@@ -251,3 +257,4 @@ void df_layer_norm_ref(float *y, const float *x, const float *gamma, const float
         }
     }
 }
+#endif

@@ -3,6 +3,8 @@
 #include "runtime/comm.h"
 #include "runtime/comm_mpi.h"
 
+#include "core/cpu.h"
+
 #include <mpi.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -68,6 +70,10 @@ df_status df_mpi_init(int *argc, char ***argv, int thread_multiple, int launched
     MPI_TRY(MPI_Comm_rank(MPI_COMM_WORLD, &g_mpi.rank), "MPI_Comm_rank");
     MPI_TRY(MPI_Comm_size(MPI_COMM_WORLD, &g_mpi.size), "MPI_Comm_size");
     df_log_set_rank(g_mpi.rank, g_mpi.size);
+    // every rank runs the lowest kernel variant any rank supports (core/cpu.h)
+    int kv = (int)df_cpu_best();
+    MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &kv, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
+    df_cpu_limit((df_cpu_variant)kv);
     return DF_OK;
 }
 

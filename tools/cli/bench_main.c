@@ -25,6 +25,7 @@
 #include "distrifuse/df.h"
 
 #include "core/core.h"
+#include "core/cpu.h"
 #include "pipeline/pipeline_dist.h"
 #include "runtime/dist.h"
 
@@ -49,6 +50,7 @@ typedef struct bench_args {
     int warmup_times, test_times;
     float ignore_ratio;
     int verbose, quiet, help, version;
+    const char *cpu; // --cpu: kernel variant (core/cpu.h)
     const char *parallelism, *sync_mode, *split_scheme, *comm_dtype, *comm_progress;
     const char *gn_compat; // "exact" | "original"
     int warmup_steps, no_split_batch, comm_checkpoint;
@@ -104,6 +106,8 @@ static const cli_opt k_opts[] = {
     {CLI_FLAG, 'q', "quiet", NULL, OFF(quiet), 1, NULL, "",
      "no per-iteration lines (the table and the JSON line are still printed)"},
     {CLI_FLAG, 'h', "help", NULL, OFF(help), 1, NULL, "", "show this help and exit"},
+    {CLI_CHOICE, 0, "cpu", "VARIANT", OFF(cpu), 0, "auto|avx2|avx512|ref", "auto",
+     "vector kernels to run: auto = the best this CPU (and every MPI rank) supports"},
     {CLI_FLAG, 0, "version", NULL, OFF(version), 1, NULL, "", "print the version and exit"},
 
     {CLI_SECTION, 0, "Distributed (mpiexec -n N " PROG " ...; ignored in a single process)",
@@ -371,12 +375,13 @@ int main(int argc, char **argv) {
     char err[1024];
     if (cli_parse(k_opts, N_OPTS, &a, argc, argv, seen, err, sizeof err) != 0)
         return usage_error(err);
+    if (a.cpu && df_cpu_apply_option(a.cpu, err, sizeof err) != 0) return usage_error(err);
     if (a.help) {
         if (g_rank == 0) print_help(stdout);
         return finish(0);
     }
     if (a.version) {
-        if (g_rank == 0) printf(PROG " %s\n", df_version());
+        if (g_rank == 0) printf(PROG " %s\nkernels: %s\n", df_version(), df_cpu_describe());
         return finish(0);
     }
     if (!a.model) return usage_error("no model given (-m PATH; see --help)");
@@ -563,6 +568,7 @@ int main(int argc, char **argv) {
                 "\n" PROG ": %s, %dx%d, %d steps, %s, cfg %g, output %s, threads %d/rank\n",
                 df_model_name(m), W, H, a.gen.steps, sampler, (double)cfg, a.output_type,
                 df_get_threads());
+        fprintf(stderr, "  kernels: %s\n", df_cpu_describe());
         if (g_size > 1)
             fprintf(stderr, "  %d ranks: %s, %s, warm-up steps %d, %s, checkpoint %d, comm %s, "
                     "progress %s, %d exchanged tensors\n",
@@ -665,6 +671,7 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "test_times", a.test_times);
         cJSON_AddNumberToObject(o, "ignore_ratio", round((double)a.ignore_ratio * 1e6) / 1e6);
         cJSON_AddNumberToObject(o, "threads", df_get_threads());
+        cJSON_AddStringToObject(o, "cpu_variant", df_cpu_variant_name(df_cpu_variant_get()));
         cJSON_AddNumberToObject(o, "warmup_steps", dp.warmup_steps);
         cJSON_AddBoolToObject(o, "split_batch", split_eff);
         cJSON_AddStringToObject(o, "split_scheme", df_split_scheme_name(dp.split_scheme));

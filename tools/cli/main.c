@@ -19,6 +19,7 @@
 #include "distrifuse/df.h"
 
 #include "core/core.h"
+#include "core/cpu.h"
 #include "pipeline/pipeline_dist.h"
 #include "runtime/dist.h"
 
@@ -56,6 +57,7 @@ typedef struct cli_args {
     int clip_skip;  // sd.cpp / A1111 convention: 1 = last layer, 2 = penultimate; <= 0 unset
     int vae_tiling; // df_vae_tiling
     int verbose, quiet, help, version;
+    const char *cpu; // --cpu: kernel variant (core/cpu.h)
     // Distributed options (used when started by mpiexec with more than one rank)
     const char *parallelism, *sync_mode, *split_scheme, *comm_dtype;
     const char *gn_compat; // "exact" | "original"
@@ -135,6 +137,8 @@ static const cli_opt k_opts[] = {
     {CLI_FLAG, 'q', "quiet", NULL, OFF(quiet), 1, NULL, "",
      "only warnings and errors; no progress bar"},
     {CLI_FLAG, 'h', "help", NULL, OFF(help), 1, NULL, "", "show this help and exit"},
+    {CLI_CHOICE, 0, "cpu", "VARIANT", OFF(cpu), 0, "auto|avx2|avx512|ref", "auto",
+     "vector kernels to run: auto = the best this CPU (and every MPI rank) supports"},
     {CLI_FLAG, 0, "version", NULL, OFF(version), 1, NULL, "", "print the version and exit"},
 
     {CLI_SECTION, 0, "Distributed (mpiexec -n N " PROG " ...; ignored in a single process)",
@@ -684,12 +688,13 @@ int main(int argc, char **argv) {
     char err[1024];
     if (cli_parse(k_opts, N_OPTS, &a, argc, argv, seen, err, sizeof err) != 0)
         return usage_error(err);
+    if (a.cpu && df_cpu_apply_option(a.cpu, err, sizeof err) != 0) return usage_error(err);
     if (a.help) {
         if (g_rank == 0) print_help(stdout);
         return finish(0);
     }
     if (a.version) {
-        if (g_rank == 0) printf(PROG " %s\n", df_version());
+        if (g_rank == 0) printf(PROG " %s\nkernels: %s\n", df_version(), df_cpu_describe());
         return finish(0);
     }
     if (!a.model) return usage_error("no model given (-m PATH; see --help)");

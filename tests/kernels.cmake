@@ -1,0 +1,15 @@
+# The kernel tests once more per variant (src/core/cpu.h): NAME_ref, NAME_avx2, NAME_avx512.
+# The plain NAME test (from the tests/test_*.c loop) runs the variant `auto` picks; a variant
+# the CPU lacks skips (exit 77 with a message).
+foreach(t kernels_misc kernels_conv)
+  foreach(v ref avx2 avx512)
+    add_test(NAME ${t}_${v} COMMAND test_${t} --cpu ${v} WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+    set_tests_properties(${t}_${v} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+      LABELS "unit;kernels")
+  endforeach()
+endforeach()
+
+# bench/vs_sdcpp.sh with a stand-in sd-cli (parsing, alternating runs, JSON line).
+add_test(NAME vs_sdcpp_script COMMAND bash ${CMAKE_SOURCE_DIR}/tests/vs_sdcpp_test.sh
+         ${CMAKE_BINARY_DIR} WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+set_tests_properties(vs_sdcpp_script PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "cli")

@@ -516,12 +516,15 @@ static void add_stats(df_dist_step_stats *t, const df_dist_step_stats *s) {
 // from the measured per-rank speeds (see dist.h). Collective (every rank, same step).
 static df_status auto_replan(df_dist *d, int step, double t_compute) {
     if (!d->prm.band_weights_auto || d->auto_done || !uses_patch_ctx(d)) return DF_OK;
-    int W = d->prm.warmup_steps;
-    if (step >= 1 || W == 0) { // step 0 is the planning forward (allocations): not timed
+    // Re-plan after step R: W - 1 when W >= 2, so that the new plan's planning forward is the
+    // last warm-up step (no extra synchronous step), else after W (then step W+1 is an extra
+    // synchronous step). Timed: steps 1..R (step 0, the planning forward, only when R = 0).
+    int W = d->prm.warmup_steps, R = W >= 2 ? W - 1 : W;
+    if (step >= 1 || R == 0) {
         d->auto_t += t_compute;
         d->auto_n++;
     }
-    if (step < W) return DF_OK;
+    if (step < R) return DF_OK;
     d->auto_done = 1;
     const df_topo *tp = &d->topo;
     int N = tp->N, P = tp->P;

@@ -12,7 +12,7 @@
 //     bit-identical to the all-gather halo path (halo_allgather = 1).
 //  G. band weights: explicit weights give the planned rows per rank and a synchronous run equal
 //     to the single rank; `auto` with patch 0 slowed down (it sleeps in every forward) re-plans
-//     after the warm-up to fewer rows for patch 0, the next step runs synchronously (the new
+//     during the warm-up to fewer rows for patch 0, the next step runs synchronously (the new
 //     plan's planning forward), later ones asynchronously; full_sync + auto equals the single
 //     rank.
 //  H. naive patch (row, col, alternate) with the same band rule: every band's output equals the
@@ -419,8 +419,9 @@ int main(int argc, char **argv) {
                 if (full) {
                     EXPECT_REL_L2(x, xr, n, 1e-5, "  [G] auto + full_sync vs single rank");
                 } else {
-                    // steps 0..2 warm-up, 3 = the new plan's planning forward, 4, 5 async
-                    EXPECT_TRUE(syncs[2] && syncs[3] && !syncs[4] && !syncs[5]);
+                    // W = 2: re-plan after step 1, step 2 = the new plan's planning forward
+                    // (the last warm-up step), 3..5 asynchronous
+                    EXPECT_TRUE(syncs[1] && syncs[2] && !syncs[3] && !syncs[4] && !syncs[5]);
                 }
                 df_dist_destroy(d);
             }

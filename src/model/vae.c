@@ -11,6 +11,8 @@
 //   band has copied its halo row), so it needs no third full-size buffer.
 #include "model/vae.h"
 
+#include "runtime/bands.h"
+
 #include "core/textfile.h"
 #include "io/json_util.h"
 #include "kernels/kernels.h"
@@ -1022,8 +1024,7 @@ df_status df_vae_decode(df_vae *m, const float *z, int B, int h, int w, float *i
 // Band decode (patch parallel; see vae.h)
 
 void df_vae_band_split(int R, int n, int k, int *r0, int *r1) {
-    *r0 = (int)((int64_t)k * R / n);
-    *r1 = (int)((int64_t)(k + 1) * R / n);
+    df_bands_range(R, n, k, r0, r1); // the runtime's band rule (naive patch, UNet bands)
 }
 
 // Largest row of any decoder tensor (floats): the halo buffers.

@@ -122,8 +122,9 @@ int df_vae_decode_tiles(const df_vae *m, int h, int w, const df_vae_decode_opts 
 // global token order). The communication is supplied by the caller (MPI in
 // src/runtime/vae_dist.c; this file stays MPI-free).
 
-// Rows [*r0, *r1) of band k of n over R rows: r0 = floor(k*R/n), r1 = floor((k+1)*R/n). Band
-// heights differ by at most one; each band has >= 1 row iff R >= n.
+// Rows [*r0, *r1) of band k of n over R rows: the runtime's band rule (df_bands_range in
+// runtime/bands.h, also the UNet's and naive patch's equal bands): heights differ by at most
+// one, the first R % n bands get the extra row; each band has >= 1 row iff R >= n.
 void df_vae_band_split(int R, int n, int k, int *r0, int *r1);
 
 typedef struct df_vae_band_ops {

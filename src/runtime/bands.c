@@ -68,3 +68,9 @@ int df_bands_even(const int *rows, int n) {
         if (rows[i] != rows[0]) return 0;
     return 1;
 }
+
+void df_bands_range(int total, int n, int k, int *r0, int *r1) {
+    const int q = total / n, r = total % n;
+    *r0 = k * q + (k < r ? k : r);
+    *r1 = *r0 + q + (k < r);
+}

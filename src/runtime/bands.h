@@ -23,6 +23,11 @@ df_status df_bands_rows(int total, int n, const double *weights, int *rows);
 // band i covers [start[i], start[i+1]) at a level where one deepest row is `scale` rows.
 void df_bands_starts(const int *rows, int n, int scale, int *start);
 
+// Band k of n under the equal-weight rule of df_bands_rows, as a row range [*r0, *r1) (for
+// total < n the bands k >= total are empty). The patch-parallel VAE decode cuts the latent with
+// it, the UNet's and naive patch's equal bands are the same rows.
+void df_bands_range(int total, int n, int k, int *r0, int *r1);
+
 // 1 if every band has the same number of rows.
 int df_bands_even(const int *rows, int n);
 

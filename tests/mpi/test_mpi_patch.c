@@ -71,7 +71,7 @@ static df_dist_model g_inner;
 static df_status slow_forward(void *self, df_pctx *ctx, const float *x, int B, const int *images,
                               int H, int W, float t, float *y) {
     if (ctx->row0 == 0 && ctx->row1 < ctx->H_full) {
-        long ns = 3000000L * (ctx->row1 - ctx->row0);
+        long ns = 10000000L * (ctx->row1 - ctx->row0); // dominates oversubscribed noise
         struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
         nanosleep(&ts, NULL);
     }
@@ -410,7 +410,12 @@ int main(int argc, char **argv) {
                     syncs[s] = ss.sync;
                 }
                 EXPECT_EQ_I64(df_dist_bands(d, got), P);
-                EXPECT_TRUE(got[0] < got[P - 1]); // the slow patch got fewer rows
+                // the slow patch got fewer rows than an equal share, and no more than any other
+                // (oversubscribed ranks' timings are noisy: no order among the others)
+                int total_rows = 0, min_other = 1 << 30;
+                for (int i = 0; i < P; i++) total_rows += got[i];
+                for (int i = 1; i < P; i++) min_other = got[i] < min_other ? got[i] : min_other;
+                EXPECT_TRUE(got[0] * P < total_rows && got[0] <= min_other);
                 df_dist_band_plan_str(d, plan, sizeof plan);
                 if (g_R == 0)
                     fprintf(stderr, "[G] auto (%s, patch 0 slowed): %s; steps sync %d%d%d%d%d%d\n",

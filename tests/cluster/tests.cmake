@@ -1,0 +1,12 @@
+# Tests over the emulated cluster (scripts/cluster.sh: network namespaces joined by tbf-limited
+# veth links; 2 nodes x 1 rank, Open MPI over TCP). Included by CMakeLists.txt. They need root
+# and network namespaces and skip (77) elsewhere; they share the namespaces dfnode*, hence the
+# resource lock. About 35 s in all on 2 cores.
+set(DF_CLUSTER_ENV "DF_SRC=${CMAKE_SOURCE_DIR};DF_BIN=${CMAKE_BINARY_DIR}/distrifuse;DF_MAKE_MODEL=${CMAKE_BINARY_DIR}/tools/df-make-model;DF_MPIEXEC=${MPIEXEC_EXECUTABLE};DF_WORK=${CMAKE_BINARY_DIR};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;ASAN_OPTIONS=detect_leaks=0")
+foreach(mode link_rate full_sync transport kill bytes)
+  add_test(NAME cluster_${mode}
+    COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/cluster_test.sh ${mode}
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(cluster_${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 180
+    LABELS "cluster" RESOURCE_LOCK cluster ENVIRONMENT "${DF_CLUSTER_ENV}")
+endforeach()

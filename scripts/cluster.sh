@@ -290,8 +290,10 @@ cmd_mpirun() {
           [ -x "$REPO/$rel" ] || build_mpich
           cmd[0]=$REPO/$rel ;;
       esac
+      # Debian's MPICH is ch4:ucx; UCX would find the other nodes' shared memory (same boot
+      # id), so its transports are pinned to TCP on eth0
       launcher=(mpiexec.mpich -f "$DIR/hosts.mpich" -launcher ssh -launcher-exec "$DIR/rsh"
-        -iface eth0 -genv FI_PROVIDER tcp -genv FI_TCP_IFACE eth0 -genv FI_SOCKETS_IFACE eth0)
+        -iface eth0 -genv UCX_TLS self,tcp -genv UCX_NET_DEVICES eth0)
       ;;
     *) die "--mpi must be openmpi or mpich, got '$mpi'" ;;
   esac

@@ -6,6 +6,7 @@
 #   cluster_test.sh kill             a rank killed on node 1 ends every rank, message, rc != 0,
 #                                    within 60 s
 #   cluster_test.sh bytes            node 0's eth0 counters grow by >= the bytes --stats reports
+#   cluster_test.sh mpich            the MPICH build (build-mpich/) over TCP == Open MPI over shm
 # Environment (tests/cluster/tests.cmake): DF_SRC, DF_BIN, DF_MAKE_MODEL, DF_MPIEXEC, DF_WORK.
 # Exit 77 (skip) where the cluster cannot be made (not root, no namespaces).
 set -uo pipefail
@@ -143,6 +144,38 @@ stats = (float(m.group(1)) + float(m.group(2))) * steps * 1048576
 print("--stats: %.0f bytes (rank 0, %d steps); node 0 eth0 tx+rx: %d bytes (%.3fx)"
       % (stats, steps, wire, wire / stats if stats else 0))
 sys.exit(0 if stats > 0 and wire >= stats else 1)
+PYEOF
+    ;;
+  mpich)
+    # the MPICH build (scripts/cluster.sh build-mpich; .ci/run makes it) over TCP == Open MPI
+    # over shared memory, and its bytes really cross node 0's link
+    mb=$SRC/build-mpich/distrifuse
+    [ -x "$mb" ] || { echo "no $mb (scripts/cluster.sh build-mpich makes it): skipped"; exit 77; }
+    command -v mpiexec.mpich >/dev/null || { echo "no mpiexec.mpich: skipped"; exit 77; }
+    fixture
+    up 10gbit
+    cnt() { ip netns exec dfnode0 cat /sys/class/net/eth0/statistics/tx_bytes; }
+    b0=$(cnt)
+    timeout 120 "$CL" mpirun --mpi mpich -n 2 -- "$mb" -m "$WORK/tiny" "${GEN[@]}" "${DIST[@]}" \
+      -o mpich.png --save-latent mpich.safetensors --sync-mode corrected_async_gn --stats \
+      > mpich.log 2>&1 || { cat mpich.log; fail "mpirun --mpi mpich over the cluster"; }
+    b1=$(cnt)
+    cat mpich.log
+    timeout 120 ${DF_MPIEXEC:?} --oversubscribe -n 2 "$DF_BIN" -m "$WORK/tiny" "${GEN[@]}" \
+      "${DIST[@]}" -o shm.png --save-latent shm.safetensors --sync-mode corrected_async_gn \
+      > shm.log 2>&1 || { cat shm.log; fail "shared-memory run"; }
+    "$PY" "$SRC/tests/cluster/latent_diff.py" shm.safetensors mpich.safetensors 1e-6 ||
+      fail "corrected_async_gn over MPICH/TCP differs from Open MPI over shared memory"
+    "$PY" - mpich.log "$((b1 - b0))" 6 <<'PYEOF' || fail "MPICH's bytes did not cross eth0"
+import re, sys
+log = open(sys.argv[1]).read()
+wire, steps = int(sys.argv[2]), int(sys.argv[3])
+m = re.search(r"sent ([0-9.]+) MiB/step", log)
+if not m:
+    sys.exit("no 'sent X MiB/step' in the --stats line")
+sent = float(m.group(1)) * steps * 1048576
+print("--stats: rank 0 sent %.0f bytes; node 0 eth0 tx: %d bytes" % (sent, wire))
+sys.exit(0 if sent > 0 and wire >= sent else 1)
 PYEOF
     ;;
   *) echo "unknown mode $mode"; exit 2 ;;

@@ -3,7 +3,7 @@
 # and network namespaces and skip (77) elsewhere; they share the namespaces dfnode*, hence the
 # resource lock. About 35 s in all on 2 cores.
 set(DF_CLUSTER_ENV "DF_SRC=${CMAKE_SOURCE_DIR};DF_BIN=${CMAKE_BINARY_DIR}/distrifuse;DF_MAKE_MODEL=${CMAKE_BINARY_DIR}/tools/df-make-model;DF_MPIEXEC=${MPIEXEC_EXECUTABLE};DF_WORK=${CMAKE_BINARY_DIR};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;ASAN_OPTIONS=detect_leaks=0")
-foreach(mode link_rate full_sync transport kill bytes)
+foreach(mode link_rate full_sync transport kill bytes mpich)
   add_test(NAME cluster_${mode}
     COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/cluster_test.sh ${mode}
     WORKING_DIRECTORY ${CMAKE_BINARY_DIR})

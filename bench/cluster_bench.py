@@ -3,7 +3,7 @@
 
   bench/cluster_bench.py -m MODEL [-W 768] [-H 768] [--steps 6] [--repeats 2]
       [--links shm,10gbit,1gbit] [--configs patch_async,patch_full_sync,...]
-      [--progress test] [--ranks 2] [--out DIR] [--build build]
+      [--progress test] [--ranks 2] [--out DIR] [--build build] [--extra "ARGS"]
 
 Every run: `distrifuse-bench --warmup-steps 1 --warmup-times 0 --test-times 1 -t 1
 --output-type latent`, 2 ranks (1 per node over TCP, or 2 processes over shared memory). The
@@ -45,7 +45,7 @@ def run_one(a, link, cfg, progress):
     args = [bench, "-m", a.model, "-W", str(a.width), "-H", str(a.height), "--steps",
             str(a.steps), "--warmup-steps", "1", "--warmup-times", "0", "--test-times", "1",
             "-t", "1", "--output-type", "latent", "-q", "--comm-progress", progress]
-    args += CONFIGS[cfg]
+    args += CONFIGS[cfg] + a.extra.split()
     if link == "shm":
         cmd = ["mpiexec", "--oversubscribe", "--bind-to", "none", "-n", str(a.ranks)] + args
     else:
@@ -77,13 +77,15 @@ def main():
     ap.add_argument("-W", "--width", type=int, default=768)
     ap.add_argument("-H", "--height", type=int, default=768)
     ap.add_argument("--steps", type=int, default=6)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=2,
+                    help="0: print the table of the runs already in DIR/runs.jsonl")
     ap.add_argument("--ranks", type=int, default=2)
     ap.add_argument("--links", default="shm,10gbit,1gbit")
     ap.add_argument("--configs", default="patch_async,patch_full_sync,naive_patch,cfg_split")
     ap.add_argument("--progress", default="test", help="comma list of none,test,thread")
     ap.add_argument("--out", default=os.path.join(REPO, "build", "cluster_bench"))
     ap.add_argument("--build", default="build")
+    ap.add_argument("--extra", default="", help="more distrifuse-bench arguments (one string)")
     a = ap.parse_args()
     os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
     os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
@@ -112,6 +114,9 @@ def main():
                             recs.append(r)
         finally:
             subprocess.run([CLUSTER, "down"], stdout=subprocess.DEVNULL)
+    if a.repeats == 0:  # table only, from the runs recorded in DIR/runs.jsonl
+        with open(os.path.join(a.out, "runs.jsonl")) as f:
+            recs = [json.loads(l) for l in f if l.strip()]
     print("| link | configuration | progress | step kind | step s | compute s | blocked s | "
           "gather s | MiB/rank/step | runs |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -10,3 +10,11 @@ foreach(mode link_rate full_sync transport kill bytes mpich)
   set_tests_properties(cluster_${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 180
     LABELS "cluster" RESOURCE_LOCK cluster ENVIRONMENT "${DF_CLUSTER_ENV}")
 endforeach()
+
+# distrifuse-bench --predict: predicted vs measured bytes per rank per step (shared memory, no
+# cluster needed). After neighbour-only halos land, DF_PREDICT_ARGS=--halo neighbour (or the new
+# default of --halo) must make it pass again.
+add_test(NAME predict_bytes COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/predict_test.sh
+  WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+set_tests_properties(predict_bytes PROPERTIES TIMEOUT 300 LABELS "mpi"
+  ENVIRONMENT "DF_BENCH=${CMAKE_BINARY_DIR}/distrifuse-bench;DF_MAKE_MODEL=${CMAKE_BINARY_DIR}/tools/df-make-model;DF_MPIEXEC=${MPIEXEC_EXECUTABLE};DF_WORK=${CMAKE_BINARY_DIR};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;ASAN_OPTIONS=detect_leaks=0")

@@ -19,6 +19,7 @@
 // Exit codes: 0 ok, 1 runtime failure, 2 usage error. Errors are one line on stderr:
 // "distrifuse-bench: error: <detail>".
 #include "args.h"
+#include "predict.h"
 
 #include "distrifuse/df.h"
 
@@ -328,6 +329,9 @@ static int wants_thread_progress(int argc, char **argv) {
 // ---------------------------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
+    // --predict: the scaling model (tools/cli/predict.c); no MPI, no generation
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--predict") == 0) return df_bench_predict(argc, argv);
     if (df_dist_init(&argc, &argv, wants_thread_progress(argc, argv)) != DF_OK) {
         print_runtime_error("cannot initialise MPI");
         return EXIT_RUNTIME;

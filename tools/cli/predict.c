@@ -97,6 +97,9 @@ typedef struct {
     int W, H, ranks, rpn, threads, quiet;
     double gbit, lat_us, gflops;
     int f16, halo_nb;
+    int sweep, n_sizes, n_sranks, n_sgbit; // --sweep-*: lists (one JSON line per combination)
+    int sizes[16], sranks[16];
+    double sgbit[16];
 } popts;
 
 static int usage(const char *msg) {
@@ -156,6 +159,28 @@ static int parse(int argc, char **argv, popts *o) {
             if (strcmp(a, "--link-gbit") == 0) o->gbit = d;
             else if (strcmp(a, "--link-latency-us") == 0) o->lat_us = d;
             else o->gflops = d;
+        } else if (strcmp(a, "--sweep-sizes") == 0 || strcmp(a, "--sweep-ranks") == 0 ||
+                   strcmp(a, "--sweep-gbit") == 0) {
+            NEEDV();
+            int n = 0;
+            const char *q = v;
+            while (*q) {
+                double d = strtod(q, &end);
+                if (end == q || !(d > 0) || n == 16 || (*end && *end != ',')) {
+                    fprintf(stderr, "distrifuse-bench --predict: %s: bad list '%s' (up to 16 "
+                            "positive numbers, comma-separated)\n", a, v);
+                    return 2;
+                }
+                if (a[8] == 's') o->sizes[n] = (int)d;
+                else if (a[8] == 'r') o->sranks[n] = (int)d;
+                else o->sgbit[n] = d;
+                n++;
+                q = *end ? end + 1 : end;
+            }
+            if (a[8] == 's') o->n_sizes = n;
+            else if (a[8] == 'r') o->n_sranks = n;
+            else o->n_sgbit = n;
+            o->sweep = 1;
         } else if (strcmp(a, "--comm-dtype") == 0) {
             NEEDV();
             if (strcmp(v, "f16") == 0) o->f16 = 1;
@@ -169,12 +194,23 @@ static int parse(int argc, char **argv, popts *o) {
         } else {
             fprintf(stderr, "distrifuse-bench --predict: unknown option '%s' (--predict takes -m, "
                     "-W, -H, --ranks, --ranks-per-node, -t, --link-gbit, --link-latency-us, "
-                    "--gflops, --comm-dtype, --halo, -q)\n", a);
+                    "--gflops, --comm-dtype, --halo, --sweep-sizes, --sweep-ranks, --sweep-gbit, "
+                    "-q)\n", a);
             return 2;
         }
 #undef NEEDV
     }
     if (!o->model) return usage("-m MODEL is required");
+    if (o->sweep) { // unset lists: the single values
+        if (!o->n_sizes) {
+            if (o->W != o->H || !o->W) return usage("--sweep-* needs --sweep-sizes or -W = -H");
+            o->sizes[0] = o->W, o->n_sizes = 1;
+        }
+        if (!o->n_sranks) o->sranks[0] = o->ranks, o->n_sranks = 1;
+        if (!o->n_sgbit) o->sgbit[0] = o->gbit, o->n_sgbit = 1;
+        for (int i = 0; i < o->n_sizes; i++)
+            if (o->sizes[i] % 8) return usage("--sweep-sizes: multiples of 8");
+    }
     if (o->ranks < 1) return usage("--ranks must be >= 1");
     if (o->rpn < 1) return usage("--ranks-per-node must be >= 1");
     if (o->gbit <= 0) return usage("--link-gbit must be > 0");
@@ -196,6 +232,7 @@ typedef struct {
     int h, w;     // target latent
     int h0, w0;   // recording latent
     int f16, halo_nb;
+    int mult; // 2^(levels-1): the band height multiple
 } model_in;
 
 static int width_at(int w, int l) {
@@ -256,6 +293,7 @@ static int predict_one(const model_in *m, const popts *o, double G, df_paralleli
     volume v = {0, 0, 0, 0, 0};
     int async = 0;
     if (par == DF_PAR_PATCH) {
+        if (m->h % (P * m->mult)) return 0; // bands must split at the deepest level
         compute = 2.0 * macs_full * B / P / (G * 1e9);
         int sync = mode == DF_SYNC_FULL_SYNC;
         v = patch_volume(m, P, B, mode, sync);
@@ -298,6 +336,73 @@ static int predict_one(const model_in *m, const popts *o, double G, df_paralleli
     return 1;
 }
 
+// slowest link at which patch + corrected_async_gn (split batch as the default chooses: on
+// for an even N) still hides its exchange fully; -1 = never (latency alone exceeds the compute)
+static double min_hiding(const model_in *m, const popts *o, double compute_s) {
+    int split = o->ranks % 2 == 0;
+    int P = split ? o->ranks / 2 : o->ranks, B = split ? 1 : 2;
+    volume v = patch_volume(m, P, B, DF_SYNC_CORRECTED_ASYNC_GN, 0);
+    int R = o->rpn < P ? o->rpn : P;
+    double off = P > 1 ? (double)(P - R) / (P - 1) : 0;
+    double one = v.bytes / 2 * R * off;
+    if (one <= 0) return 0;
+    double win = compute_s - v.n_coll * o->lat_us * 1e-6;
+    return win > 0 ? one * 8 / win / 1e9 : -1;
+}
+
+// Predictions of every configuration; the table (unless quiet) and one JSON line (with `pre`,
+// extra leading keys, in sweep mode).
+static void emit(const model_in *m, const popts *o, double G, const char *pre) {
+    static const df_parallelism pars[] = {DF_PAR_PATCH, DF_PAR_NAIVE_PATCH, DF_PAR_TENSOR};
+    pred pr[64];
+    int np = 0;
+    double hide = -2; // -2: no patch + corrected_async_gn configuration at this N and size
+    if (!o->quiet) {
+        printf("%dx%d, %d ranks (%d per node), %d thread(s) per rank, links %.3g Gbit/s, "
+               "%.3g us per collective, comm %s, halos %s\n", o->W, o->H, o->ranks, o->rpn,
+               o->threads, o->gbit, o->lat_us, o->f16 ? "f16" : "f32",
+               o->halo_nb ? "to the neighbours" : "in the all-gather");
+        printf("  %-12s %-19s %-5s %10s %10s %10s %14s %8s\n", "parallelism", "sync_mode",
+               "split", "step s", "compute s", "comm s", "MiB/rank/step", "speedup");
+    }
+    for (int pi = 0; pi < 3; pi++) {
+        int nmodes = pars[pi] == DF_PAR_PATCH ? DF_SYNC_COUNT : 1;
+        for (int mi = 0; mi < nmodes; mi++) {
+            for (int split = 1; split >= 0; split--) {
+                pred p;
+                if (np == 64 || !predict_one(m, o, G, pars[pi], (df_sync_mode)mi, split, &p))
+                    continue;
+                pr[np++] = p;
+                if (!o->quiet)
+                    printf("  %-12s %-19s %-5s %10.3f %10.3f %10.3f %14.2f %7.2fx\n", p.par,
+                           p.sync, split ? "on" : "off", p.step_s, p.compute_s, p.comm_s,
+                           p.bytes / 1048576.0, p.speedup);
+                if (pars[pi] == DF_PAR_PATCH && mi == DF_SYNC_CORRECTED_ASYNC_GN &&
+                    split == (o->ranks % 2 == 0))
+                    hide = min_hiding(m, o, p.compute_s);
+            }
+        }
+    }
+    if (!o->quiet) {
+        if (hide >= 0)
+            printf("  patch + corrected_async_gn (split batch %s) hides its exchange fully on "
+                   "links of >= %.3f Gbit/s\n", o->ranks % 2 == 0 ? "on" : "off", hide);
+        else if (hide == -1)
+            printf("  patch + corrected_async_gn: the per-collective latency alone exceeds the "
+                   "compute; no link hides it\n");
+    }
+    printf("{%s\"predictions\": [", pre ? pre : "");
+    for (int i = 0; i < np; i++)
+        printf("%s{\"parallelism\": \"%s\", \"sync_mode\": %s%s%s, \"split_batch\": %s, "
+               "\"step_s\": %.6g, \"bytes_per_rank_per_step\": %.0f, \"speedup\": %.4g}",
+               i ? ", " : "", pr[i].par, pr[i].sync[0] == '-' ? "" : "\"",
+               pr[i].sync[0] == '-' ? "null" : pr[i].sync, pr[i].sync[0] == '-' ? "" : "\"",
+               pr[i].split ? "true" : "false", pr[i].step_s, pr[i].bytes, pr[i].speedup);
+    if (hide >= 0) printf("], \"min_hiding_gbit\": %.6g}\n", hide);
+    else printf("], \"min_hiding_gbit\": null}\n");
+    fflush(stdout);
+}
+
 static df_status record_and_time(df_unet *u, recorder *r, int h, int w, int B, double *sec) {
     const df_unet_config *c = df_unet_get_config(u);
     DF_TRY(df_unet_plan(u, B, h, w, h));
@@ -330,7 +435,8 @@ int df_bench_predict(int argc, char **argv) {
     popts o;
     int rc = parse(argc, argv, &o);
     if (rc) return rc;
-    df_set_threads(o.threads);
+    // threads matter only for the calibration (with --gflops the recording forward is tiny)
+    df_set_threads(o.gflops > 0 ? 1 : o.threads);
     df_unet *u = NULL;
     if (df_unet_load(o.model, NULL, &u) != DF_OK) {
         fprintf(stderr, "distrifuse-bench --predict: cannot load the UNet of '%s': %s\n", o.model,
@@ -354,8 +460,8 @@ int df_bench_predict(int argc, char **argv) {
     r.ops.conv_halo = rec_conv;
     r.ops.attn_kv = rec_attn;
     r.ops.gn_stats = rec_gn;
-    // layer list at a small latent (4 x the band multiple), batch 1; then the calibration
-    int s0 = 4 * mult;
+    // layer list at a small latent (2 x the band multiple), batch 1; then the calibration
+    int s0 = 2 * mult;
     double sec0 = 0;
     df_status st = record_and_time(u, &r, s0, s0, 1, &sec0);
     double G = o.gflops, cal_s = sec0;
@@ -392,69 +498,33 @@ int df_bench_predict(int argc, char **argv) {
     m.h = o.H / 8, m.w = o.W / 8;
     m.h0 = m.w0 = s0;
     m.f16 = o.f16, m.halo_nb = o.halo_nb;
+    m.mult = mult;
     if (!o.quiet) {
-        printf("distrifuse-bench --predict: %s, %dx%d, %d ranks (%d per node), %d thread(s) per "
-               "rank, links %.3g Gbit/s, %.3g us per collective, comm %s, halos %s\n",
-               o.model, o.W, o.H, o.ranks, o.rpn, o.threads, o.gbit, o.lat_us,
-               o.f16 ? "f16" : "f32", o.halo_nb ? "to neighbours" : "in the all-gather");
-        if (o.gflops > 0) printf("  compute: %.1f GFLOP/s per rank (--gflops)\n", G);
+        if (o.gflops > 0) printf("distrifuse-bench --predict: compute %.1f GFLOP/s per rank "
+                                 "(--gflops)\n", G);
         else
-            printf("  compute: %.1f GFLOP/s per rank (calibration: one forward at %dx%d latent "
-                   "in %.2f s)\n", G, cal_size, cal_size, cal_s);
+            printf("distrifuse-bench --predict: compute %.1f GFLOP/s per rank (calibration: one "
+                   "forward at %dx%d latent in %.2f s)\n", G, cal_size, cal_size, cal_s);
         printf("  layer list: %d exchanged layers per forward\n", r.n);
-        printf("  %-12s %-19s %-5s %10s %10s %10s %14s %8s\n", "parallelism", "sync_mode",
-               "split", "step s", "compute s", "comm s", "MiB/rank/step", "speedup");
     }
-    static const df_parallelism pars[] = {DF_PAR_PATCH, DF_PAR_NAIVE_PATCH, DF_PAR_TENSOR};
-    pred *pr = calloc(64, sizeof *pr);
-    int np = 0;
-    double min_hide = 0;
-    int have_hide = 0;
-    for (int pi = 0; pi < 3; pi++) {
-        int nmodes = pars[pi] == DF_PAR_PATCH ? DF_SYNC_COUNT : 1;
-        for (int mi = 0; mi < nmodes; mi++) {
-            for (int split = 1; split >= 0; split--) {
-                pred p;
-                if (!predict_one(&m, &o, G, pars[pi], (df_sync_mode)mi, split, &p)) continue;
-                pr[np++] = p;
-                if (!o.quiet)
-                    printf("  %-12s %-19s %-5s %10.3f %10.3f %10.3f %14.2f %7.2fx\n", p.par, p.sync,
-                           split ? "on" : "off", p.step_s, p.compute_s, p.comm_s,
-                           p.bytes / 1048576.0, p.speedup);
-                // slowest link at which the asynchronous exchange still hides fully
-                if (pars[pi] == DF_PAR_PATCH && mi == DF_SYNC_CORRECTED_ASYNC_GN &&
-                    split == 0) {
-                    int P = o.ranks;
-                    volume v = patch_volume(&m, P, 2, DF_SYNC_CORRECTED_ASYNC_GN, 0);
-                    int R = o.rpn < P ? o.rpn : P;
-                    double off = P > 1 ? (double)(P - R) / (P - 1) : 0;
-                    double lat = v.n_coll * o.lat_us * 1e-6 * (off > 0);
-                    double win = p.compute_s - lat;
-                    double one = v.bytes / 2 * R * off;
-                    if (one <= 0) min_hide = 0, have_hide = 1;
-                    else if (win > 0) min_hide = one * 8 / win / 1e9, have_hide = 1;
+    if (!o.sweep) {
+        m.h = o.H / 8, m.w = o.W / 8;
+        emit(&m, &o, G, NULL);
+    } else {
+        for (int a = 0; a < o.n_sizes; a++)
+            for (int b = 0; b < o.n_sranks; b++)
+                for (int c = 0; c < o.n_sgbit; c++) {
+                    popts q = o;
+                    q.W = q.H = o.sizes[a];
+                    q.ranks = o.sranks[b];
+                    q.gbit = o.sgbit[c];
+                    m.h = q.H / 8, m.w = q.W / 8;
+                    char pre[160];
+                    snprintf(pre, sizeof pre, "\"width\": %d, \"height\": %d, \"ranks\": %d, "
+                             "\"link_gbit\": %g, ", q.W, q.H, q.ranks, q.gbit);
+                    emit(&m, &q, G, pre);
                 }
-            }
-        }
     }
-    if (!o.quiet) {
-        if (have_hide)
-            printf("  patch + corrected_async_gn (no split) hides its exchange fully on links of "
-                   ">= %.3f Gbit/s\n", min_hide);
-        else
-            printf("  patch + corrected_async_gn: the per-collective latency alone exceeds the "
-                   "compute; no link speed hides it\n");
-    }
-    printf("{\"predictions\": [");
-    for (int i = 0; i < np; i++)
-        printf("%s{\"parallelism\": \"%s\", \"sync_mode\": %s%s%s, \"split_batch\": %s, "
-               "\"step_s\": %.6g, \"bytes_per_rank_per_step\": %.0f, \"speedup\": %.4g}",
-               i ? ", " : "", pr[i].par, pr[i].sync[0] == '-' ? "" : "\"",
-               pr[i].sync[0] == '-' ? "null" : pr[i].sync, pr[i].sync[0] == '-' ? "" : "\"",
-               pr[i].split ? "true" : "false", pr[i].step_s, pr[i].bytes, pr[i].speedup);
-    if (have_hide) printf("], \"min_hiding_gbit\": %.6g}\n", min_hide);
-    else printf("], \"min_hiding_gbit\": null}\n");
-    free(pr);
     free(r.op);
     df_unet_destroy(u);
     return 0;

@@ -58,10 +58,17 @@ def run_one(a, link, cfg, progress):
     line = [l for l in p.stdout.splitlines() if l.startswith("{")][-1]
     j = json.loads(line)
     kind = j.get("async_step_kind", "sync")
-    k = j["step_kinds"].get(kind) or j["step_kinds"].get("sync")
+    if kind == "sync":
+        # every step synchronous: the bench's figures are those of the steps after W+1 (the
+        # step_kinds "sync" entry also averages steps 0..W+1); compute = step - wait - gather
+        wait, gather = j["wait_s_per_step"], j["gather_s_per_step"]
+        comp = j["async_step_s"] - wait - gather
+    else:
+        k = j["step_kinds"][kind]
+        comp, wait, gather = k["compute_s"], k["wait_s"], k["gather_s"]
     rec = {"link": link, "config": cfg, "progress": progress, "kind": kind,
-           "step_s": j["async_step_s"], "compute_s": k["compute_s"], "wait_s": k["wait_s"],
-           "gather_s": k["gather_s"], "bytes": j["bytes_per_step"],
+           "step_s": j["async_step_s"], "compute_s": comp, "wait_s": wait,
+           "gather_s": gather, "bytes": j["bytes_per_step"], "json": j,
            "sync_step_s": j["step_kinds"].get("sync", {}).get("step_s"),
            "latency_s": j["latency_s"], "wall_s": time.time() - t0}
     print("cluster_bench: %-7s %-16s %-6s %s step %.3f s (compute %.3f, wait %.3f, gather "

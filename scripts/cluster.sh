@@ -137,7 +137,7 @@ cmd_up() {
 
   down_quiet
   # an interrupted or failed `up` leaves nothing behind
-  trap 'down_quiet; echo "cluster.sh: up interrupted, cluster removed" >&2; exit 130' INT TERM
+  trap 'trap - EXIT; down_quiet; echo "cluster.sh: up interrupted, cluster removed" >&2; exit 130' INT TERM
   trap 'rc=$?; if [ $rc -ne 0 ]; then down_quiet; echo "cluster.sh: up failed, cluster removed" >&2; fi' EXIT
   mkdir -p "$DIR"
   ip link add "$BRIDGE" type bridge

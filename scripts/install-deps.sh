@@ -6,7 +6,7 @@
 #                                         .ci/run uses this. Tests needing an absent tool skip (77).
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libpng-dev
-      libcjson-dev python3)
+      libcjson-dev python3 iproute2 mpich libmpich-dev)
 TEST_PKGS=(clang libclang-rt-14-dev  # make fuzz (libFuzzer)
            chromium)              # the metrics page test (headless)
 for arg in "$@"; do
@@ -26,4 +26,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# MPICH (for scripts/cluster.sh --mpi mpich, build-mpich/) must not become the default MPI:
+# build/ is configured with Open MPI's mpicc / mpirun (Debian's alternatives choose by priority).
+for alt in mpi mpirun mpi-x86_64-linux-gnu; do
+  cur=$(update-alternatives --query "$alt" 2>/dev/null | sed -n 's/^Value: //p')
+  case "$cur" in
+    *mpich*)
+      want=$(update-alternatives --list "$alt" 2>/dev/null | grep -m1 openmpi || true)
+      if [ -n "$want" ]; then
+        SUDO=""
+        [ "$(id -u)" -ne 0 ] && SUDO=sudo
+        $SUDO update-alternatives --set "$alt" "$want" >/dev/null
+        echo "install-deps: $alt alternative set back to Open MPI ($want)"
+      fi ;;
+  esac
+done
 echo "install-deps: all dependencies present"

@@ -21,6 +21,7 @@
 #include "faults.h"
 #include "tool_env.h"
 #include "args.h"
+#include "predict.h"
 
 #include "distrifuse/df.h"
 
@@ -356,6 +357,9 @@ static int wants_thread_progress(int argc, char **argv) {
 // ---------------------------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
+    // --predict: the scaling model (tools/cli/predict.c); no MPI, no generation
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--predict") == 0) return df_bench_predict(argc, argv);
     if (df_dist_init(&argc, &argv, wants_thread_progress(argc, argv),
                      df_tool_launched_by_mpi()) != DF_OK) {
         print_runtime_error("cannot initialise MPI");

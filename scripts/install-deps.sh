@@ -6,7 +6,7 @@
 #                                         .ci/run uses this. Tests needing an absent tool skip (77).
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libpng-dev
-      libcjson-dev python3 iproute2 mpich libmpich-dev)
+      libcjson-dev python3 iproute2 mpich libmpich-dev time)
 TEST_PKGS=(clang libclang-rt-14-dev  # make fuzz (libFuzzer)
            chromium)              # the metrics page test (headless)
 for arg in "$@"; do

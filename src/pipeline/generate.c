@@ -288,23 +288,32 @@ static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser
                           df_image *image, df_gen_info *info);
 
 // p->threads > 0 applies to this call only: the caller's thread settings are put back.
+// The parameters a generation uses, model defaults resolved (everything but the seed); kind
+// (may be NULL) receives the sampler.
+static df_status resolve_info(const df_model *m, const df_gen_params *p, df_gen_info *gi,
+                              df_sched_kind *kind_out) {
+    memset(gi, 0, sizeof *gi);
+    int defW, defH;
+    float defG;
+    df_model_defaults(m, &defW, &defH, &defG, NULL);
+    gi->width = p->width > 0 ? p->width : defW;
+    gi->height = p->height > 0 ? p->height : defH;
+    gi->steps = p->steps;
+    gi->cfg_scale = p->cfg_scale >= 0 ? p->cfg_scale : defG;
+    gi->guidance_rescale = p->guidance_rescale;
+    df_sched_kind kind = m->sched_kind;
+    if (p->sampler) DF_TRY(df_sched_kind_parse(p->sampler, &kind));
+    gi->sampler = df_sched_kind_name(kind);
+    if (kind_out) *kind_out = kind;
+    return DF_OK;
+}
+
 df_status df_gen_infotext(const df_model *m, const df_gen_params *p, char *buf, size_t cap) {
     DF_FAIL_IF(!m || !p || !buf || cap == 0, DF_ERR_ARG, "NULL argument");
     DF_FAIL_IF(p->seed < 0, DF_ERR_ARG, "the parameters text of a random seed is not known");
     DF_TRY(df_gen_params_validate(m, p));
     df_gen_info gi;
-    memset(&gi, 0, sizeof gi);
-    int defW, defH;
-    float defG;
-    df_model_defaults(m, &defW, &defH, &defG, NULL);
-    gi.width = p->width > 0 ? p->width : defW; // as df_i_generate resolves them
-    gi.height = p->height > 0 ? p->height : defH;
-    gi.steps = p->steps;
-    gi.cfg_scale = p->cfg_scale >= 0 ? p->cfg_scale : defG;
-    gi.guidance_rescale = p->guidance_rescale;
-    df_sched_kind kind = m->sched_kind;
-    if (p->sampler) DF_TRY(df_sched_kind_parse(p->sampler, &kind));
-    gi.sampler = df_sched_kind_name(kind);
+    DF_TRY(resolve_info(m, p, &gi, NULL));
     gi.seed = p->seed;
     make_infotext(m, p, &gi);
     snprintf(buf, cap, "%s", gi.infotext);
@@ -331,18 +340,8 @@ static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser
 
     // ---- resolve the parameters
     df_gen_info gi;
-    memset(&gi, 0, sizeof gi);
-    int defW, defH;
-    float defG;
-    df_model_defaults(m, &defW, &defH, &defG, NULL);
-    gi.width = p->width > 0 ? p->width : defW;
-    gi.height = p->height > 0 ? p->height : defH;
-    gi.steps = p->steps;
-    gi.cfg_scale = p->cfg_scale >= 0 ? p->cfg_scale : defG;
-    gi.guidance_rescale = p->guidance_rescale;
-    df_sched_kind kind = m->sched_kind;
-    if (p->sampler) DF_TRY(df_sched_kind_parse(p->sampler, &kind));
-    gi.sampler = df_sched_kind_name(kind);
+    df_sched_kind kind;
+    DF_TRY(resolve_info(m, p, &gi, &kind));
     gi.seed = p->seed >= 0 ? p->seed : (int64_t)random_seed();
 
     const int f = df_vae_scale_factor(m->vae);

@@ -472,13 +472,12 @@ void df_xchg_destroy(df_xchg *x) {
     free(x);
 }
 
-df_status df_xchg_register(df_xchg *x, const char *label, df_xkind kind, size_t n,
-                           df_comm_dtype dtype, int *idx) {
+// A new zeroed entry at the end of the table (not yet counted in x->n), named `label`.
+static df_status new_entry(df_xchg *x, const char *label, xentry **out) {
     DF_FAIL_IF(x->committed, DF_ERR_INTERNAL,
                "register '%s' after the comm buffer was committed (the layer sequence changed "
                "after the planning forward)",
                label);
-    DF_FAIL_IF(n == 0, DF_ERR_ARG, "register '%s' with 0 elements", label);
     if (x->n == x->cap) {
         int nc = x->cap ? 2 * x->cap : 64;
         xentry *ne = realloc(x->e, (size_t)nc * sizeof *ne);
@@ -489,6 +488,15 @@ df_status df_xchg_register(df_xchg *x, const char *label, df_xkind kind, size_t 
     xentry *e = &x->e[x->n];
     memset(e, 0, sizeof *e);
     snprintf(e->label, sizeof e->label, "%s", label);
+    *out = e;
+    return DF_OK;
+}
+
+df_status df_xchg_register(df_xchg *x, const char *label, df_xkind kind, size_t n,
+                           df_comm_dtype dtype, int *idx) {
+    DF_FAIL_IF(n == 0, DF_ERR_ARG, "register '%s' with 0 elements", label);
+    xentry *e = NULL;
+    DF_TRY(new_entry(x, label, &e));
     e->kind = kind;
     e->dtype = dtype;
     e->n = n;
@@ -508,22 +516,10 @@ df_status df_xchg_register(df_xchg *x, const char *label, df_xkind kind, size_t 
 
 df_status df_xchg_register_halo(df_xchg *x, const char *label, size_t n_half,
                                 df_comm_dtype dtype, int *idx) {
-    DF_FAIL_IF(x->committed, DF_ERR_INTERNAL,
-               "register '%s' after the comm buffer was committed (the layer sequence changed "
-               "after the planning forward)",
-               label);
     DF_FAIL_IF(n_half == 0, DF_ERR_ARG, "register '%s' with 0 elements", label);
     DF_FAIL_IF(x->n >= 32767, DF_ERR_ARG, "too many exchanged tensors (%d) for MPI tags", x->n);
-    if (x->n == x->cap) {
-        int nc = x->cap ? 2 * x->cap : 64;
-        xentry *ne = realloc(x->e, (size_t)nc * sizeof *ne);
-        DF_FAIL_IF(!ne, DF_ERR_NOMEM, "out of memory");
-        x->e = ne;
-        x->cap = nc;
-    }
-    xentry *e = &x->e[x->n];
-    memset(e, 0, sizeof *e);
-    snprintf(e->label, sizeof e->label, "%s", label);
+    xentry *e = NULL;
+    DF_TRY(new_entry(x, label, &e));
     e->kind = DF_XKIND_CONV;
     e->dtype = dtype;
     e->n = 2 * n_half;

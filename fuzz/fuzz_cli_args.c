@@ -1,4 +1,4 @@
-// libFuzzer target: the command-line parser of the programs (tools/cli/args.c): the input,
+// libFuzzer target: the command-line parser of the programs (tools/common/args.c): the input,
 // split at NUL bytes, is argv[1..]; the table has every option kind. Checks that a success
 // stores only values of the option's kind (choices from the list) and a failure has a message.
 #include "fuzz_util.h"

@@ -908,8 +908,51 @@ static void test_config_and_errors(void) {
     df_sched_destroy(NULL);
 }
 
+// PNDM / DDIM with "leading" spacing and steps_offset 1 (SD 1.5's config): 1000 steps would put
+// timestep (1000-1)*1 + 1 = 1000 outside [0, 999] (diffusers computes the same list, then
+// indexes alphas_cumprod[1000]); that is a clear error naming the largest step count, 999 steps
+// run, and their timesteps are diffusers' plms_timesteps: 999, 998, 998, 997, ..., 1.
+static void test_leading_max_steps(void) {
+    df_sched_config c;
+    df_sched_config_init(&c);
+    c.num_train_timesteps = 1000;
+    c.beta_schedule = DF_BETA_SCALED_LINEAR;
+    c.beta_start = 0.00085;
+    c.beta_end = 0.012;
+    c.timestep_spacing = DF_SPACING_LEADING;
+    c.steps_offset = 1;
+    c.skip_prk_steps = 1;
+    df_sched *s = NULL;
+    EXPECT_ERR(df_sched_create(DF_SCHED_PNDM, &c, 1000, 0, &s), DF_ERR_ARG, "at most 999 steps");
+    EXPECT_TRUE(s == NULL);
+    EXPECT_ERR(df_sched_create(DF_SCHED_DDIM, &c, 1000, 0, &s), DF_ERR_ARG, "at most 999 steps");
+    EXPECT_OK(df_sched_create(DF_SCHED_PNDM, &c, 999, 0, &s));
+    if (s) {
+        const int n = df_sched_n_calls(s);
+        EXPECT_EQ_I64(n, 1000);
+        EXPECT_TRUE(df_sched_timestep(s, 0) == 999.0f && df_sched_timestep(s, 1) == 998.0f &&
+                    df_sched_timestep(s, 2) == 998.0f && df_sched_timestep(s, 3) == 997.0f);
+        EXPECT_TRUE(df_sched_timestep(s, n - 1) == 1.0f);
+        for (int i = 0; i < n; i++)
+            EXPECT_TRUE(df_sched_timestep(s, i) >= 0 && df_sched_timestep(s, i) <= 999);
+    }
+    df_sched_destroy(s);
+    s = NULL;
+    // 500 steps: ratio 2, largest timestep 998 + 1 = 999 (in range)
+    EXPECT_OK(df_sched_create(DF_SCHED_PNDM, &c, 500, 0, &s));
+    if (s) EXPECT_TRUE(df_sched_timestep(s, 0) == 999.0f);
+    df_sched_destroy(s);
+    // without steps_offset 1000 steps are fine (timesteps 999 .. 0)
+    c.steps_offset = 0;
+    s = NULL;
+    EXPECT_OK(df_sched_create(DF_SCHED_PNDM, &c, 1000, 0, &s));
+    if (s) EXPECT_TRUE(df_sched_timestep(s, 0) == 999.0f);
+    df_sched_destroy(s);
+}
+
 int main(void) {
     test_cfg();
+    test_leading_max_steps();
     test_randn_layout();
     dfg_dir = df_test_golden_dir();
     if (!dfg_dir) {

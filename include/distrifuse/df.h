@@ -3,8 +3,10 @@
 #ifndef DF_DF_H
 #define DF_DF_H
 
+#include "distrifuse/engine.h"
 #include "distrifuse/pipeline.h"
 #include "distrifuse/status.h"
+#include "distrifuse/util.h"
 #include "distrifuse/version.h"
 
 #endif // DF_DF_H

@@ -94,6 +94,16 @@ typedef enum df_vae_tiling {
 
 const char *df_vae_tiling_name(df_vae_tiling t); // "auto", "on", "off"
 
+// Compute dtype of the UNet's matrix products.
+typedef enum { DF_COMPUTE_F32 = 0, DF_COMPUTE_BF16 = 1 } df_compute_dtype;
+const char *df_compute_name(df_compute_dtype c);            // "f32", "bf16" ("?" otherwise)
+int df_compute_parse(const char *s, df_compute_dtype *out); // 1 if known, else 0
+
+// Samplers: the name table of df_gen_params.sampler ("ddim", "euler", "euler_a", "dpm++2m",
+// "pndm"); i in [0, df_sampler_count()). NULL out of range.
+int df_sampler_count(void);
+const char *df_sampler_name(int i);
+
 // Progress: called after every UNet evaluation with step = 1..n_steps (model calls; PNDM makes
 // steps + 1 of them) and the seconds spent denoising so far.
 typedef void (*df_progress_fn)(void *user, int step, int n_steps, double elapsed_s);
@@ -137,6 +147,7 @@ typedef struct df_gen_params {
     const float *init_latent_data; // the same in memory (NCHW f32); used when init_latent is NULL
     const char *save_latent;       // writes the final latents (before the VAE) as
                                    // safetensors, tensor "latents" [1][4][h][w] F32; NULL = no
+    df_compute_dtype compute;      // default DF_COMPUTE_F32
     int threads;                   // compute threads (OpenMP + OpenBLAS) of this call (the
                                    // caller's settings are put back after it); <= 0 uses the
                                    // current setting (by default all cores) (default 0)

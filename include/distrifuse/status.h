@@ -20,6 +20,7 @@ typedef enum df_status {
     DF_ERR_COMM,        // MPI or transport failure
     DF_ERR_INTERNAL,    // invariant broken inside the library (a bug)
     DF_ERR_NONFINITE,   // NaN or Inf in the latents or activations (df_gen_params.check_finite)
+    DF_ERR_PEER,        // another rank failed (a collective call agreed on its failure)
     DF_STATUS_COUNT
 } df_status;
 

@@ -4,6 +4,7 @@
 #define DF_CORE_CORE_H
 
 #include "core/error.h"
+#include "distrifuse/util.h" // df_set_threads, df_time_s, df_peak_rss_mb, df_log (public)
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -45,10 +46,7 @@ void *df_calloc(size_t n, size_t size);
 void df_free(void *p);
 
 // ---------------------------------------------------------------------------------------------
-// threads: one setting for OpenMP and OpenBLAS (the CLI's -t N). n <= 0 means "all cores".
-void df_set_threads(int n);
-int df_get_threads(void);
-// The thread settings of the process (OpenMP max threads, OpenBLAS threads, df_get_threads), so
+// threads (df_set_threads / df_get_threads: distrifuse/util.h). The thread settings of the process (OpenMP max threads, OpenBLAS threads, df_get_threads), so
 // that a library call that sets its own count can put the caller's back.
 typedef struct df_threads_state {
     int df, omp, blas;
@@ -57,16 +55,7 @@ df_threads_state df_threads_save(void);
 void df_threads_restore(const df_threads_state *s);
 
 // ---------------------------------------------------------------------------------------------
-// time and memory statistics
-double df_time_s(void);            // monotonic seconds
-double df_peak_rss_mb(void);       // VmHWM of this process in MiB (0 if unknown)
-
-// ---------------------------------------------------------------------------------------------
-// logging to stderr. Levels: 0 error, 1 warn, 2 info, 3 debug. Default 2 (info).
-enum { DF_LOG_ERROR = 0, DF_LOG_WARN = 1, DF_LOG_INFO = 2, DF_LOG_DEBUG = 3 };
-void df_log_set_level(int level);
-int df_log_get_level(void);
+// logging (df_log and the levels: distrifuse/util.h)
 void df_log_set_rank(int rank, int nranks);   // prefixes "[r1/4] " when nranks > 1
-void df_log(int level, const char *fmt, ...) DF_PRINTF(2, 3);
 
 #endif // DF_CORE_CORE_H

@@ -15,14 +15,9 @@
 #ifndef DF_CORE_CPU_H
 #define DF_CORE_CPU_H
 
-// Ordered: a higher variant needs a superset of the lower one's instructions.
-typedef enum df_cpu_variant {
-    DF_CPU_REF = 0,
-    DF_CPU_AVX2 = 1,
-    DF_CPU_AVX512 = 2,
-    DF_CPU_VARIANT_COUNT,
-    DF_CPU_AUTO = -1 // for df_cpu_set_variant: the best supported (within df_cpu_limit)
-} df_cpu_variant;
+// df_cpu_variant (ordered: a higher variant needs a superset of the lower one's instructions)
+// and the functions the programs use are public: distrifuse/engine.h.
+#include "distrifuse/engine.h"
 
 // Feature flags of this CPU (as enabled by the OS).
 typedef struct df_cpu_features {

@@ -20,6 +20,7 @@ const char *df_status_str(df_status s) {
     case DF_ERR_COMM: return "DF_ERR_COMM";
     case DF_ERR_INTERNAL: return "DF_ERR_INTERNAL";
     case DF_ERR_NONFINITE: return "DF_ERR_NONFINITE";
+    case DF_ERR_PEER: return "DF_ERR_PEER";
     case DF_STATUS_COUNT: break;
     }
     return "DF_ERR_UNKNOWN";

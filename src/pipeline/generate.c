@@ -25,6 +25,28 @@ const char *df_vae_tiling_name(df_vae_tiling t) {
     }
 }
 
+static const char *const k_compute[] = {"f32", "bf16"};
+
+const char *df_compute_name(df_compute_dtype c) {
+    return (unsigned)c < sizeof k_compute / sizeof k_compute[0] ? k_compute[c] : "?";
+}
+
+int df_compute_parse(const char *s, df_compute_dtype *out) {
+    for (unsigned i = 0; s && i < sizeof k_compute / sizeof k_compute[0]; i++)
+        if (strcmp(s, k_compute[i]) == 0) {
+            *out = (df_compute_dtype)i;
+            return 1;
+        }
+    return 0;
+}
+
+// The samplers are the scheduler kinds after DF_SCHED_NONE, in their order.
+int df_sampler_count(void) { return DF_SCHED_KIND_COUNT - 1; }
+
+const char *df_sampler_name(int i) {
+    return i >= 0 && i < df_sampler_count() ? df_sched_kind_name((df_sched_kind)(i + 1)) : NULL;
+}
+
 df_gen_params df_gen_params_default(void) {
     df_gen_params p;
     memset(&p, 0, sizeof p);
@@ -44,6 +66,7 @@ df_gen_params df_gen_params_default(void) {
     p.decode = 1;
     p.parallel_vae = 1;
     p.release_weights = 1;
+    p.compute = DF_COMPUTE_F32;
     p.threads = 0;
     return p;
 }
@@ -84,6 +107,18 @@ df_status df_gen_params_validate(const df_model *m, const df_gen_params *p) {
     }
     DF_FAIL_IF((int)p->vae_tiling < DF_VAE_TILE_AUTO || (int)p->vae_tiling > DF_VAE_TILE_OFF,
                DF_ERR_ARG, "invalid vae tiling mode %d", (int)p->vae_tiling);
+    DF_FAIL_IF((unsigned)p->compute > DF_COMPUTE_BF16, DF_ERR_ARG, "invalid compute dtype %d",
+               (int)p->compute);
+    if (m) { // the step count against the scheduler config (e.g. its largest timestep)
+        df_sched_kind kind = m->sched_kind;
+        if (p->sampler) DF_TRY(df_sched_kind_parse(p->sampler, &kind));
+        df_sched_config sc = m->sched_cfg;
+        if (kind == DF_SCHED_PNDM && sc.skip_prk_steps <= 0) sc.skip_prk_steps = 1;
+        df_sched *s = NULL;
+        df_status st = df_sched_create(kind, &sc, p->steps, 0, &s);
+        df_sched_destroy(s);
+        DF_TRY(st);
+    }
     return DF_OK;
 }
 
@@ -608,10 +643,4 @@ done:
     return st;
 }
 
-df_status df_generate(df_model *m, const df_gen_params *params, df_image *image,
-                      df_gen_info *info) {
-    df_denoiser den;
-    df_denoiser_single_state state;
-    df_i_denoiser_single(&den, &state);
-    return df_i_generate(m, params, &den, image, info);
-}
+// df_generate: src/pipeline/engine.c (the one path of every generation).

@@ -42,6 +42,8 @@
 #ifndef DF_RUNTIME_COMM_H
 #define DF_RUNTIME_COMM_H
 
+#include "distrifuse/engine.h"
+
 #include "core/core.h"
 
 #include <stddef.h>
@@ -97,24 +99,9 @@ df_status df_comm_agree(df_comm *c, df_status local);
 // ---------------------------------------------------------------------------------------------
 // Communication manager
 
-typedef enum df_comm_dtype {
-    DF_COMM_F32 = 0, // exchanged activations in f32 (default, exact)
-    DF_COMM_F16,     // exchanged activations in IEEE half (half the bytes)
-    DF_COMM_F64,     // used internally for GroupNorm moments (always f64)
-    DF_COMM_DTYPE_COUNT
-} df_comm_dtype;
-const char *df_comm_dtype_name(df_comm_dtype t);      // "f32"
-int df_comm_dtype_parse(const char *s, df_comm_dtype *out); // 1 if known
+// df_comm_dtype, df_progress and their names: distrifuse/engine.h (public)
 size_t df_comm_dtype_size(df_comm_dtype t);
 
-typedef enum df_progress {
-    DF_PROGRESS_NONE = 0, // only MPI_Wait at the consumer (no overlap on Open MPI)
-    DF_PROGRESS_TEST,     // MPI_Testsome at every layer boundary (default)
-    DF_PROGRESS_THREAD,   // TEST + a polling thread (requires MPI_THREAD_MULTIPLE)
-    DF_PROGRESS_COUNT
-} df_progress;
-const char *df_progress_name(df_progress p);
-int df_progress_parse(const char *s, df_progress *out);
 
 // Kinds of exchanged tensors (for statistics and labels).
 typedef enum df_xkind { DF_XKIND_CONV = 0, DF_XKIND_ATTN, DF_XKIND_GN, DF_XKIND_COUNT } df_xkind;

@@ -48,37 +48,16 @@
 #ifndef DF_RUNTIME_DIST_H
 #define DF_RUNTIME_DIST_H
 
+#include "distrifuse/engine.h"
+
 #include "model/pctx.h"
 #include "runtime/comm.h"
 
 // ---------------------------------------------------------------------------------------------
 // Parameters
 
-typedef enum df_parallelism {
-    DF_PAR_PATCH = 0,    // DistriFusion displaced patch parallelism
-    DF_PAR_NAIVE_PATCH,  // independent patches, no exchange (baseline)
-    DF_PAR_TENSOR,       // tensor parallelism (spec §4.2): heads/channels split, all-reduces
-    DF_PAR_COUNT
-} df_parallelism;
-
-typedef enum df_sync_mode {
-    DF_SYNC_CORRECTED_ASYNC_GN = 0, // stale global GN moments + fresh-minus-stale local correction
-    DF_SYNC_SYNC_GN,                // GN all-reduced every step; conv/attn stale
-    DF_SYNC_STALE_GN,               // stale GN moments with the own slot fresh
-    DF_SYNC_SEPARATE_GN,            // local GN after warm-up
-    DF_SYNC_FULL_SYNC,              // every step synchronous ("Sync. PP")
-    DF_SYNC_NO_SYNC,                // nothing exchanged after warm-up (frozen halos/KV, local GN)
-    DF_SYNC_COUNT
-} df_sync_mode;
-
-typedef enum df_split_scheme {
-    DF_SPLIT_ROW = 0, // naive patch: bands of rows
-    DF_SPLIT_COL,     // naive patch: bands of columns
-    DF_SPLIT_ALTERNATE, // rows on even steps, columns on odd steps
-    DF_SPLIT_COUNT
-} df_split_scheme;
-
-#define DF_MAX_BAND_WEIGHTS 256
+// df_parallelism, df_sync_mode, df_split_scheme, DF_MAX_BAND_WEIGHTS and their names:
+// distrifuse/engine.h (public)
 
 typedef struct df_dist_params {
     df_parallelism parallelism; // default patch
@@ -108,13 +87,6 @@ typedef struct df_dist_params {
 int df_band_weights_parse(const char *s, df_dist_params *p, char *err, size_t cap);
 
 df_dist_params df_dist_params_default(void);
-
-const char *df_parallelism_name(df_parallelism p); // "patch", "naive_patch", "tensor"
-int df_parallelism_parse(const char *s, df_parallelism *out);
-const char *df_sync_mode_name(df_sync_mode m);     // "corrected_async_gn", ...
-int df_sync_mode_parse(const char *s, df_sync_mode *out);
-const char *df_split_scheme_name(df_split_scheme s); // "row", "col", "alternate"
-int df_split_scheme_parse(const char *s, df_split_scheme *out);
 
 // ---------------------------------------------------------------------------------------------
 // Topology (pure arithmetic; no MPI)
@@ -175,25 +147,7 @@ typedef struct df_dist_model {
 
 typedef struct df_dist df_dist;
 
-// Per-step statistics of this rank (times in seconds, bytes logical per rank; see comm.h).
-typedef struct df_dist_step_stats {
-    int step;
-    int sync;             // 1 if the step was synchronous
-    double t_total;       // whole df_dist_eval
-    double t_compute;     // model forward minus time inside the comm manager
-    double t_wait;        // blocked: waits on in-flight gathers + blocking exchanges
-    double t_progress;    // MPI_Testsome polls and launches
-    double t_gather;      // final noise-prediction all-gather
-    uint64_t bytes_sent;  // patch exchanges / tensor-parallel all-reduces (not the output gather)
-    uint64_t bytes_recv;
-    uint64_t bytes_gather; // output gather, received
-    int n_collectives;
-    int n_waits_blocked;
-    // bytes_sent + bytes_recv split by kind (they sum to it exactly): conv halos, attention
-    // K/V, GroupNorm moments / sums, tensor-parallel all-reduces; and the output gather
-    // (sent + received, not part of bytes_sent / bytes_recv)
-    uint64_t bytes_halo, bytes_kv, bytes_gn, bytes_tp, bytes_output;
-} df_dist_step_stats;
+// Per-step statistics of this rank: df_dist_step_stats (distrifuse/engine.h).
 
 // Initialises MPI when `launched` (the program was started by mpiexec; decided by the caller,
 // e.g. tools/common/tool_env.h), else single-process; see df_mpi_init. Optional: df_dist_create

@@ -364,12 +364,28 @@ static df_status integer_timesteps(df_sched *s, int n, double *t) {
     return DF_OK;
 }
 
+// The most inference steps "leading" spacing allows: its largest timestep
+// (n-1) * (T // n) + steps_offset must stay <= T - 1 (diffusers computes the same list and then
+// indexes alphas_cumprod[T] out of range, e.g. PNDM / DDIM with 1000 steps and steps_offset 1).
+static int leading_max_steps(int T, int offset) {
+    for (int n = T; n >= 1; n--)
+        if ((int64_t)(n - 1) * (T / n) + offset <= T - 1) return n;
+    return 0;
+}
+
 static df_status check_index(const df_sched *s, double t) {
-    DF_FAIL_IF(!(t >= 0 && t <= s->T - 1), DF_ERR_ARG,
-               "%s: timestep %g outside [0, %d] (n_steps %d, num_train_timesteps %d, "
-               "steps_offset %d)",
-               df_sched_kind_name(s->kind), t, s->T - 1, s->n_steps, s->T, s->steps_offset);
-    return DF_OK;
+    if (t >= 0 && t <= s->T - 1) return DF_OK;
+    if (s->spacing == DF_SPACING_LEADING && s->steps_offset > 0 && t > s->T - 1)
+        return DF_ERROR(DF_ERR_ARG,
+                        "%s: %d steps give timestep %g outside [0, %d] (\"leading\" spacing "
+                        "with steps_offset %d and %d training timesteps): use at most %d "
+                        "steps",
+                        df_sched_kind_name(s->kind), s->n_steps, t, s->T - 1, s->steps_offset,
+                        s->T, leading_max_steps(s->T, s->steps_offset));
+    return DF_ERROR(DF_ERR_ARG,
+                    "%s: timestep %g outside [0, %d] (n_steps %d, num_train_timesteps %d, "
+                    "steps_offset %d)",
+                    df_sched_kind_name(s->kind), t, s->T - 1, s->n_steps, s->T, s->steps_offset);
 }
 
 static df_status alloc_calls(df_sched *s, int n_calls) {

@@ -8,7 +8,7 @@
 // Every iteration is one whole pipeline call with the same parameters (text encoding, all
 // sampling steps and, with --output-type pil, the VAE decode + uint8 conversion): first
 // --warmup-times untimed ones, then --test-times timed ones. The model, the communicators, the
-// exchange plan and the UNet arenas are built once (a df_dist_session) and reused, so the
+// exchange plan and the UNet arenas are built once (a df_engine) and reused, so the
 // warm-up iterations absorb the one-time costs. Each timed iteration starts after a barrier; its
 // latency is the largest wall time over the ranks.
 //
@@ -18,17 +18,12 @@
 //
 // Exit codes: 0 ok, 1 runtime failure, 2 usage error. Errors are one line on stderr:
 // "distrifuse-bench: error: <detail>".
+#include "cli_core.h"
 #include "faults.h"
 #include "tool_env.h"
-#include "args.h"
 #include "predict.h"
 
 #include "distrifuse/df.h"
-
-#include "core/core.h"
-#include "core/cpu.h"
-#include "pipeline/pipeline_dist.h"
-#include "runtime/dist.h"
 
 #include <cjson/cJSON.h>
 
@@ -42,46 +37,24 @@
 #define PROG "distrifuse-bench"
 #define DEFAULT_PROMPT "Astronaut in a jungle, cold color palette, muted colors, detailed, 8k"
 
-enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
-
 typedef struct bench_args {
-    df_gen_params gen;
-    const char *model;
+    cli_common c; // the options shared with distrifuse (tools/common/cli_core.h)
     const char *output_type; // "latent" | "pil"
     int warmup_times, test_times;
     float ignore_ratio;
-    int verbose, quiet, help, version;
-    const char *cpu; // --cpu: kernel variant (core/cpu.h)
-    const char *parallelism, *sync_mode, *split_scheme, *comm_dtype, *comm_progress;
-    const char *gn_compat; // "exact" | "original"
-    int warmup_steps, no_split_batch, comm_checkpoint;
-    const char *band_weights; // --band-weights w0,w1,... | auto
+    int quiet;
 } bench_args;
 
 #define OFF(f) offsetof(bench_args, f)
-#define SAMPLERS "ddim|euler|euler_a|dpm++2m|pndm"
 
 static const cli_opt k_opts[] = {
     {CLI_SECTION, 0, "Model and prompt", NULL, 0, 0, NULL, NULL, NULL},
-    {CLI_STR, 'm', "model", "PATH", OFF(model), 0, NULL, "",
-     "diffusers pipeline folder or single-file .safetensors checkpoint (SDXL or SD 1.x); "
-     "required"},
-    {CLI_STR, 'p', "prompt", "TEXT", OFF(gen.prompt), 0, NULL, NULL, "the prompt"},
-    {CLI_STR, 'n', "negative-prompt", "TEXT", OFF(gen.negative_prompt), 0, NULL,
-     "none: SDXL uses zero embeddings, SD 1.x the empty prompt", "negative prompt"},
+    CLI_CORE_MODEL_ROWS(bench_args),
+    {CLI_STR, 'p', "prompt", "TEXT", OFF(c.gen.prompt), 0, NULL, NULL, "the prompt"},
 
     {CLI_SECTION, 0, "Sampling (as distrifuse)", NULL, 0, 0, NULL, NULL, NULL},
-    {CLI_INT, 'W', "width", "N", OFF(gen.width), 0, NULL,
-     "the model's: SDXL 1024, SD 1.5 512", "image width in pixels, a multiple of 8"},
-    {CLI_INT, 'H', "height", "N", OFF(gen.height), 0, NULL,
-     "the model's: SDXL 1024, SD 1.5 512", "image height in pixels, a multiple of 8"},
-    {CLI_INT, 0, "steps", "N", OFF(gen.steps), 0, NULL, NULL, "number of sampling steps"},
-    {CLI_FLOAT, 0, "cfg-scale", "G", OFF(gen.cfg_scale), 0, NULL,
-     "the model's: SDXL 5.0, SD 1.x 7.5",
-     "classifier-free guidance scale (guidance runs when G > 1)"},
-    {CLI_CHOICE, 0, "sampling-method", "NAME", OFF(gen.sampler), 0, SAMPLERS,
-     "the model's scheduler config (SDXL euler, SD 1.5 pndm)", "sampler"},
-    {CLI_I64, 's', "seed", "N", OFF(gen.seed), 0, NULL, NULL,
+    CLI_CORE_SAMPLING_ROWS(bench_args),
+    {CLI_I64, 's', "seed", "N", OFF(c.gen.seed), 0, NULL, NULL,
      "seed of the initial noise; -1 = random (drawn once per iteration)"},
 
     {CLI_SECTION, 0, "Benchmark", NULL, 0, 0, NULL, NULL, NULL},
@@ -94,73 +67,31 @@ static const cli_opt k_opts[] = {
     {CLI_CHOICE, 0, "output-type", "TYPE", OFF(output_type), 0, "latent|pil", NULL,
      "latent: stop after the sampling loop; pil: include the VAE decode and the uint8 "
      "conversion"},
-    {CLI_FLAG, 0, "no-parallel-vae", NULL, OFF(gen.parallel_vae), 0, NULL, "",
-     "pil under mpiexec: rank 0 decodes alone (default: one row band per rank)"},
-    {CLI_STR, 0, "save-latent", "FILE", OFF(gen.save_latent), 0, NULL, "none",
+    CLI_CORE_VAE_ROWS(bench_args),
+    {CLI_STR, 0, "save-latent", "FILE", OFF(c.gen.save_latent), 0, NULL, "none",
      "write the final latents of the last timed generation (rank 0; the small write is "
      "inside that run's time)"},
 
     {CLI_SECTION, 0, "Runtime", NULL, 0, 0, NULL, NULL, NULL},
-    {CLI_INT, 't', "threads", "N", OFF(gen.threads), 0, NULL, "0 = all cores",
-     "compute threads per rank"},
-    {CLI_FLAG, 'v', "verbose", NULL, OFF(verbose), 1, NULL, "", "debug logging"},
+    CLI_CORE_RUNTIME_ROWS(bench_args),
     {CLI_FLAG, 'q', "quiet", NULL, OFF(quiet), 1, NULL, "",
      "no per-iteration lines (the table and the JSON line are still printed)"},
-    {CLI_FLAG, 'h', "help", NULL, OFF(help), 1, NULL, "", "show this help and exit"},
-    {CLI_CHOICE, 0, "cpu", "VARIANT", OFF(cpu), 0, "auto|avx2|avx512|ref", "auto",
-     "vector kernels to run: auto = the best this CPU (and every MPI rank) supports"},
-    {CLI_FLAG, 0, "version", NULL, OFF(version), 1, NULL, "", "print the version and exit"},
 
     {CLI_SECTION, 0, "Distributed (mpiexec -n N " PROG " ...; ignored in a single process)",
      NULL, 0, 0, NULL, NULL, NULL},
-    {CLI_CHOICE, 0, "parallelism", "MODE", OFF(parallelism), 0, "patch|naive_patch|tensor", NULL,
-     "patch: DistriFusion displaced patch parallelism; naive_patch: independent patches; "
-     "tensor: attention heads and channels split, with all-reduces"},
-    {CLI_CHOICE, 0, "sync-mode", "MODE", OFF(sync_mode), 0,
-     "corrected_async_gn|sync_gn|stale_gn|separate_gn|full_sync|no_sync", NULL,
-     "what is exchanged after the warm-up steps (full_sync: every step synchronous)"},
-    {CLI_INT, 0, "warmup-steps", "N", OFF(warmup_steps), 0, NULL, NULL,
-     "steps 0..N run synchronously before the stale (asynchronous) exchange starts"},
-    {CLI_FLAG, 0, "no-split-batch", NULL, OFF(no_split_batch), 1, NULL, "",
-     "every rank computes both CFG halves of its patch (default: the ranks split into an "
-     "uncond and a cond group; an odd N runs as --no-split-batch)"},
-    {CLI_CHOICE, 0, "split-scheme", "SCHEME", OFF(split_scheme), 0, "row|col|alternate", NULL,
-     "naive_patch: how the image is cut"},
-    {CLI_STR, 0, "band-weights", "W0,W1,...|auto", OFF(band_weights), 0, NULL, "",
-     "relative speed of each rank of a CFG group: band rows proportional (default: equal "
-     "bands); auto: time the warm-up steps and re-plan the bands once"},
-    {CLI_INT, 0, "comm-checkpoint", "N", OFF(comm_checkpoint), 0, NULL, NULL,
-     "exchanged tensors per batched asynchronous all-gather"},
-    {CLI_CHOICE, 0, "comm-dtype", "TYPE", OFF(comm_dtype), 0, "f32|f16", NULL,
-     "precision of the exchanged activations"},
-    {CLI_CHOICE, 0, "gn-compat", "MODE", OFF(gn_compat), 0, "exact|original", NULL,
-     "GroupNorm statistics of a patch: exact (a synchronous step equals the single process) or "
-     "original (the original DistriFusion's n/(n-1) local variance factor; reproduces its "
-     "outputs)"},
-    {CLI_CHOICE, 0, "comm-progress", "MODE", OFF(comm_progress), 0, "none|test|thread", NULL,
-     "how in-flight exchanges advance: none (only the final wait), test (MPI_Testsome at layer "
-     "boundaries), thread (test + a polling thread; MPI_THREAD_MULTIPLE)"},
+    CLI_CORE_DIST_ROWS(bench_args),
 };
 #define N_OPTS ((int)(sizeof k_opts / sizeof k_opts[0]))
 
 static bench_args bench_defaults(void) {
     bench_args a;
     memset(&a, 0, sizeof a);
-    a.gen = df_gen_params_default();
-    a.gen.prompt = DEFAULT_PROMPT;
+    a.c = cli_common_defaults();
+    a.c.gen.prompt = DEFAULT_PROMPT;
     a.output_type = "latent";
     a.warmup_times = 5;
     a.test_times = 20;
     a.ignore_ratio = 0.2f;
-    df_dist_params dp = df_dist_params_default();
-    a.parallelism = df_parallelism_name(dp.parallelism);
-    a.sync_mode = df_sync_mode_name(dp.sync_mode);
-    a.split_scheme = df_split_scheme_name(dp.split_scheme);
-    a.comm_dtype = df_comm_dtype_name(dp.comm_dtype);
-    a.comm_progress = df_progress_name(dp.progress);
-    a.gn_compat = dp.gn_compat ? "original" : "exact";
-    a.warmup_steps = dp.warmup_steps;
-    a.comm_checkpoint = dp.comm_checkpoint;
     return a;
 }
 
@@ -176,51 +107,11 @@ static void print_help(FILE *f) {
     fprintf(f, "\nExit status: 0 success, 1 runtime error, 2 usage error.\n");
 }
 
-// ---------------------------------------------------------------------------------------------
-// Exit paths (as the distrifuse CLI)
+static df_engine *g_engine = NULL;
 
-static int g_rank = 0, g_size = 1;
-static df_comm *g_world = NULL;
-static df_dist_session *g_session = NULL;
-
-static int finish(int rc) {
-    df_dist_session_destroy(g_session);
-    g_session = NULL;
-    df_comm_destroy(g_world);
-    g_world = NULL;
-    df_dist_finalize();
-    return rc;
-}
-
-static int usage_error(const char *msg) {
-    if (g_rank == 0) fprintf(stderr, PROG ": error: %s\n", msg);
-    return finish(EXIT_USAGE);
-}
-
-static void print_runtime_error(const char *what) {
-    char pre[32] = "";
-    if (g_size > 1) snprintf(pre, sizeof pre, "[r%d/%d] ", g_rank, g_size);
-    fprintf(stderr, "%s" PROG ": error: %s%s%s\n", pre, what, *df_last_error() ? ": " : "",
-            df_last_error());
-}
-
-// A failure every rank reaches: the lowest failing rank prints, all exit 1. 0 if none failed.
-static int agree_failure(int failed, const char *what) {
-    int worst = failed ? g_size - g_rank : 0;
-    if (g_size > 1 && df_comm_allreduce_max_i32(g_world, &worst, 1) != DF_OK) {
-        print_runtime_error("MPI failure");
-        df_dist_abort(EXIT_RUNTIME);
-    }
-    if (!worst) return 0;
-    if (failed && g_rank == g_size - worst) print_runtime_error(what);
-    return 1;
-}
-
-// A failure on this rank the others may not see: print and end the whole job.
-static int runtime_error_abort(const char *what) {
-    print_runtime_error(what);
-    if (g_size > 1) df_dist_abort(EXIT_RUNTIME);
-    return finish(EXIT_RUNTIME);
+static void cleanup(void) {
+    df_engine_destroy(g_engine);
+    g_engine = NULL;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -342,113 +233,70 @@ static cJSON *kind_json(const kind_stats *k) {
     return o;
 }
 
-// "--comm-progress thread" needs MPI_THREAD_MULTIPLE, chosen before MPI starts (and before the
-// table parser runs): look for it in argv.
-static int wants_thread_progress(int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--comm-progress=thread") == 0) return 1;
-        if (strcmp(argv[i], "--comm-progress") == 0 && i + 1 < argc &&
-            strcmp(argv[i + 1], "thread") == 0)
-            return 1;
-    }
-    return 0;
-}
-
 // ---------------------------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
     // --predict: the scaling model (tools/cli/predict.c); no MPI, no generation
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--predict") == 0) return df_bench_predict(argc, argv);
-    if (df_dist_init(&argc, &argv, wants_thread_progress(argc, argv),
-                     df_tool_launched_by_mpi()) != DF_OK) {
-        print_runtime_error("cannot initialise MPI");
-        return EXIT_RUNTIME;
-    }
-    g_rank = df_mpi_world_rank();
-    g_size = df_mpi_world_size();
-    if (g_size > 1 && df_comm_world(&g_world) != DF_OK) return runtime_error_abort("MPI");
-    {
-        char pre[32] = "";
-        if (g_size > 1) snprintf(pre, sizeof pre, "[r%d/%d] ", g_rank, g_size);
-        df_tool_faults_init(PROG, pre); // SIGBUS on a model file changed while mapped
-    }
+    int rc = cli_start(PROG, &argc, &argv); // MPI (under a launcher), the SIGBUS handler
+    if (rc) return rc;
+    cli_on_finish(cleanup);
 
     bench_args a = bench_defaults();
     int seen[N_OPTS];
     char err[1024];
     if (cli_parse(k_opts, N_OPTS, &a, argc, argv, seen, err, sizeof err) != 0)
-        return usage_error(err);
-    if (a.cpu && df_cpu_apply_option(a.cpu, err, sizeof err) != 0) return usage_error(err);
-    if (a.help) {
-        if (g_rank == 0) print_help(stdout);
-        return finish(0);
+        return cli_usage_error(err);
+    if (df_cpu_apply_option(df_cpu_variant_name(a.c.pp.cpu_variant), err, sizeof err) != 0)
+        return cli_usage_error(err);
+    if (a.c.help) {
+        if (cli_rank() == 0) print_help(stdout);
+        return cli_finish(0);
     }
-    if (a.version) {
-        if (g_rank == 0) printf(PROG " %s\nkernels: %s\n", df_version(), df_cpu_describe());
-        return finish(0);
+    if (a.c.version) {
+        if (cli_rank() == 0) printf(PROG " %s\nkernels: %s\n", df_version(), df_cpu_describe());
+        return cli_finish(0);
     }
-    if (!a.model) return usage_error("no model given (-m PATH; see --help)");
-    if (seen[cli_find(k_opts, N_OPTS, "cfg-scale")] && a.gen.cfg_scale < 0)
-        return usage_error("--cfg-scale must be >= 0");
-    if (seen[cli_find(k_opts, N_OPTS, "width")] && a.gen.width <= 0)
-        return usage_error("--width must be a positive multiple of 8");
-    if (seen[cli_find(k_opts, N_OPTS, "height")] && a.gen.height <= 0)
-        return usage_error("--height must be a positive multiple of 8");
-    if (a.warmup_steps < 0) return usage_error("--warmup-steps must be >= 0");
-    if (a.gen.threads < 0) return usage_error("--threads must be >= 0 (0 = all cores)");
-    if (a.comm_checkpoint < 1) return usage_error("--comm-checkpoint must be >= 1");
-    if (a.warmup_times < 0) return usage_error("--warmup-times must be >= 0");
-    if (a.test_times < 1) return usage_error("--test-times must be >= 1");
+    if (!a.c.model) return cli_usage_error("no model given (-m PATH; see --help)");
+    if (a.warmup_times < 0) return cli_usage_error("--warmup-times must be >= 0");
+    if (a.test_times < 1) return cli_usage_error("--test-times must be >= 1");
     if (!(a.ignore_ratio >= 0.0f && a.ignore_ratio < 1.0f))
-        return usage_error("--ignore-ratio must be in [0, 1)");
-    a.gen.decode = strcmp(a.output_type, "pil") == 0;
-    if (df_gen_params_validate(NULL, &a.gen) != DF_OK) return usage_error(df_last_error());
-    df_dist_params dp = df_dist_params_default();
-    df_parallelism_parse(a.parallelism, &dp.parallelism);
-    df_sync_mode_parse(a.sync_mode, &dp.sync_mode);
-    df_split_scheme_parse(a.split_scheme, &dp.split_scheme);
-    df_comm_dtype_parse(a.comm_dtype, &dp.comm_dtype);
-    df_progress_parse(a.comm_progress, &dp.progress);
-    dp.gn_compat = strcmp(a.gn_compat, "original") == 0;
-    dp.warmup_steps = a.warmup_steps;
-    dp.split_batch = !a.no_split_batch;
-    const int split_eff = dp.split_batch && g_size % 2 == 0; // odd N: runs without
-    dp.comm_checkpoint = a.comm_checkpoint;
-    if (a.band_weights && !df_band_weights_parse(a.band_weights, &dp, err, sizeof err))
-        return usage_error(err);
+        return cli_usage_error("--ignore-ratio must be in [0, 1)");
+    a.c.gen.decode = strcmp(a.output_type, "pil") == 0;
+    if (cli_core_finish(&a.c, k_opts, N_OPTS, seen, err, sizeof err) != 0)
+        return cli_usage_error(err);
+    const df_parallel_params *dp = &a.c.pp;
     df_clear_error();
 
-    df_log_set_level(a.verbose ? DF_LOG_DEBUG : DF_LOG_INFO);
-    df_set_threads(a.gen.threads); // 0: all cores
+    df_log_set_level(a.c.verbose ? DF_LOG_DEBUG : DF_LOG_INFO);
+    df_set_threads(a.c.gen.threads); // 0: all cores
 
     double t0 = df_time_s();
-    df_model *m = NULL;
     const df_load_params lp = df_tool_load_params(); // DF_DATA_DIR, DF_UNET_* (tool_env.h)
-    df_status st = df_model_load_ex(a.model, &lp, &m);
-    snprintf(err, sizeof err, "cannot load model '%s'", a.model);
-    if (agree_failure(st != DF_OK, err)) {
-        df_model_free(m);
-        return finish(EXIT_RUNTIME);
+    df_status st = df_engine_create(a.c.model, &lp, dp, df_tool_launched_by_mpi(), &g_engine);
+    if (st != DF_OK) { // agreed on every rank; the lowest failing rank prints
+        if (st != DF_ERR_PEER) {
+            snprintf(err, sizeof err, "cannot load model '%s'", a.c.model);
+            cli_print_runtime_error(err);
+        }
+        return cli_finish(CLI_EXIT_RUNTIME);
     }
+    df_model *m = df_engine_model(g_engine);
     const double t_load = df_time_s() - t0;
-    if (df_gen_params_validate(m, &a.gen) != DF_OK ||
-        (g_size > 1 && df_generate_dist_check(m, &a.gen, &dp, g_size) != DF_OK)) {
-        int rc = usage_error(df_last_error());
-        df_model_free(m);
-        return rc;
-    }
+    if (df_engine_check(g_engine, &a.c.gen) != DF_OK) return cli_usage_error(df_last_error());
+    const int split_eff = df_engine_split_batch(g_engine); // odd N: runs without
 
     // resolved parameters for the reports
     int W, H;
     float cfg;
     const char *sampler;
     df_model_defaults(m, &W, &H, &cfg, &sampler);
-    if (a.gen.width) W = a.gen.width;
-    if (a.gen.height) H = a.gen.height;
-    if (a.gen.cfg_scale >= 0) cfg = a.gen.cfg_scale;
-    if (a.gen.sampler) sampler = a.gen.sampler;
-    if (g_rank == 0) {
+    if (a.c.gen.width) W = a.c.gen.width;
+    if (a.c.gen.height) H = a.c.gen.height;
+    if (a.c.gen.cfg_scale >= 0) cfg = a.c.gen.cfg_scale;
+    if (a.c.gen.sampler) sampler = a.c.gen.sampler;
+    if (cli_rank() == 0) {
         char desc[1024];
         df_model_describe(m, desc, sizeof desc);
         df_log(DF_LOG_INFO, "model: %s (loaded in %.2f s)", desc, t_load);
@@ -456,56 +304,52 @@ int main(int argc, char **argv) {
 
     step_acc acc;
     memset(&acc, 0, sizeof acc);
-    acc.warmup_steps = dp.warmup_steps;
-    acc.all_sync = dp.sync_mode == DF_SYNC_FULL_SYNC || dp.parallelism == DF_PAR_NAIVE_PATCH;
-    acc.by_index = g_size == 1;
-    if (df_dist_session_create(&dp, on_step, &acc, &g_session) != DF_OK) {
-        df_model_free(m);
-        return runtime_error_abort("cannot create the session");
-    }
+    acc.warmup_steps = dp->warmup_steps;
+    acc.all_sync = dp->sync_mode == DF_SYNC_FULL_SYNC || dp->parallelism == DF_PAR_NAIVE_PATCH;
+    acc.by_index = cli_size() == 1;
+    df_engine_set_step_callback(g_engine, on_step, &acc);
 
     // ---- iterations
     const int n_iter = a.warmup_times + a.test_times;
     double *lat = calloc((size_t)a.test_times, sizeof(double)); // max over ranks, seconds
-    double *gath = calloc((size_t)g_size, sizeof(double));
+    double *gath = calloc((size_t)cli_size(), sizeof(double));
     if (!lat || !gath) {
         free(lat);
         free(gath);
-        df_model_free(m);
-        return runtime_error_abort("out of memory");
+        return cli_runtime_error_abort("out of memory");
     }
-    const char *save_latent = a.gen.save_latent;
+    const char *save_latent = a.c.gen.save_latent;
     df_gen_info info;
     memset(&info, 0, sizeof info);
     for (int it = 0; it < n_iter; it++) {
         const int timed = it >= a.warmup_times;
-        df_gen_params p = a.gen;
+        df_gen_params p = a.c.gen;
         p.save_latent = it == n_iter - 1 ? save_latent : NULL;
         acc.recording = timed;
-        if (g_size > 1 && df_comm_barrier(g_world) != DF_OK) {
-            df_model_free(m);
-            return runtime_error_abort("MPI barrier");
+        if (cli_watchdog_begin(&a.c, &p) != 0)
+            return cli_runtime_error_abort("cannot start the --rank-timeout watchdog");
+        if (df_world_barrier() != DF_OK) {
+            return cli_runtime_error_abort("MPI barrier");
         }
         df_image img = {0};
         const double ts = df_time_s();
-        st = df_generate_session(g_session, m, &p, &img, &info);
+        st = df_engine_generate(g_engine, &p, &img, &info);
         double dt = df_time_s() - ts;
+        df_tool_watchdog_disarm();
         df_image_free(&img);
         if (st != DF_OK) {
             free(lat);
             free(gath);
-            df_model_free(m);
-            return runtime_error_abort("generation failed");
+            return cli_runtime_error_abort("generation failed");
         }
-        if (g_size > 1) {
-            if (df_comm_allgather(g_world, &dt, gath, sizeof dt) != DF_OK) {
-                df_model_free(m);
-                return runtime_error_abort("MPI allgather");
+        if (cli_size() > 1) {
+            if (df_world_allgather(&dt, gath, sizeof dt) != DF_OK) {
+                return cli_runtime_error_abort("MPI allgather");
             }
-            for (int r = 0; r < g_size; r++) dt = gath[r] > dt ? gath[r] : dt;
+            for (int r = 0; r < cli_size(); r++) dt = gath[r] > dt ? gath[r] : dt;
         }
         if (timed) lat[it - a.warmup_times] = dt;
-        if (g_rank == 0 && !a.quiet)
+        if (cli_rank() == 0 && !a.quiet)
             df_log(DF_LOG_INFO, "%s %d/%d: %.4f s", timed ? "run" : "warm-up",
                    timed ? it - a.warmup_times + 1 : it + 1,
                    timed ? a.test_times : a.warmup_times, dt);
@@ -513,36 +357,33 @@ int main(int argc, char **argv) {
     free(gath);
 
     // ---- statistics over the ranks
-    double *all = calloc((size_t)g_size * K_COUNT * F_COUNT, sizeof(double));
+    double *all = calloc((size_t)cli_size() * K_COUNT * F_COUNT, sizeof(double));
     if (!all) {
         free(lat);
-        df_model_free(m);
-        return runtime_error_abort("out of memory");
+        return cli_runtime_error_abort("out of memory");
     }
-    if (g_size > 1) {
-        if (df_comm_allgather(g_world, acc.v, all, sizeof acc.v) != DF_OK) {
+    if (cli_size() > 1) {
+        if (df_world_allgather(acc.v, all, sizeof acc.v) != DF_OK) {
             free(lat);
             free(all);
-            df_model_free(m);
-            return runtime_error_abort("MPI allgather");
+            return cli_runtime_error_abort("MPI allgather");
         }
     } else {
         memcpy(all, acc.v, sizeof acc.v);
     }
     kind_stats ks[K_COUNT];
-    for (int k = 0; k < K_COUNT; k++) ks[k] = kind_mean(all, g_size, k, a.test_times);
+    for (int k = 0; k < K_COUNT; k++) ks[k] = kind_mean(all, cli_size(), k, a.test_times);
     free(all);
-    const int comm_tensors = df_dist_session_comm_tensors(g_session);
+    const int comm_tensors = df_engine_comm_tensors(g_engine);
     char band_plan[1024];
-    const int band_uneven = df_dist_session_band_plan(g_session, band_plan, sizeof band_plan);
+    const int band_uneven = df_engine_band_plan(g_engine, band_plan, sizeof band_plan);
 
-    if (g_rank == 0) {
+    if (cli_rank() == 0) {
         const int n = a.test_times;
         double *sorted = malloc((size_t)n * sizeof(double));
         if (!sorted) {
             free(lat);
-            df_model_free(m);
-            return runtime_error_abort("out of memory");
+            return cli_runtime_error_abort("out of memory");
         }
         memcpy(sorted, lat, (size_t)n * sizeof(double));
         qsort(sorted, (size_t)n, sizeof(double), cmp_double);
@@ -570,19 +411,20 @@ int main(int argc, char **argv) {
         // ---- table (stderr)
         fprintf(stderr,
                 "\n" PROG ": %s, %dx%d, %d steps, %s, cfg %g, output %s, threads %d/rank\n",
-                df_model_name(m), W, H, a.gen.steps, sampler, (double)cfg, a.output_type,
+                df_model_name(m), W, H, a.c.gen.steps, sampler, (double)cfg, a.output_type,
                 df_get_threads());
         fprintf(stderr, "  kernels: %s\n", df_cpu_describe());
-        if (g_size > 1)
+        if (cli_size() > 1)
             fprintf(stderr, "  %d ranks: %s, %s, warm-up steps %d, %s, checkpoint %d, comm %s, "
                     "progress %s, %d exchanged tensors\n",
-                    g_size, df_parallelism_name(dp.parallelism), df_sync_mode_name(dp.sync_mode),
-                    dp.warmup_steps, split_eff ? "split batch" : "no split batch",
-                    dp.comm_checkpoint, df_comm_dtype_name(dp.comm_dtype),
-                    df_progress_name(dp.progress), comm_tensors);
+                    cli_size(), df_parallelism_name(dp->parallelism),
+                    df_sync_mode_name(dp->sync_mode),
+                    dp->warmup_steps, split_eff ? "split batch" : "no split batch",
+                    dp->comm_checkpoint, df_comm_dtype_name(dp->comm_dtype),
+                    df_progress_name(dp->progress), comm_tensors);
         else
             fprintf(stderr, "  1 rank (single process); steps 0..%d counted as the sync kind\n",
-                    dp.warmup_steps);
+                    dp->warmup_steps);
         fprintf(stderr,
                 "  latency over %d runs (after %d warm-up): mean %.4f s, median %.4f s, "
                 "min %.4f s, max %.4f s, sd %.4f s; latency_s %.4f s (trimmed %d/end)\n",
@@ -605,19 +447,19 @@ int main(int argc, char **argv) {
         }
         fprintf(stderr, "  (per step and rank, mean over %d rank%s; wait = blocked on the patch "
                 "exchange; gather = the\n   output all-gather, which also absorbs the skew "
-                "between ranks; bytes = exchange sent + received)\n", g_size,
-                g_size > 1 ? "s" : "");
-        if (a.gen.decode)
+                "between ranks; bytes = exchange sent + received)\n", cli_size(),
+                cli_size() > 1 ? "s" : "");
+        if (a.c.gen.decode)
             fprintf(stderr, "  VAE decode (rank 0, last run) %.3f s: compute %.3f s, halo %.3f s, "
                     "gather %.3f s (%s)\n", info.timings.vae_s, info.timings.vae_compute_s,
                     info.timings.vae_halo_s, info.timings.vae_gather_s,
-                    g_size > 1 && a.gen.parallel_vae ? "parallel, one band per rank"
+                    cli_size() > 1 && a.c.gen.parallel_vae ? "parallel, one band per rank"
                                                      : "rank 0 alone");
         fprintf(stderr, "  async step %.2f ms (%s), wait %.2f ms/step, %s/step; peak RSS "
                 "%.0f MiB\n\n", 1e3 * ks[ak].step_s, ak_name, 1e3 * ks[ak].wait_s,
                 human_bytes(ks[ak].bytes_sent + ks[ak].bytes_recv, err, sizeof err),
                 df_peak_rss_mb());
-        if (g_size > 1) {
+        if (cli_size() > 1) {
             char b1[32], b2[32], b3[32], b4[32], b5[32];
             fprintf(stderr, "  %s step bytes (sent + received per rank): halo %s, K/V %s, "
                     "GroupNorm %s, tensor all-reduce %s; output gather %s\n", ak_name,
@@ -633,9 +475,9 @@ int main(int argc, char **argv) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "tool", PROG);
         cJSON_AddNumberToObject(o, "latency_s", trimmed);
-        cJSON_AddNumberToObject(o, "ranks", g_size);
-        cJSON_AddStringToObject(o, "parallelism", df_parallelism_name(dp.parallelism));
-        cJSON_AddStringToObject(o, "sync_mode", df_sync_mode_name(dp.sync_mode));
+        cJSON_AddNumberToObject(o, "ranks", cli_size());
+        cJSON_AddStringToObject(o, "parallelism", df_parallelism_name(dp->parallelism));
+        cJSON_AddStringToObject(o, "sync_mode", df_sync_mode_name(dp->sync_mode));
         cJSON_AddNumberToObject(o, "async_step_s", ks[ak].step_s);
         cJSON_AddStringToObject(o, "async_step_kind", ak_name);
         cJSON_AddNumberToObject(o, "wait_s_per_step", ks[ak].wait_s);
@@ -665,7 +507,7 @@ int main(int argc, char **argv) {
         cJSON_AddStringToObject(o, "arch", df_arch_name(df_model_arch(m)));
         cJSON_AddNumberToObject(o, "width", W);
         cJSON_AddNumberToObject(o, "height", H);
-        cJSON_AddNumberToObject(o, "steps", a.gen.steps);
+        cJSON_AddNumberToObject(o, "steps", a.c.gen.steps);
         cJSON_AddNumberToObject(o, "unet_calls", info.timings.unet_calls);
         cJSON_AddStringToObject(o, "sampler", sampler);
         cJSON_AddNumberToObject(o, "cfg_scale", cfg);
@@ -676,13 +518,13 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "ignore_ratio", round((double)a.ignore_ratio * 1e6) / 1e6);
         cJSON_AddNumberToObject(o, "threads", df_get_threads());
         cJSON_AddStringToObject(o, "cpu_variant", df_cpu_variant_name(df_cpu_variant_get()));
-        cJSON_AddNumberToObject(o, "warmup_steps", dp.warmup_steps);
+        cJSON_AddNumberToObject(o, "warmup_steps", dp->warmup_steps);
         cJSON_AddBoolToObject(o, "split_batch", split_eff);
-        cJSON_AddStringToObject(o, "split_scheme", df_split_scheme_name(dp.split_scheme));
-        cJSON_AddNumberToObject(o, "comm_checkpoint", dp.comm_checkpoint);
-        cJSON_AddStringToObject(o, "comm_dtype", df_comm_dtype_name(dp.comm_dtype));
-        cJSON_AddStringToObject(o, "comm_progress", df_progress_name(dp.progress));
-        cJSON_AddStringToObject(o, "gn_compat", dp.gn_compat ? "original" : "exact");
+        cJSON_AddStringToObject(o, "split_scheme", df_split_scheme_name(dp->split_scheme));
+        cJSON_AddNumberToObject(o, "comm_checkpoint", dp->comm_checkpoint);
+        cJSON_AddStringToObject(o, "comm_dtype", df_comm_dtype_name(dp->comm_dtype));
+        cJSON_AddStringToObject(o, "comm_progress", df_progress_name(dp->progress));
+        cJSON_AddStringToObject(o, "gn_compat", df_gn_compat_name(dp->gn_compat));
         cJSON_AddNumberToObject(o, "comm_tensors", comm_tensors);
         cJSON_AddNumberToObject(o, "text_encode_s", info.timings.text_encode_s);
         cJSON_AddNumberToObject(o, "denoise_s", info.timings.denoise_s);
@@ -690,7 +532,8 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "vae_compute_s", info.timings.vae_compute_s);
         cJSON_AddNumberToObject(o, "vae_halo_s", info.timings.vae_halo_s);
         cJSON_AddNumberToObject(o, "vae_gather_s", info.timings.vae_gather_s);
-        cJSON_AddBoolToObject(o, "parallel_vae", a.gen.decode && a.gen.parallel_vae && g_size > 1);
+        cJSON_AddBoolToObject(o, "parallel_vae",
+                              a.c.gen.decode && a.c.gen.parallel_vae && cli_size() > 1);
         cJSON_AddNumberToObject(o, "load_s", t_load);
         cJSON_AddNumberToObject(o, "peak_rss_mb", df_peak_rss_mb());
         char *js = cJSON_PrintUnformatted(o);
@@ -701,6 +544,5 @@ int main(int argc, char **argv) {
         free(sorted);
     }
     free(lat);
-    df_model_free(m);
-    return finish(0);
+    return cli_finish(0);
 }

@@ -20,7 +20,29 @@ typedef enum cli_kind {
     CLI_STR,         // const char * field (points into argv)
     CLI_CHOICE,      // const char * field, one of `choices` ("a|b|c")
     CLI_INT_PAIR,    // two values (`--opt A B`) into an int[2] field
+    CLI_ENUM,        // one of the names of a library name table (`value` = cli_enum_id): the
+                     // enum value into an int-sized enum field (CLI_E_SAMPLER: the canonical
+                     // name into a const char * field)
 } cli_kind;
+
+// The library's name tables (distrifuse/engine.h, pipeline.h) CLI_ENUM options choose from.
+typedef enum cli_enum_id {
+    CLI_E_SAMPLER = 0, // df_sampler_name (const char * field)
+    CLI_E_PARALLELISM, // df_parallelism_name
+    CLI_E_SYNC_MODE,   // df_sync_mode_name
+    CLI_E_SPLIT_SCHEME, // df_split_scheme_name
+    CLI_E_COMM_DTYPE,  // df_comm_dtype_name (the user-selectable ones)
+    CLI_E_PROGRESS,    // df_progress_name
+    CLI_E_GN_COMPAT,   // df_gn_compat_name
+    CLI_E_COMPUTE,     // df_compute_name
+    CLI_E_CPU,         // df_cpu_variant_name (auto first)
+    CLI_E_COUNT
+} cli_enum_id;
+
+// Item k (0-based) of name table `id`: its name (NULL past the end) and enum value.
+const char *cli_enum_item(int id, int k, int *value);
+// The names of table `id` as "a, b, c" (sep ", ") or "a,b,c" (sep ",").
+void cli_enum_list(int id, const char *sep, char *buf, size_t cap);
 
 typedef struct cli_opt {
     cli_kind kind;

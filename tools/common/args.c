@@ -1,6 +1,8 @@
 // Table-driven command-line parser (see args.h).
 #include "args.h"
 
+#include "distrifuse/engine.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -39,6 +41,53 @@ static void choices_text(const char *choices, char *buf, size_t cap) {
         }
     }
     buf[o] = 0;
+}
+
+const char *cli_enum_item(int id, int k, int *value) {
+    int v = k;
+    const char *n = NULL;
+    switch ((cli_enum_id)id) {
+    case CLI_E_SAMPLER: n = df_sampler_name(k); break;
+    case CLI_E_PARALLELISM:
+        if (k < DF_PAR_COUNT) n = df_parallelism_name((df_parallelism)k);
+        break;
+    case CLI_E_SYNC_MODE:
+        if (k < DF_SYNC_COUNT) n = df_sync_mode_name((df_sync_mode)k);
+        break;
+    case CLI_E_SPLIT_SCHEME:
+        if (k < DF_SPLIT_COUNT) n = df_split_scheme_name((df_split_scheme)k);
+        break;
+    case CLI_E_COMM_DTYPE:
+        if (k < DF_COMM_DTYPE_USER_COUNT) n = df_comm_dtype_name((df_comm_dtype)k);
+        break;
+    case CLI_E_PROGRESS:
+        if (k < DF_PROGRESS_COUNT) n = df_progress_name((df_progress)k);
+        break;
+    case CLI_E_GN_COMPAT:
+        if (k < DF_GN_COMPAT_COUNT) n = df_gn_compat_name((df_gn_compat)k);
+        break;
+    case CLI_E_COMPUTE:
+        if (k < 2) n = df_compute_name((df_compute_dtype)k);
+        break;
+    case CLI_E_CPU: // auto, then the variants in order
+        v = k - 1;
+        if (v < DF_CPU_VARIANT_COUNT) n = df_cpu_variant_name((df_cpu_variant)v);
+        break;
+    default: break;
+    }
+    if (value) *value = v;
+    return n && strcmp(n, "?") != 0 ? n : NULL;
+}
+
+void cli_enum_list(int id, const char *sep, char *buf, size_t cap) {
+    size_t o = 0;
+    if (cap) buf[0] = 0;
+    const char *n;
+    for (int k = 0; (n = cli_enum_item(id, k, NULL)) != NULL && o < cap; k++) {
+        int w = snprintf(buf + o, cap - o, "%s%s", k ? sep : "", n);
+        if (w < 0) break;
+        o += (size_t)w;
+    }
 }
 
 static int set_value(const cli_opt *o, void *dst, const char *name, const char *v, char *err,
@@ -84,6 +133,21 @@ static int set_value(const cli_opt *o, void *dst, const char *name, const char *
         }
         *(const char **)field = v;
         return 0;
+    case CLI_ENUM: {
+        const char *n;
+        for (int k = 0; (n = cli_enum_item(o->value, k, NULL)) != NULL; k++) {
+            int val = 0;
+            cli_enum_item(o->value, k, &val);
+            if (strcmp(n, v) != 0) continue;
+            if (o->value == CLI_E_SAMPLER) *(const char **)field = n;
+            else *(int *)field = val;
+            return 0;
+        }
+        char list[256];
+        cli_enum_list(o->value, ", ", list, sizeof list);
+        snprintf(err, cap, "invalid value '%s' for %s (choose from %s)", v, name, list);
+        return -1;
+    }
     default: snprintf(err, cap, "internal: option %s has no value kind", name); return -1;
     }
 }
@@ -177,6 +241,22 @@ static void render_default(const cli_opt *o, const void *defaults, char *buf, si
         snprintf(buf, cap, "%s", s ? s : "none");
         break;
     }
+    case CLI_ENUM: {
+        if (o->value == CLI_E_SAMPLER) {
+            const char *s = *(const char *const *)field;
+            snprintf(buf, cap, "%s", s ? s : "none");
+            break;
+        }
+        const int cur = *(const int *)field;
+        const char *n;
+        int val = 0;
+        for (int k = 0; (n = cli_enum_item(o->value, k, &val)) != NULL; k++)
+            if (val == cur) {
+                snprintf(buf, cap, "%s", n);
+                break;
+            }
+        break;
+    }
     default: break;
     }
 }
@@ -218,6 +298,10 @@ void cli_print_options(FILE *f, const cli_opt *opts, int n_opts, const void *def
             snprintf(list, sizeof list, "%s", o->choices);
             for (char *c = list; *c; c++)
                 if (*c == '|') *c = ',';
+            snprintf(left + n, sizeof left - (size_t)n, " {%s}", list);
+        } else if (o->kind == CLI_ENUM) {
+            char list[128];
+            cli_enum_list(o->value, ",", list, sizeof list);
             snprintf(left + n, sizeof left - (size_t)n, " {%s}", list);
         } else if (o->kind != CLI_FLAG) {
             snprintf(left + n, sizeof left - (size_t)n, " %s", o->metavar ? o->metavar : "VALUE");

@@ -154,6 +154,10 @@ usage)
   done
   grep -q "(default: 5)" "$T/out" && grep -q "(default: 20)" "$T/out" || fail "--help defaults"
   grep -q "(default: latent)" "$T/out" || fail "--help output-type default"
+  # the options shared with distrifuse (tools/common/cli_core.h)
+  for f in --check-finite --no-check-finite --rank-timeout --compute --gn-compat --cpu; do
+    grep -q -- "$f" "$T/out" || fail "--help lacks $f"
+  done
   bench 0 --version
   grep -q "^distrifuse-bench " "$T/out" || fail "--version"
   M=/nonexistent-model
@@ -167,6 +171,13 @@ usage)
   expect_usage "threads must be >= 0" -m "$M" -t -1
   expect_usage "invalid value 'bogus' for --parallelism" -m "$M" --parallelism bogus
   expect_usage "steps 0 must be" -m "$M" --steps 0
+  # enum names come from the library's tables; a bad one names the option and the choices
+  expect_usage "invalid value 'f16' for --compute (choose from f32, bf16)" -m "$M" --compute f16
+  expect_usage "invalid value 'fast' for --sync-mode (choose from corrected_async_gn," \
+    -m "$M" --sync-mode fast
+  expect_usage "invalid value 'orig' for --gn-compat (choose from exact, original)" \
+    -m "$M" --gn-compat orig
+  expect_usage "rank-timeout must be >= 0" -m "$M" --rank-timeout -1
   # an unreadable model is a runtime error (1)
   bench 1 -m "$M" --steps 1
   grep -q "^distrifuse-bench: error: cannot load model" "$T/err" || { cat "$T/err"; fail "load error"; }

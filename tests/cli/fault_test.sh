@@ -50,6 +50,16 @@ nonfinite)
   # a healthy model passes the check
   "$BIN" -m "$MODELS/tiny-sd15" -p x -W 64 -H 64 --steps 2 --check-finite -o "$T/g.png" -q \
     || fail "--check-finite on a healthy model"
+  # distrifuse-bench takes the same option (one table, tools/common/cli_core.h)
+  BENCH=${DF_BENCH:-$(dirname "$BIN")/distrifuse-bench}
+  if [ -x "$BENCH" ]; then
+    "$BENCH" -m "$T/nan" -W 64 -H 64 --steps 3 --sampling-method ddim --check-finite \
+      --warmup-times 0 --test-times 1 -q >"$T/out" 2>"$T/err"
+    rc=$?
+    [ "$rc" -eq 1 ] || { cat "$T/err"; fail "bench --check-finite: exit $rc, expected 1"; }
+    grep -q "^distrifuse-bench: error: .*non-finite value (NaN) at step 1/3" "$T/err" \
+      || { cat "$T/err"; fail "bench: message lacks the step"; }
+  fi
   ;;
 sigbus)
   cp -r "$MODELS/tiny-sd15" "$T/bus"

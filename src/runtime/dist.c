@@ -231,9 +231,8 @@ struct df_dist {
     // bands (naive patch col / alternate), and their starts at the latent level
     int *rdeep, *rstart, *cdeep, *cstart;
     int bands_rows_last;   // the last step used row bands (1) or column bands (0)
-    // --band-weights auto: warm-up compute time of this rank, and whether it was re-planned
-    double auto_t;
-    int auto_n, auto_done;
+    // --band-weights auto: whether the bands were re-planned (after the plan's first step)
+    int auto_done;
 
     float *xs;  size_t xs_n;  // band input [B][hs][ws][Cin]
     float *ys;  size_t ys_n;  // band output [B][hs][ws][Cout]
@@ -462,8 +461,6 @@ df_status df_dist_plan(df_dist *d, const df_dist_model *m, int H, int W) {
         d->patch = NULL;
         d->planned = 0;
         d->auto_done = 0;
-        d->auto_t = 0;
-        d->auto_n = 0;
     }
     if (d->planned) return DF_OK;
     df_status st = plan_buffers(d, m, H, W);
@@ -512,19 +509,15 @@ static void add_stats(df_dist_step_stats *t, const df_dist_step_stats *s) {
     t->step = s->step;
 }
 
-// --band-weights auto: after the last synchronous warm-up step, the bands are re-planned once
+// --band-weights auto: after the first (synchronous) step, the bands are re-planned once
 // from the measured per-rank speeds (see dist.h). Collective (every rank, same step).
 static df_status auto_replan(df_dist *d, int step, double t_compute) {
     if (!d->prm.band_weights_auto || d->auto_done || !uses_patch_ctx(d)) return DF_OK;
-    // Re-plan after step R: W - 1 when W >= 2, so that the new plan's planning forward is the
-    // last warm-up step (no extra synchronous step), else after W (then step W+1 is an extra
-    // synchronous step). Timed: steps 1..R (step 0, the planning forward, only when R = 0).
-    int W = d->prm.warmup_steps, R = W >= 2 ? W - 1 : W;
-    if (step >= 1 || R == 0) {
-        d->auto_t += t_compute;
-        d->auto_n++;
-    }
-    if (step < R) return DF_OK;
+    // Re-plan after the first step of the plan (step 0, the planning forward: synchronous
+    // whatever the warm-up), timed alone: its model compute time per rank, the exchange waits
+    // excluded. The next step is the new plan's planning forward (synchronous: a warm-up step
+    // when W >= 1, one extra synchronous step when W = 0), so only step 0 runs on the old bands.
+    double mine = t_compute;
     d->auto_done = 1;
     const df_topo *tp = &d->topo;
     int N = tp->N, P = tp->P;
@@ -532,7 +525,6 @@ static df_status auto_replan(df_dist *d, int step, double t_compute) {
     double *w = calloc((size_t)P, sizeof(double));
     int *nd = calloc((size_t)P, sizeof(int));
     df_status st = all && w && nd ? DF_OK : DF_ERROR(DF_ERR_NOMEM, "out of memory");
-    double mine = d->auto_n > 0 ? d->auto_t / d->auto_n : 0;
     if (st == DF_OK) st = df_comm_allgather(d->world, &mine, all, sizeof(double));
     if (st == DF_OK) {
         // a patch index's time is the slowest of its groups; speed = rows / time

@@ -712,6 +712,14 @@ df_status df_dist_eval(df_dist *d, const df_dist_model *m, int step, const float
     s.t_total = df_time_s() - t0;
     d->last = s;
     add_stats(&d->total, &s);
+    // every rank's own step profile at debug level (-v; df_log prints rank 0 only): the per-rank
+    // speeds behind --band-weights and the step kinds
+    if (df_log_get_level() >= DF_LOG_DEBUG)
+        fprintf(stderr,
+                "[r%d/%d] dist step %d (%s): %d rows, total %.3f s, compute %.3f s, wait %.3f s, "
+                "progress %.3f s, gather %.3f s\n",
+                tp->rank, tp->N, step, s.sync ? "sync" : "async", rows ? hs : ws, s.t_total,
+                s.t_compute, s.t_wait, s.t_progress, s.t_gather);
     DF_TRY(auto_replan(d, step, s.t_compute));
     return DF_OK;
 }

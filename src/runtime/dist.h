@@ -45,8 +45,9 @@
 // dropped, not resampled. For W >= 1 that step is a warm-up step anyway (no extra synchronous
 // step); for W = 0 it is one extra synchronous step. Only step 0 thus runs on the equal bands,
 // and the first asynchronous step reads fresh-geometry data of the step before. Later images
-// keep the plan. (Timing one step is enough: the speeds of the later warm-up steps were
-// within ~2% of step 0's ratio in the measurement of docs/design.md.)
+// keep the plan. Step 0 also pays the first touch of the buffers (~10% slower than a steady
+// step on the demo model at 2048x2048), on every rank alike, so the speed ratio holds
+// (docs/design.md, "Speed-weighted bands").
 #ifndef DF_RUNTIME_DIST_H
 #define DF_RUNTIME_DIST_H
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 // ---------------------------------------------------------------------------------------------
 // Parameters and names
@@ -233,6 +234,7 @@ struct df_dist {
     int bands_rows_last;   // the last step used row bands (1) or column bands (0)
     // --band-weights auto: whether the bands were re-planned (after the plan's first step)
     int auto_done;
+    long dbg_minflt, dbg_majflt; // page faults at the last debug step profile
 
     float *xs;  size_t xs_n;  // band input [B][hs][ws][Cin]
     float *ys;  size_t ys_n;  // band output [B][hs][ws][Cout]
@@ -714,12 +716,22 @@ df_status df_dist_eval(df_dist *d, const df_dist_model *m, int step, const float
     add_stats(&d->total, &s);
     // every rank's own step profile at debug level (-v; df_log prints rank 0 only): the per-rank
     // speeds behind --band-weights and the step kinds
-    if (df_log_get_level() >= DF_LOG_DEBUG)
+    if (df_log_get_level() >= DF_LOG_DEBUG) {
+        struct rusage ru;
+        long minf = 0, majf = 0;
+        if (getrusage(RUSAGE_SELF, &ru) == 0) {
+            minf = ru.ru_minflt - d->dbg_minflt;
+            majf = ru.ru_majflt - d->dbg_majflt;
+            d->dbg_minflt = ru.ru_minflt;
+            d->dbg_majflt = ru.ru_majflt;
+        }
         fprintf(stderr,
                 "[r%d/%d] dist step %d (%s): %d rows, total %.3f s, compute %.3f s, wait %.3f s, "
-                "progress %.3f s, gather %.3f s\n",
+                "progress %.3f s, gather %.3f s; page faults since the last step %ld minor, "
+                "%ld major; peak RSS %.0f MiB\n",
                 tp->rank, tp->N, step, s.sync ? "sync" : "async", rows ? hs : ws, s.t_total,
-                s.t_compute, s.t_wait, s.t_progress, s.t_gather);
+                s.t_compute, s.t_wait, s.t_progress, s.t_gather, minf, majf, df_peak_rss_mb());
+    }
     DF_TRY(auto_replan(d, step, s.t_compute));
     return DF_OK;
 }

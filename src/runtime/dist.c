@@ -234,7 +234,8 @@ struct df_dist {
     int bands_rows_last;   // the last step used row bands (1) or column bands (0)
     // --band-weights auto: whether the bands were re-planned (after the plan's first step)
     int auto_done;
-    long dbg_minflt, dbg_majflt; // page faults at the last debug step profile
+    long dbg_minflt, dbg_majflt; // page faults and CPU time at the last debug step profile
+    double dbg_utime, dbg_stime;
 
     float *xs;  size_t xs_n;  // band input [B][hs][ws][Cin]
     float *ys;  size_t ys_n;  // band output [B][hs][ws][Cout]
@@ -719,18 +720,26 @@ df_status df_dist_eval(df_dist *d, const df_dist_model *m, int step, const float
     if (df_log_get_level() >= DF_LOG_DEBUG) {
         struct rusage ru;
         long minf = 0, majf = 0;
+        double ut = 0, st_ = 0;
         if (getrusage(RUSAGE_SELF, &ru) == 0) {
+            double u = ru.ru_utime.tv_sec + 1e-6 * ru.ru_utime.tv_usec;
+            double k = ru.ru_stime.tv_sec + 1e-6 * ru.ru_stime.tv_usec;
             minf = ru.ru_minflt - d->dbg_minflt;
             majf = ru.ru_majflt - d->dbg_majflt;
+            ut = u - d->dbg_utime;
+            st_ = k - d->dbg_stime;
             d->dbg_minflt = ru.ru_minflt;
             d->dbg_majflt = ru.ru_majflt;
+            d->dbg_utime = u;
+            d->dbg_stime = k;
         }
         fprintf(stderr,
                 "[r%d/%d] dist step %d (%s): %d rows, total %.3f s, compute %.3f s, wait %.3f s, "
-                "progress %.3f s, gather %.3f s; page faults since the last step %ld minor, "
-                "%ld major; peak RSS %.0f MiB\n",
+                "progress %.3f s, gather %.3f s; since the last step: CPU %.3f s user %.3f s "
+                "system, page faults %ld minor %ld major; peak RSS %.0f MiB\n",
                 tp->rank, tp->N, step, s.sync ? "sync" : "async", rows ? hs : ws, s.t_total,
-                s.t_compute, s.t_wait, s.t_progress, s.t_gather, minf, majf, df_peak_rss_mb());
+                s.t_compute, s.t_wait, s.t_progress, s.t_gather, ut, st_, minf, majf,
+                df_peak_rss_mb());
     }
     DF_TRY(auto_replan(d, step, s.t_compute));
     return DF_OK;

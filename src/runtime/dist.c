@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 // ---------------------------------------------------------------------------------------------
 // Parameters and names
@@ -231,9 +232,10 @@ struct df_dist {
     // bands (naive patch col / alternate), and their starts at the latent level
     int *rdeep, *rstart, *cdeep, *cstart;
     int bands_rows_last;   // the last step used row bands (1) or column bands (0)
-    // --band-weights auto: warm-up compute time of this rank, and whether it was re-planned
-    double auto_t;
-    int auto_n, auto_done;
+    // --band-weights auto: whether the bands were re-planned (after the plan's first step)
+    int auto_done;
+    long dbg_minflt, dbg_majflt; // page faults and CPU time at the last debug step profile
+    double dbg_utime, dbg_stime;
 
     float *xs;  size_t xs_n;  // band input [B][hs][ws][Cin]
     float *ys;  size_t ys_n;  // band output [B][hs][ws][Cout]
@@ -462,8 +464,6 @@ df_status df_dist_plan(df_dist *d, const df_dist_model *m, int H, int W) {
         d->patch = NULL;
         d->planned = 0;
         d->auto_done = 0;
-        d->auto_t = 0;
-        d->auto_n = 0;
     }
     if (d->planned) return DF_OK;
     df_status st = plan_buffers(d, m, H, W);
@@ -512,19 +512,15 @@ static void add_stats(df_dist_step_stats *t, const df_dist_step_stats *s) {
     t->step = s->step;
 }
 
-// --band-weights auto: after the last synchronous warm-up step, the bands are re-planned once
+// --band-weights auto: after the first (synchronous) step, the bands are re-planned once
 // from the measured per-rank speeds (see dist.h). Collective (every rank, same step).
 static df_status auto_replan(df_dist *d, int step, double t_compute) {
     if (!d->prm.band_weights_auto || d->auto_done || !uses_patch_ctx(d)) return DF_OK;
-    // Re-plan after step R: W - 1 when W >= 2, so that the new plan's planning forward is the
-    // last warm-up step (no extra synchronous step), else after W (then step W+1 is an extra
-    // synchronous step). Timed: steps 1..R (step 0, the planning forward, only when R = 0).
-    int W = d->prm.warmup_steps, R = W >= 2 ? W - 1 : W;
-    if (step >= 1 || R == 0) {
-        d->auto_t += t_compute;
-        d->auto_n++;
-    }
-    if (step < R) return DF_OK;
+    // Re-plan after the first step of the plan (step 0, the planning forward: synchronous
+    // whatever the warm-up), timed alone: its model compute time per rank, the exchange waits
+    // excluded. The next step is the new plan's planning forward (synchronous: a warm-up step
+    // when W >= 1, one extra synchronous step when W = 0), so only step 0 runs on the old bands.
+    double mine = t_compute;
     d->auto_done = 1;
     const df_topo *tp = &d->topo;
     int N = tp->N, P = tp->P;
@@ -532,7 +528,6 @@ static df_status auto_replan(df_dist *d, int step, double t_compute) {
     double *w = calloc((size_t)P, sizeof(double));
     int *nd = calloc((size_t)P, sizeof(int));
     df_status st = all && w && nd ? DF_OK : DF_ERROR(DF_ERR_NOMEM, "out of memory");
-    double mine = d->auto_n > 0 ? d->auto_t / d->auto_n : 0;
     if (st == DF_OK) st = df_comm_allgather(d->world, &mine, all, sizeof(double));
     if (st == DF_OK) {
         // a patch index's time is the slowest of its groups; speed = rows / time
@@ -720,6 +715,32 @@ df_status df_dist_eval(df_dist *d, const df_dist_model *m, int step, const float
     s.t_total = df_time_s() - t0;
     d->last = s;
     add_stats(&d->total, &s);
+    // every rank's own step profile at debug level (-v; df_log prints rank 0 only): the per-rank
+    // speeds behind --band-weights and the step kinds
+    if (df_log_get_level() >= DF_LOG_DEBUG) {
+        struct rusage ru;
+        long minf = 0, majf = 0;
+        double ut = 0, st_ = 0;
+        if (getrusage(RUSAGE_SELF, &ru) == 0) {
+            double u = ru.ru_utime.tv_sec + 1e-6 * ru.ru_utime.tv_usec;
+            double k = ru.ru_stime.tv_sec + 1e-6 * ru.ru_stime.tv_usec;
+            minf = ru.ru_minflt - d->dbg_minflt;
+            majf = ru.ru_majflt - d->dbg_majflt;
+            ut = u - d->dbg_utime;
+            st_ = k - d->dbg_stime;
+            d->dbg_minflt = ru.ru_minflt;
+            d->dbg_majflt = ru.ru_majflt;
+            d->dbg_utime = u;
+            d->dbg_stime = k;
+        }
+        fprintf(stderr,
+                "[r%d/%d] dist step %d (%s): %d rows, total %.3f s, compute %.3f s, wait %.3f s, "
+                "progress %.3f s, gather %.3f s; since the last step: CPU %.3f s user %.3f s "
+                "system, page faults %ld minor %ld major; peak RSS %.0f MiB\n",
+                tp->rank, tp->N, step, s.sync ? "sync" : "async", rows ? hs : ws, s.t_total,
+                s.t_compute, s.t_wait, s.t_progress, s.t_gather, ut, st_, minf, majf,
+                df_peak_rss_mb());
+    }
     DF_TRY(auto_replan(d, step, s.t_compute));
     return DF_OK;
 }

@@ -37,14 +37,17 @@
 // ones); K/V and GroupNorm moments stay in the all-gather. halo_allgather = 1 keeps the halos
 // inside the all-gather (the earlier path, (P-1)x the halo bytes); results are bit-identical.
 //
-// band_weights_auto: the synchronous warm-up steps 1..R are timed per rank (model compute time,
-// without the exchange; R = W-1 for W >= 2, else W, and step 0 is timed only when R = 0); after
-// step R the bands are re-planned once from the measured speeds (rows / time; a patch index's
-// time is the slowest of its CFG groups). When the plan changes, the exchange plan is rebuilt
-// and step R+1 runs SYNCHRONOUSLY as the new planning forward: the stale buffers of the old
-// geometry are dropped, not resampled. For W >= 2 that step is the last warm-up step anyway (no
-// extra synchronous step); for W <= 1 it is one extra synchronous step. The first asynchronous
-// step thus always reads fresh-geometry data of the step before. Later images keep the plan.
+// band_weights_auto: step 0 (the plan's first forward, always synchronous) is timed per rank
+// (model compute time, without the exchange waits and the output gather); right after it the
+// bands are re-planned once from the measured speeds (rows / time; a patch index's time is the
+// slowest of its CFG groups). When the plan changes, the exchange plan is rebuilt and step 1
+// runs SYNCHRONOUSLY as the new planning forward: the stale buffers of the old geometry are
+// dropped, not resampled. For W >= 1 that step is a warm-up step anyway (no extra synchronous
+// step); for W = 0 it is one extra synchronous step. Only step 0 thus runs on the equal bands,
+// and the first asynchronous step reads fresh-geometry data of the step before. Later images
+// keep the plan. Step 0 also pays the first touch of the buffers (~10% slower than a steady
+// step on the demo model at 2048x2048), on every rank alike, so the speed ratio holds
+// (docs/design.md, "Speed-weighted bands").
 #ifndef DF_RUNTIME_DIST_H
 #define DF_RUNTIME_DIST_H
 

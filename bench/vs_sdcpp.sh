@@ -15,6 +15,9 @@
 # included), its VAE decode time and total time (from its log, else the wall time), distrifuse's
 # `timings:` line (denoise, VAE, total), and the peak RSS of both processes (GNU time). Prints a
 # table (best and mean over the runs) and, as the last line, one JSON object.
+# Before every run the checkpoint is read once (cat > /dev/null) so that both programs start with
+# it in the page cache: sd-cli reads its weights inside the timed sampling / decode phases, and an
+# SDXL file read from a cold disk would otherwise count towards its denoise time.
 set -euo pipefail
 
 die() { echo "vs_sdcpp.sh: error: $*" >&2; exit 2; }
@@ -37,7 +40,7 @@ while [ $# -gt 0 ]; do
     --seed) [ $# -ge 2 ] || die "--seed needs a value"; seed=$2; shift 2 ;;
     --distrifuse) [ $# -ge 2 ] || die "--distrifuse needs a PATH"; ours=$2; shift 2 ;;
     --out-dir) [ $# -ge 2 ] || die "--out-dir needs a DIR"; outdir=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option '$1' (see --help)" ;;
     *) [ -z "$model" ] || die "more than one model given ('$model', '$1')"; model=$1; shift ;;
   esac
@@ -57,10 +60,13 @@ mkdir -p "$outdir"
 # number after a pattern in a log, or empty
 num_after() { grep -oE "$2[[:space:]]*[0-9]+(\.[0-9]+)?" "$1" | tail -n 1 | grep -oE '[0-9]+(\.[0-9]+)?$' || true; }
 
+warm_cache() { cat "$model" > /dev/null; }
+
 declare -a S_DEN S_VAE S_TOT S_RSS O_DEN O_VAE O_TOT O_RSS
 for ((r = 1; r <= runs; r++)); do
   # ---- stable-diffusion.cpp
   log="$outdir/sdcpp_$r.log"
+  warm_cache
   t0=$(date +%s.%N)
   /usr/bin/time -f "DF_MAXRSS_KB %M" -o "$outdir/sdcpp_$r.time" \
     "$sdcli" -m "$model" -p "$prompt" -W "$W" -H "$H" --steps "$steps" -t "$threads" \
@@ -78,6 +84,7 @@ for ((r = 1; r <= runs; r++)); do
 
   # ---- distrifuse
   log="$outdir/ours_$r.log"
+  warm_cache
   /usr/bin/time -f "DF_MAXRSS_KB %M" -o "$outdir/ours_$r.time" \
     "$ours" -m "$model" -p "$prompt" -W "$W" -H "$H" --steps "$steps" -t "$threads" \
     --sampling-method euler --cfg-scale "$cfg" -s "$seed" -o "$outdir/ours_$r.png" --no-vae-tiling \
@@ -108,6 +115,9 @@ or_best=$(printf '%.0f' "$or_best")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b <= 0) print "null"; else printf "%.3f", a / b }'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan") print "null"; else printf "%.3f", a / b }'; }
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
+cpu_fm=$(lscpu 2>/dev/null | awk -F: '/^CPU family:/ { gsub(/ /, "", $2); f = $2 } /^Model:/ { gsub(/ /, "", $2); m = $2 }
+  END { if (f != "") printf "family %s model %s", f, m }')
+[ -z "$cpu_fm" ] || cpu="${cpu:-unknown} ($cpu_fm, $(nproc) cores)"
 kern=$("$ours" --version 2>/dev/null | sed -n 's/^kernels: //p' | head -n 1)
 
 {

@@ -60,6 +60,9 @@ mkdir -p "$outdir"
 # number after a pattern in a log, or empty
 num_after() { grep -oE "$2[[:space:]]*[0-9]+(\.[0-9]+)?" "$1" | tail -n 1 | grep -oE '[0-9]+(\.[0-9]+)?$' || true; }
 
+# "CPU N.NN cores busy": (user + sys) / wall of the whole process, from GNU time
+cpu_use() { awk '/DF_CPU/ { for (i = 1; i <= NF; i++) if ($i == "DF_CPU") { u = $(i + 1) + $(i + 2); w = $(i + 3) }
+  if (w > 0) printf "CPU %.2f cores busy", u / w; else printf "CPU ?" }' "$1"; }
 warm_cache() { cat "$model" > /dev/null; }
 
 declare -a S_DEN S_VAE S_TOT S_RSS O_DEN O_VAE O_TOT O_RSS
@@ -68,7 +71,7 @@ for ((r = 1; r <= runs; r++)); do
   log="$outdir/sdcpp_$r.log"
   warm_cache
   t0=$(date +%s.%N)
-  /usr/bin/time -f "DF_MAXRSS_KB %M" -o "$outdir/sdcpp_$r.time" \
+  /usr/bin/time -f "DF_MAXRSS_KB %M DF_CPU %U %S %e" -o "$outdir/sdcpp_$r.time" \
     "$sdcli" -m "$model" -p "$prompt" -W "$W" -H "$H" --steps "$steps" -t "$threads" \
     --sampling-method euler --cfg-scale "$cfg" -s "$seed" -o "$outdir/sdcpp_$r.png" \
     > "$log" 2>&1 || die "sd-cli failed (run $r); see $log"
@@ -80,12 +83,12 @@ for ((r = 1; r <= runs; r++)); do
   [ -n "$tot" ] || tot=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
   rss=$(awk '/DF_MAXRSS_KB/ { printf "%.0f", $2 / 1024 }' "$outdir/sdcpp_$r.time")
   S_DEN+=("$den"); S_VAE+=("${vae:-nan}"); S_TOT+=("$tot"); S_RSS+=("$rss")
-  echo "run $r sd-cli:     sampling ${den} s, VAE ${vae:-?} s, total ${tot} s, peak RSS ${rss} MiB" >&2
+  echo "run $r sd-cli:     sampling ${den} s, VAE ${vae:-?} s, total ${tot} s, peak RSS ${rss} MiB, $(cpu_use "$outdir/sdcpp_$r.time")" >&2
 
   # ---- distrifuse
   log="$outdir/ours_$r.log"
   warm_cache
-  /usr/bin/time -f "DF_MAXRSS_KB %M" -o "$outdir/ours_$r.time" \
+  /usr/bin/time -f "DF_MAXRSS_KB %M DF_CPU %U %S %e" -o "$outdir/ours_$r.time" \
     "$ours" -m "$model" -p "$prompt" -W "$W" -H "$H" --steps "$steps" -t "$threads" \
     --sampling-method euler --cfg-scale "$cfg" -s "$seed" -o "$outdir/ours_$r.png" --no-vae-tiling \
     > "$log" 2>&1 || die "distrifuse failed (run $r); see $log"
@@ -96,7 +99,7 @@ for ((r = 1; r <= runs; r++)); do
   tot=$(echo "$line" | grep -oE 'total [0-9.]+' | grep -oE '[0-9.]+$')
   rss=$(echo "$line" | grep -oE 'peak RSS [0-9]+' | grep -oE '[0-9]+$')
   O_DEN+=("$den"); O_VAE+=("$vae"); O_TOT+=("$tot"); O_RSS+=("$rss")
-  echo "run $r distrifuse: denoise ${den} s, VAE ${vae} s, total ${tot} s, peak RSS ${rss} MiB" >&2
+  echo "run $r distrifuse: denoise ${den} s, VAE ${vae} s, total ${tot} s, peak RSS ${rss} MiB, $(cpu_use "$outdir/ours_$r.time")" >&2
 done
 
 # best (min) and mean of a list; "nan" entries ignored

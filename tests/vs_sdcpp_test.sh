@@ -48,6 +48,7 @@ echo "$json" | grep -qE '"speedup": \{"denoise": [0-9.]+' || fail "speedup"
 [ "$(ls "$T"/o/ours_*.png | wc -l)" = 2 ] || fail "2 distrifuse runs"
 grep -q -- "-W 64 -H 64 --steps 2 -t 1 --sampling-method euler" "$T/args.txt" || fail "sd-cli args"
 grep -q "run 2 sd-cli" "$T/err" || fail "alternating runs"
+grep -qE "run 2 distrifuse: .*CPU [0-9.]+ cores busy" "$T/err" || fail "CPU use from GNU time"
 # bad input: one error line, exit 2
 if "$S/bench/vs_sdcpp.sh" --sd-cli "$T/nope" "$T/m.safetensors" 2> "$T/e2"; then fail "missing sd-cli accepted"; fi
 grep -q "is not an executable" "$T/e2" || fail "missing sd-cli message"

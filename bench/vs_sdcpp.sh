@@ -15,6 +15,9 @@
 # included), its VAE decode time and total time (from its log, else the wall time), distrifuse's
 # `timings:` line (denoise, VAE, total), and the peak RSS of both processes (GNU time). Prints a
 # table (best and mean over the runs) and, as the last line, one JSON object.
+# Before every run the checkpoint is read once (cat > /dev/null) so that both programs start with
+# it in the page cache: sd-cli reads its weights inside the timed sampling / decode phases, and an
+# SDXL file read from a cold disk would otherwise count towards its denoise time.
 set -euo pipefail
 
 die() { echo "vs_sdcpp.sh: error: $*" >&2; exit 2; }
@@ -37,7 +40,7 @@ while [ $# -gt 0 ]; do
     --seed) [ $# -ge 2 ] || die "--seed needs a value"; seed=$2; shift 2 ;;
     --distrifuse) [ $# -ge 2 ] || die "--distrifuse needs a PATH"; ours=$2; shift 2 ;;
     --out-dir) [ $# -ge 2 ] || die "--out-dir needs a DIR"; outdir=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option '$1' (see --help)" ;;
     *) [ -z "$model" ] || die "more than one model given ('$model', '$1')"; model=$1; shift ;;
   esac
@@ -57,12 +60,18 @@ mkdir -p "$outdir"
 # number after a pattern in a log, or empty
 num_after() { grep -oE "$2[[:space:]]*[0-9]+(\.[0-9]+)?" "$1" | tail -n 1 | grep -oE '[0-9]+(\.[0-9]+)?$' || true; }
 
+# "CPU N.NN cores busy": (user + sys) / wall of the whole process, from GNU time
+cpu_use() { awk '/DF_CPU/ { for (i = 1; i <= NF; i++) if ($i == "DF_CPU") { u = $(i + 1) + $(i + 2); w = $(i + 3) }
+  if (w > 0) printf "CPU %.2f cores busy", u / w; else printf "CPU ?" }' "$1"; }
+warm_cache() { cat "$model" > /dev/null; }
+
 declare -a S_DEN S_VAE S_TOT S_RSS O_DEN O_VAE O_TOT O_RSS
 for ((r = 1; r <= runs; r++)); do
   # ---- stable-diffusion.cpp
   log="$outdir/sdcpp_$r.log"
+  warm_cache
   t0=$(date +%s.%N)
-  /usr/bin/time -f "DF_MAXRSS_KB %M" -o "$outdir/sdcpp_$r.time" \
+  /usr/bin/time -f "DF_MAXRSS_KB %M DF_CPU %U %S %e" -o "$outdir/sdcpp_$r.time" \
     "$sdcli" -m "$model" -p "$prompt" -W "$W" -H "$H" --steps "$steps" -t "$threads" \
     --sampling-method euler --cfg-scale "$cfg" -s "$seed" -o "$outdir/sdcpp_$r.png" \
     > "$log" 2>&1 || die "sd-cli failed (run $r); see $log"
@@ -74,11 +83,12 @@ for ((r = 1; r <= runs; r++)); do
   [ -n "$tot" ] || tot=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
   rss=$(awk '/DF_MAXRSS_KB/ { printf "%.0f", $2 / 1024 }' "$outdir/sdcpp_$r.time")
   S_DEN+=("$den"); S_VAE+=("${vae:-nan}"); S_TOT+=("$tot"); S_RSS+=("$rss")
-  echo "run $r sd-cli:     sampling ${den} s, VAE ${vae:-?} s, total ${tot} s, peak RSS ${rss} MiB" >&2
+  echo "run $r sd-cli:     sampling ${den} s, VAE ${vae:-?} s, total ${tot} s, peak RSS ${rss} MiB, $(cpu_use "$outdir/sdcpp_$r.time")" >&2
 
   # ---- distrifuse
   log="$outdir/ours_$r.log"
-  /usr/bin/time -f "DF_MAXRSS_KB %M" -o "$outdir/ours_$r.time" \
+  warm_cache
+  /usr/bin/time -f "DF_MAXRSS_KB %M DF_CPU %U %S %e" -o "$outdir/ours_$r.time" \
     "$ours" -m "$model" -p "$prompt" -W "$W" -H "$H" --steps "$steps" -t "$threads" \
     --sampling-method euler --cfg-scale "$cfg" -s "$seed" -o "$outdir/ours_$r.png" --no-vae-tiling \
     > "$log" 2>&1 || die "distrifuse failed (run $r); see $log"
@@ -89,7 +99,7 @@ for ((r = 1; r <= runs; r++)); do
   tot=$(echo "$line" | grep -oE 'total [0-9.]+' | grep -oE '[0-9.]+$')
   rss=$(echo "$line" | grep -oE 'peak RSS [0-9]+' | grep -oE '[0-9]+$')
   O_DEN+=("$den"); O_VAE+=("$vae"); O_TOT+=("$tot"); O_RSS+=("$rss")
-  echo "run $r distrifuse: denoise ${den} s, VAE ${vae} s, total ${tot} s, peak RSS ${rss} MiB" >&2
+  echo "run $r distrifuse: denoise ${den} s, VAE ${vae} s, total ${tot} s, peak RSS ${rss} MiB, $(cpu_use "$outdir/ours_$r.time")" >&2
 done
 
 # best (min) and mean of a list; "nan" entries ignored
@@ -108,6 +118,9 @@ or_best=$(printf '%.0f' "$or_best")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b <= 0) print "null"; else printf "%.3f", a / b }'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan") print "null"; else printf "%.3f", a / b }'; }
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
+cpu_fm=$(lscpu 2>/dev/null | awk -F: '/^CPU family:/ { gsub(/ /, "", $2); f = $2 } /^Model:/ { gsub(/ /, "", $2); m = $2 }
+  END { if (f != "") printf "family %s model %s", f, m }')
+[ -z "$cpu_fm" ] || cpu="${cpu:-unknown} ($cpu_fm, $(nproc) cores)"
 kern=$("$ours" --version 2>/dev/null | sed -n 's/^kernels: //p' | head -n 1)
 
 {

@@ -400,6 +400,7 @@ df_status df_model_load_ex(const char *path, const df_load_params *lp, df_model 
     if (st == DF_OK && m->lp.weight_cache_mb >= 0)
         st = df_unet_set_weight_cache(m->unet, (size_t)m->lp.weight_cache_mb);
     if (st == DF_OK && m->lp.unet_profile) df_unet_set_profile(m->unet, 1);
+    if (st == DF_OK) df_unet_set_conv_algo(m->unet, m->lp.conv_algo);
     m->lp.data_dir = NULL; // the caller's string
     if (st == DF_OK) st = check_components(m);
     if (st == DF_OK && m->sched_kind == DF_SCHED_NONE)

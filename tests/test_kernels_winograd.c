@@ -191,6 +191,13 @@ static void test_algo(void) {
     EXPECT_EQ_I64(df_winograd_pick(DF_CONV_ALGO_AUTO, 2, 64, 64, 320, 320, 1, 1), 0);
     EXPECT_EQ_I64(df_winograd_pick(DF_CONV_ALGO_WINOGRAD, 2, 64, 64, 4, 320, 3, 1), 0);
     EXPECT_TRUE(df_winograd_pick(DF_CONV_ALGO_WINOGRAD, 2, 64, 64, 320, 320, 3, 1) != 0);
+    // tile size by tiles per call: F4 from 128 tiles of 4x4, auto direct below 128 of 2x2
+    EXPECT_EQ_I64(df_winograd_pick(DF_CONV_ALGO_AUTO, 2, 64, 64, 320, 320, 3, 1), 4);
+    EXPECT_EQ_I64(df_winograd_pick(DF_CONV_ALGO_AUTO, 2, 32, 32, 640, 640, 3, 1), 4);
+    EXPECT_EQ_I64(df_winograd_pick(DF_CONV_ALGO_AUTO, 2, 16, 16, 1280, 1280, 3, 1), 2);
+    EXPECT_EQ_I64(df_winograd_pick(DF_CONV_ALGO_AUTO, 2, 8, 8, 1280, 1280, 3, 1), 0);
+    EXPECT_EQ_I64(df_winograd_pick(DF_CONV_ALGO_WINOGRAD, 2, 8, 8, 1280, 1280, 3, 1), 2);
+    EXPECT_EQ_I64(df_winograd_pick(DF_CONV_ALGO_AUTO, 2, 64, 64, 4, 320, 3, 1), 0);
     EXPECT_EQ_I64(df_winograd_pick(DF_CONV_ALGO_WINO_F2, 1, 3, 3, 1, 1, 3, 1), 2);
     EXPECT_EQ_I64(df_winograd_pick(DF_CONV_ALGO_WINO_F4, 1, 3, 3, 1, 1, 3, 1), 4);
     int a = -1;

@@ -60,19 +60,26 @@ int df_conv_algo_parse(const char *s, int *out) {
     return 0;
 }
 
-// Tile size for the conv, 0 = direct. winograd: every stride-1 3x3 conv with at least 8
-// channels in and out, F4 where each image has at least 2 x 2 tiles of it, else F2. auto: only
-// where it measured faster than the direct conv (bench/bench_kernels.c, README).
+// Tile size for the conv, 0 = direct. The transformed weights (16 or 36 x Cin x Cout floats,
+// made on every call) are used by as many GEMM rows as there are tiles, so the tile count of the
+// call decides: F4 where it has at least DF_WINO_MIN_TILES tiles of 4x4, else F2. winograd:
+// every stride-1 3x3 conv with at least 8 channels in and out. auto: only where it measured
+// faster than the direct conv (Zen 4, 1 thread, B = 2, bench/bench_kernels.c: F4 2.2-2.7x at
+// 64x64x320 / 32x32x640 (512 / 128 tiles), F2 1.4x at 16x16x1280 (128 tiles), F2 0.8x / F4 0.5x
+// at 8x8x1280 (32 / 8 tiles)): at least DF_WINO_MIN_TILES tiles of 2x2 and 32 channels.
+#ifndef DF_WINO_MIN_TILES
+#    define DF_WINO_MIN_TILES 128
+#endif
 int df_winograd_pick(int algo, int B, int H, int W, int cin, int cout, int k, int stride) {
-    (void)B;
     if (k != 3 || stride != 1 || algo == DF_CONV_ALGO_DIRECT) return 0;
     if (algo == DF_CONV_ALGO_WINO_F2) return 2;
     if (algo == DF_CONV_ALGO_WINO_F4) return 4;
+    if (algo != DF_CONV_ALGO_WINOGRAD && algo != DF_CONV_ALGO_AUTO) return 0;
     if (cin < 8 || cout < 8) return 0;
-    if (algo == DF_CONV_ALGO_WINOGRAD) return H >= 8 && W >= 8 ? 4 : 2;
-    // auto
-    if (cin < 64 || cout < 64 || H < 16 || W < 16) return 0;
-    return 4;
+    const double t4 = (double)B * ((H + 3) / 4) * ((W + 3) / 4);
+    const double t2 = (double)B * ((H + 1) / 2) * ((W + 1) / 2);
+    if (algo == DF_CONV_ALGO_AUTO && (cin < 32 || cout < 32 || t2 < DF_WINO_MIN_TILES)) return 0;
+    return t4 >= DF_WINO_MIN_TILES ? 4 : 2;
 }
 #endif
 

@@ -25,6 +25,9 @@
 #define FF_CHUNK_FLOATS ((size_t)16 << 20)
 // Default f32 weight cache limit (MiB): a model whose matrices fit is converted once at load.
 // Build option DF_UNET_CACHE_MB (CMake); per UNet: df_unet_set_weight_cache.
+#ifndef DF_CONV_ALGO_DEFAULT // build option (CMake): the default df_conv_algo
+#    define DF_CONV_ALGO_DEFAULT 0
+#endif
 #ifndef DF_UNET_CACHE_MB
 #    define DF_UNET_CACHE_MB 256
 #endif
@@ -527,6 +530,7 @@ df_status df_unet_create(const df_unet_config *cfg, df_weights *w, df_unet **out
     u->w = w;
     u->prof.on = DF_UNET_PROFILE;
     u->cache_mb = DF_UNET_CACHE_MB;
+    u->conv_algo = DF_CONV_ALGO_DEFAULT;
     st = resolve_weights(u);
     if (st == DF_OK) st = build_cache(u);
     if (st != DF_OK) {

@@ -9,6 +9,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#ifndef DF_CONV_ALGO_DEFAULT // build option (CMake): the default df_conv_algo
+#    define DF_CONV_ALGO_DEFAULT 0
+#endif
+
 const char *df_arch_name(df_arch a) {
     switch (a) {
     case DF_ARCH_SDXL: return "sdxl";
@@ -366,6 +370,7 @@ df_load_params df_load_params_default(void) {
     df_load_params lp;
     memset(&lp, 0, sizeof lp);
     lp.weight_cache_mb = -1;
+    lp.conv_algo = DF_CONV_ALGO_DEFAULT; // build option (CMake), 0: direct
     return lp;
 }
 

@@ -52,6 +52,7 @@ typedef struct bench_args {
     float ignore_ratio;
     int verbose, quiet, help, version;
     const char *cpu; // --cpu: kernel variant (core/cpu.h)
+    const char *conv_algo; // --conv-algo: df_load_params.conv_algo (pipeline.h)
     const char *parallelism, *sync_mode, *split_scheme, *comm_dtype, *comm_progress;
     const char *gn_compat; // "exact" | "original"
     int warmup_steps, no_split_batch, comm_checkpoint;
@@ -109,6 +110,9 @@ static const cli_opt k_opts[] = {
     {CLI_FLAG, 'h', "help", NULL, OFF(help), 1, NULL, "", "show this help and exit"},
     {CLI_CHOICE, 0, "cpu", "VARIANT", OFF(cpu), 0, "auto|avx2|avx512|ref", "auto",
      "vector kernels to run: auto = the best this CPU (and every MPI rank) supports"},
+    {CLI_CHOICE, 0, "conv-algo", "ALGO", OFF(conv_algo), 0, "auto|direct|winograd", "direct",
+     "stride-1 3x3 UNet convs: direct (im2col + GEMM), winograd (F(4x4,3x3) / F(2x2,3x3), "
+     "fewer multiplications, rounding differs) or auto (winograd where it is faster)"},
     {CLI_FLAG, 0, "version", NULL, OFF(version), 1, NULL, "", "print the version and exit"},
 
     {CLI_SECTION, 0, "Distributed (mpiexec -n N " PROG " ...; ignored in a single process)",
@@ -424,7 +428,8 @@ int main(int argc, char **argv) {
 
     double t0 = df_time_s();
     df_model *m = NULL;
-    const df_load_params lp = df_tool_load_params(); // DF_DATA_DIR, DF_UNET_* (tool_env.h)
+    df_load_params lp = df_tool_load_params(); // DF_DATA_DIR, DF_UNET_* (tool_env.h)
+    if (a.conv_algo) df_conv_algo_parse(a.conv_algo, &lp.conv_algo); // a CLI_CHOICE value
     df_status st = df_model_load_ex(a.model, &lp, &m);
     snprintf(err, sizeof err, "cannot load model '%s'", a.model);
     if (agree_failure(st != DF_OK, err)) {

@@ -5,7 +5,8 @@
 // Measures, with N threads (default 1): cblas_sgemm M=4096 N=K=1280 (the ceiling), df_conv2d 3x3
 // at the SDXL UNet shapes (B=1) 128x128x320, 64x64x640, 32x32x1280 (Cin = Cout), df_linear
 // 4096x640 -> 5120 and df_attention with 4096 tokens, 10 heads x 64, plus informational rows
-// (SD1.5 attention 8 x 40, 1x1 and stride-2 convs). Each case runs R timed calls (default 5)
+// (SD1.5 attention 8 x 40, 1x1 and stride-2 convs, and direct / Winograd F2 / F4 at the SD 1.5
+// UNet 3x3 shapes with B = 2: winograd_* keys, speedups and errors vs the direct conv). Each case runs R timed calls (default 5)
 // after one warm-up call, every call paired with a ceiling call right before or after it. This
 // VM's sgemm rate drifts by up to 2x within seconds (even by CPU time, with no other process
 // running), so each row's best is compared with the best of its own paired ceiling calls (same

@@ -5,7 +5,8 @@
 // Measures, with N threads (default 1): cblas_sgemm M=4096 N=K=1280 (the ceiling), df_conv2d 3x3
 // at the SDXL UNet shapes (B=1) 128x128x320, 64x64x640, 32x32x1280 (Cin = Cout), df_linear
 // 4096x640 -> 5120 and df_attention with 4096 tokens, 10 heads x 64, plus informational rows
-// (SD1.5 attention 8 x 40, 1x1 and stride-2 convs). Each case runs R timed calls (default 5)
+// (SD1.5 attention 8 x 40, 1x1 and stride-2 convs, and direct / Winograd F2 / F4 at the SD 1.5
+// UNet 3x3 shapes with B = 2: winograd_* keys, speedups and errors vs the direct conv). Each case runs R timed calls (default 5)
 // after one warm-up call, every call paired with a ceiling call right before or after it. This
 // VM's sgemm rate drifts by up to 2x within seconds (even by CPU time, with no other process
 // running), so each row's best is compared with the best of its own paired ceiling calls (same
@@ -24,6 +25,7 @@
 #include "kernels/kernels.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,12 +144,17 @@ static void run_sgemm(void *p) {
 typedef struct conv_ctx {
     int H, W, cin, cout, k, stride;
     float *x, *top, *bot, *w, *bias, *y;
+    int B, wino; // the Winograd rows: batch, tile size (0: direct)
 } conv_ctx;
 
 static void run_conv(void *p) {
     conv_ctx *c = p;
-    df_conv2d(c->y, c->x, c->top, c->bot, c->w, c->bias, 1, c->H, c->W, c->cin, c->cout, c->k,
-              c->stride);
+    if (c->wino)
+        df_conv2d_winograd(c->y, c->x, c->top, c->bot, c->w, c->bias, c->B, c->H, c->W, c->cin,
+                           c->cout, c->wino);
+    else
+        df_conv2d(c->y, c->x, c->top, c->bot, c->w, c->bias, c->B ? c->B : 1, c->H, c->W,
+                  c->cin, c->cout, c->k, c->stride);
 }
 
 typedef struct linear_ctx {
@@ -175,7 +182,7 @@ static void run_attn(void *p) {
 
 static void bench_conv(bench_row *row, int H, int W, int cin, int cout, int k, int stride,
                        int reps) {
-    conv_ctx c = {H, W, cin, cout, k, stride, NULL, NULL, NULL, NULL, NULL, NULL};
+    conv_ctx c = {H, W, cin, cout, k, stride, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0};
     const int Ho = stride == 1 ? H : (H + 1) / 2, Wo = stride == 1 ? W : (W + 1) / 2;
     c.x = rand_buf((size_t)H * W * cin, 1.0f);
     c.w = rand_buf((size_t)k * k * cin * cout, 0.05f);
@@ -187,6 +194,42 @@ static void bench_conv(bench_row *row, int H, int W, int cin, int cout, int k, i
     df_free(c.w);
     df_free(c.bias);
     df_free(c.y);
+}
+
+// Winograd rows: one SD 1.5 UNet 3x3 conv shape (B = 2, the CFG batch, Cin = Cout) three times:
+// direct (df_conv2d), F(2x2,3x3) and F(4x4,3x3) (df_conv2d_winograd), rows[0..2]; FLOPs counted
+// as the direct conv's (so GFLOP/s are effective rates). err[m] = {max |y - y_direct| /
+// rms(y_direct), rel-L2} of the tile sizes m = 2, 4 against the direct conv.
+static void bench_wino(bench_row *rows, int H, int W, int ch, int reps, double err[5][2]) {
+    const int B = 2;
+    conv_ctx c = {H, W, ch, ch, 3, 1, NULL, NULL, NULL, NULL, NULL, NULL, B, 0};
+    const size_t ny = (size_t)B * H * W * ch;
+    c.x = rand_buf(ny, 1.0f);
+    c.w = rand_buf((size_t)9 * ch * ch, 0.05f);
+    c.bias = rand_buf((size_t)ch, 0.1f);
+    c.y = rand_buf(ny, 0.0f);
+    float *yd = rand_buf(ny, 0.0f);
+    df_conv2d(yd, c.x, NULL, NULL, c.w, c.bias, B, H, W, ch, ch, 3, 1);
+    for (int i = 0; i < 3; i++) {
+        c.wino = 2 * i; // 0, 2, 4
+        rows[i].flops = 2.0 * B * H * W * 9.0 * ch * ch;
+        time_best(run_conv, &c, reps, &rows[i]);
+        if (i == 0) continue;
+        double ss = 0, se = 0, mx = 0;
+        for (size_t j = 0; j < ny; j++) {
+            const double d = (double)c.y[j] - yd[j];
+            ss += (double)yd[j] * yd[j];
+            se += d * d;
+            if (fabs(d) > mx) mx = fabs(d);
+        }
+        err[c.wino][0] = mx / sqrt(ss / (double)ny);
+        err[c.wino][1] = sqrt(se / ss);
+    }
+    df_free(c.x);
+    df_free(c.w);
+    df_free(c.bias);
+    df_free(c.y);
+    df_free(yd);
 }
 
 #if HAVE_ATTENTION
@@ -233,7 +276,7 @@ int main(int argc, char **argv) {
     threads = df_get_threads();
     const char *blas_core = openblas_get_corename();
 
-    bench_row rows[16];
+    bench_row rows[32];
     int nrows = 0;
     double blas_par = 0.0;
 
@@ -304,6 +347,25 @@ int main(int argc, char **argv) {
         r = new_row(rows, &nrows, "conv3x3 s2 128x128x320->320", "conv3x3s2_128");
         bench_conv(r, 128, 128, 320, 320, 3, 2, reps);
     }
+    // 6. Winograd vs direct at the SD 1.5 512x512 UNet shapes (B = 2): informational rows, the
+    // speedups and errors against the direct conv in the JSON line (winograd_*).
+    enum { NWINO = 4 };
+    const int wino_shapes[NWINO][2] = {{64, 320}, {32, 640}, {16, 1280}, {8, 1280}};
+    int wino_row[NWINO];
+    double wino_err[NWINO][5][2];
+    memset(wino_err, 0, sizeof wino_err);
+    for (int s = 0; s < NWINO && !quick; s++) {
+        const int hw = wino_shapes[s][0], ch = wino_shapes[s][1];
+        wino_row[s] = nrows;
+        static const char *const algo[3] = {"direct", "wino2", "wino4"};
+        for (int i = 0; i < 3; i++) {
+            char name[48], key[32];
+            snprintf(name, sizeof name, "%s B2 %dx%dx%d", algo[i], hw, hw, ch);
+            snprintf(key, sizeof key, "%s_b2_%d", i ? algo[i] : "conv3x3", hw);
+            new_row(rows, &nrows, name, key);
+        }
+        bench_wino(&rows[wino_row[s]], hw, hw, ch, reps, wino_err[s]);
+    }
     df_free(sg.a);
     df_free(sg.b);
     df_free(sg.c);
@@ -316,7 +378,7 @@ int main(int argc, char **argv) {
     // CPU-time figures: with one thread, process CPU time excludes the time this process was
     // descheduled, so they stay meaningful on a shared machine.
     const int cpu_cols = threads == 1;
-    double ratio[16], ratio_cpu[16], best_ratio[16], best_ratio_cpu[16];
+    double ratio[32], ratio_cpu[32], best_ratio[32], best_ratio_cpu[32];
     for (int i = 0; i < nrows; i++) {
         ratio[i] = i == 0 ? 1.0 : rows[i].ceil_s / rows[i].best_s * rows[i].flops / rows[0].flops;
         ratio_cpu[i] =
@@ -344,6 +406,23 @@ int main(int argc, char **argv) {
     if (!have_attn) printf("%-30s %10s\n", "attention T4096 10x64", "n/a (not built)");
     printf("(ratio: best rate / best rate of the sgemm calls paired with this row's calls; "
            "run-best: / best sgemm rate of the whole run)\n");
+    // Winograd speedups over the direct conv (ratio to the paired ceiling calls, so drift
+    // cancels), and the tile df_winograd_pick(WINOGRAD) takes.
+    double wsp[NWINO][5], wsp_min = 1e30;
+    int wpick[NWINO];
+    for (int s = 0; s < NWINO && !quick; s++) {
+        const int r0 = wino_row[s], hw = wino_shapes[s][0], ch = wino_shapes[s][1];
+        wsp[s][2] = ratio[r0 + 1] / ratio[r0];
+        wsp[s][4] = ratio[r0 + 2] / ratio[r0];
+        wpick[s] = df_winograd_pick(DF_CONV_ALGO_WINOGRAD, 2, hw, hw, ch, ch, 3, 1);
+        const double sp = wpick[s] ? wsp[s][wpick[s]] : 1.0;
+        if (sp < wsp_min) wsp_min = sp;
+        if (s == 0) printf("winograd vs direct (B2, error: max |diff| / rms and rel-L2 vs the direct conv):\n");
+        printf("  %2dx%-2dx%-4d  F2 %.2fx (err %.2g / %.2g)  F4 %.2fx (err %.2g / %.2g)  "
+               "--conv-algo winograd: F%d\n",
+               hw, hw, ch, wsp[s][2], wino_err[s][2][0], wino_err[s][2][1], wsp[s][4],
+               wino_err[s][4][0], wino_err[s][4][1], wpick[s]);
+    }
 
     double conv_min = 1e30, conv_min_cpu = 1e30, conv_min_b = 1e30, conv_min_bc = 1e30;
     for (int i = first_conv; i < last_conv; i++) {
@@ -362,6 +441,14 @@ int main(int argc, char **argv) {
     for (int i = 1; i < nrows; i++)
         printf(", \"%s_gflops\": %.2f, \"%s_ratio\": %.4f", rows[i].key, rows[i].gflops,
                rows[i].key, ratio[i]);
+    if (quick) printf(", \"winograd_speedup_min\": null");
+    else printf(", \"winograd_speedup_min\": %.4f", wsp_min);
+    for (int s = 0; s < NWINO && !quick; s++)
+        for (int m = 2; m <= 4; m += 2)
+            printf(", \"winograd_f%d_%d_speedup\": %.4f, \"winograd_f%d_%d_err_max\": %.3g, "
+                   "\"winograd_f%d_%d_err_l2\": %.3g",
+                   m, wino_shapes[s][0], wsp[s][m], m, wino_shapes[s][0], wino_err[s][m][0], m,
+                   wino_shapes[s][0], wino_err[s][m][1]);
     printf(", \"run_best\": {\"conv3x3_ratio_min\": %.4f", conv_min_b);
     for (int i = 1; i < nrows; i++) printf(", \"%s_ratio\": %.4f", rows[i].key, best_ratio[i]);
     printf("}");

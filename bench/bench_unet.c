@@ -3,6 +3,7 @@
 //
 //   df-bench-unet --model PATH --height H --width W [--steps S] [--threads T] [--batch B]
 //                 [--yaml LDM_YAML] [--no-probe] [--cpu auto|avx2|avx512|ref]
+//                 [--conv-algo auto|direct|winograd]
 //
 // PATH: a diffusers pipeline folder, a unet folder or a single-file checkpoint. H and W are image
 // pixels (latent H/8 x W/8). Runs df_unet_set_text once, one warm-up forward, then S timed
@@ -127,7 +128,7 @@ static void probe_sample(void *user, const char *name, const float *x, int B, in
 static void usage(void) {
     fprintf(stderr, "usage: df-bench-unet --model PATH --height H --width W [--steps S] "
                     "[--threads T] [--batch B] [--yaml LDM_YAML] [--no-probe]\n"
-                    "       [--cpu auto|avx2|avx512|ref]\n"
+                    "       [--cpu auto|avx2|avx512|ref] [--conv-algo auto|direct|winograd]\n"
                     "  H, W: image pixels (multiples of 8); defaults: steps 3, batch 2, "
                     "threads all\n");
 }
@@ -135,6 +136,7 @@ static void usage(void) {
 int main(int argc, char **argv) {
     const char *model = NULL, *yaml = NULL;
     int height = 0, width = 0, steps = 3, threads = 0, B = 2, use_probe = 1;
+    int conv_algo = DF_CONV_ALGO_DIRECT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -146,6 +148,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--batch") && more) B = atoi(argv[++i]);
         else if (!strcmp(a, "--yaml") && more) yaml = argv[++i];
         else if (!strcmp(a, "--no-probe")) use_probe = 0;
+        else if (!strcmp(a, "--conv-algo") && more) {
+            if (!df_conv_algo_parse(argv[++i], &conv_algo)) {
+                fprintf(stderr, "df-bench-unet: error: unknown --conv-algo '%s' (auto, direct, "
+                                "winograd, winograd-f2, winograd-f4)\n", argv[i]);
+                return 2;
+            }
+        }
         else if (!strcmp(a, "--cpu") && more) {
             char err[256];
             if (df_cpu_apply_option(argv[++i], err, sizeof err) != 0) {
@@ -172,6 +181,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     const double load_s = df_time_s() - t0;
+    df_unet_set_conv_algo(u, conv_algo);
     const df_unet_config *c = df_unet_get_config(u);
     char desc[512];
     df_unet_config_describe(c, desc, sizeof desc);
@@ -257,6 +267,7 @@ int main(int argc, char **argv) {
     printf("  image %dx%d (latent %dx%d), batch %d, threads %d, BLAS core %s\n", height, width, h,
            w, B, threads, openblas_get_corename());
     printf("  kernels: %s\n", df_cpu_describe());
+    printf("  conv algorithm: %s\n", df_conv_algo_name(conv_algo));
     printf("  load %.2f s, set_text %.3f s, warm-up %.3f s\n", load_s, text_s, warm_s);
     printf("  step %.3f s (min %.3f, %d steps), %.1f GFLOP per step, %.1f GFLOP/s\n", step_s,
            best, steps, flops * 1e-9, gflops);
@@ -279,14 +290,15 @@ int main(int argc, char **argv) {
            "\"ratio_vs_best_ceiling\": %.4f, "
            "\"peak_rss_mb\": %.1f, \"weights_mb\": %.1f, \"cache_mb\": %.1f, \"arena_mb\": %.1f, "
            "\"load_s\": %.3f, \"set_text_s\": %.4f, \"blas_core\": \"%s\", "
-           "\"cpu_variant\": \"%s\", "
+           "\"cpu_variant\": \"%s\", \"conv_algo\": \"%s\", "
            "\"cpu_time\": {\"step_cpu_s\": %.4f, \"gflops\": %.2f, \"sgemm_gflops\": %.2f, "
            "\"ratio\": %.4f, \"step_cpu_s_min\": %.4f, \"ratio_best\": %.4f, "
            "\"sgemm_gflops_best\": %.2f, \"ratio_vs_best_ceiling\": %.4f}}\n",
            model, c->arch, height, width, B, steps, threads, step_s, best, flops * 1e-9, gflops,
            ceil_gf, gflops / ceil_gf, probe.n ? "interleaved" : "best", probe.n, best_gf,
            gflops / best_gf, rss, weights_mb, cache_mb, arena_mb, load_s, text_s,
-           openblas_get_corename(), df_cpu_variant_name(df_cpu_variant_get()), cpu_sum / steps,
+           openblas_get_corename(), df_cpu_variant_name(df_cpu_variant_get()),
+           df_conv_algo_name(conv_algo), cpu_sum / steps,
            cpu_gflops, ceil_cpu, cpu_gflops / ceil_cpu,
            cpu_best, cpu_gflops_best / ceil_cpu, best_cpu, cpu_gflops / best_cpu);
     df_free(x);

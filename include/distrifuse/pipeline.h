@@ -40,6 +40,22 @@ const char *df_arch_name(df_arch a); // "sdxl", "sd1", "unknown"
 
 typedef struct df_model df_model;
 
+// Algorithm of the stride-1 3x3 convolutions (the programs' --conv-algo): the direct im2col +
+// GEMM conv (bit-exact reference behaviour), Winograd F(4x4,3x3) / F(2x2,3x3) (about 2-4x fewer
+// multiplications, rounding differs; src/kernels/winograd.c) on every eligible conv, or `auto`:
+// Winograd only on the shapes where it measured faster. F2 / F4 force one tile size.
+typedef enum df_conv_algo {
+    DF_CONV_ALGO_DIRECT = 0,
+    DF_CONV_ALGO_AUTO = 1,
+    DF_CONV_ALGO_WINOGRAD = 2,
+    DF_CONV_ALGO_WINO_F2 = 3,
+    DF_CONV_ALGO_WINO_F4 = 4,
+} df_conv_algo;
+// "direct", "auto", "winograd", "winograd-f2", "winograd-f4" ("?" for others).
+const char *df_conv_algo_name(int algo);
+// Parses one of those names into *out; returns 1, or 0 (unknown name, *out untouched).
+int df_conv_algo_parse(const char *s, int *out);
+
 // Loads a model for text-to-image. `path` is either
 //   - a diffusers pipeline folder (model_index.json; unet/, vae/, text_encoder/ [,
 //     text_encoder_2/], tokenizer/ [, tokenizer_2/], scheduler/), weights in
@@ -65,6 +81,7 @@ typedef struct df_load_params {
                                // DF_UNET_CACHE_MB (256). Matrices are converted once when all
                                // fit, else per use.
     int unet_profile;        // 1: per-operation UNet profile on stderr when the model is freed
+    int conv_algo;           // df_conv_algo of the UNet's 3x3 convs (default DF_CONV_ALGO_DIRECT)
 } df_load_params;
 df_load_params df_load_params_default(void);
 // df_model_load with options (lp NULL: the defaults).

@@ -343,3 +343,19 @@ void df_conv2d(float *y, const float *x, const float *top, const float *bot, con
     }
     if (nt > 1) df_blas_single_end(saved);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Conv-algorithm hook (issue 11 item 3): Winograd (winograd.c) for the stride-1 3x3 convs that
+// df_winograd_pick names, the direct kernel above for everything else. Compiled once; it calls
+// the dispatched kernels (dispatch.c), hence the #undefs of this file's variant renames.
+#if DF_KV_ONCE
+#    undef df_conv2d
+#    undef df_conv2d_winograd
+void df_conv2d_algo(int algo, float *y, const float *x, const float *top, const float *bot,
+                    const float *w, const float *bias, int B, int H, int W, int cin, int cout,
+                    int k, int stride) {
+    const int m = df_winograd_pick(algo, B, H, W, cin, cout, k, stride);
+    if (m) df_conv2d_winograd(y, x, top, bot, w, bias, B, H, W, cin, cout, m);
+    else df_conv2d(y, x, top, bot, w, bias, B, H, W, cin, cout, k, stride);
+}
+#endif

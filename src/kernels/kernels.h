@@ -22,6 +22,7 @@
 #define DF_KERNELS_H
 
 #include "core/core.h"
+#include "distrifuse/pipeline.h" // df_conv_algo
 
 #include <stddef.h>
 #include <stdint.h>
@@ -91,6 +92,23 @@ void df_conv2d(float *y, const float *x, const float *top, const float *bot, con
                const float *bias, int B, int H, int W, int cin, int cout, int k, int stride);
 void df_conv2d_ref(float *y, const float *x, const float *top, const float *bot, const float *w,
                    const float *bias, int B, int H, int W, int cin, int cout, int k, int stride);
+
+// Winograd F(m x m, 3 x 3) for stride-1 3x3 convs (src/kernels/winograd.c), m = 2 or 4: the
+// same contract as df_conv2d with k = 3, stride 1 (same w, halos, bias; results differ from the
+// direct conv by rounding: see the tests and README for the measured error). The weights are
+// transformed on every call; scratch per calling thread: V/M tile buffers of about 24 MiB plus
+// the transformed weights of a block of output channels (about 64 MiB at most).
+void df_conv2d_winograd(float *y, const float *x, const float *top, const float *bot,
+                        const float *w, const float *bias, int B, int H, int W, int cin, int cout,
+                        int m);
+// Tile size m (2, 4) the algorithm picks for the conv, 0 = direct (df_conv_algo values, see
+// distrifuse/pipeline.h: DIRECT never, WINOGRAD every stride-1 3x3 conv with >= 8 channels in
+// and out, AUTO where it measured faster, WINO_F2 / WINO_F4 force the tile on stride-1 3x3).
+int df_winograd_pick(int algo, int B, int H, int W, int cin, int cout, int k, int stride);
+// df_conv2d, or df_conv2d_winograd where df_winograd_pick(algo, ...) says so (conv2d.c).
+void df_conv2d_algo(int algo, float *y, const float *x, const float *top, const float *bot,
+                    const float *w, const float *bias, int B, int H, int W, int cin, int cout,
+                    int k, int stride);
 
 // ---------------------------------------------------------------------------------------------
 // Linear: y[M][N] = x[M][K] * W^T + b, W is PyTorch [N][K] f32, bias [N] or NULL.

@@ -3,7 +3,7 @@
 # src/kernels/dispatch.c picks one at run time. Included twice by CMakeLists.txt:
 #   DF_KV_STAGE = filter: removes the variant sources from DF_SOURCES (before add_library)
 #   DF_KV_STAGE = add:    builds the object libraries and adds them to `distrifuse`
-set(DF_KV_FILES attention.c conv2d.c convert.c elementwise.c norm.c)
+set(DF_KV_FILES attention.c conv2d.c convert.c elementwise.c norm.c winograd.c)
 set(DF_KV_SOURCES "")
 foreach(f ${DF_KV_FILES})
   list(APPEND DF_KV_SOURCES ${CMAKE_SOURCE_DIR}/src/kernels/${f})

@@ -25,6 +25,9 @@
 #define FF_CHUNK_FLOATS ((size_t)16 << 20)
 // Default f32 weight cache limit (MiB): a model whose matrices fit is converted once at load.
 // Build option DF_UNET_CACHE_MB (CMake); per UNet: df_unet_set_weight_cache.
+#ifndef DF_CONV_ALGO_DEFAULT // build option (CMake): the default df_conv_algo
+#    define DF_CONV_ALGO_DEFAULT 0
+#endif
 #ifndef DF_UNET_CACHE_MB
 #    define DF_UNET_CACHE_MB 256
 #endif
@@ -150,6 +153,7 @@ struct df_unet {
     size_t max_matrix;
     size_t weight_bytes;
     size_t cache_mb; // f32 weight cache limit (MiB)
+    int conv_algo;   // df_conv_algo of the 3x3 convs (df_unet_set_conv_algo)
 
     // plan
     int planned, B, H, W, Hb;
@@ -526,6 +530,7 @@ df_status df_unet_create(const df_unet_config *cfg, df_weights *w, df_unet **out
     u->w = w;
     u->prof.on = DF_UNET_PROFILE;
     u->cache_mb = DF_UNET_CACHE_MB;
+    u->conv_algo = DF_CONV_ALGO_DEFAULT;
     st = resolve_weights(u);
     if (st == DF_OK) st = build_cache(u);
     if (st != DF_OK) {
@@ -655,6 +660,8 @@ df_status df_unet_set_weight_cache(df_unet *u, size_t limit_mb) {
 }
 
 void df_unet_set_profile(df_unet *u, int on) { u->prof.on = on != 0; }
+
+void df_unet_set_conv_algo(df_unet *u, int algo) { u->conv_algo = algo; }
 
 size_t df_unet_cache_bytes(const df_unet *u) {
     return u->cache_bytes;
@@ -969,7 +976,7 @@ static df_status conv3_tp(df_unet *u, df_pctx *ctx, const uconv *c, const float 
     df_tp_slice_channels(xs, x, (size_t)B * H * W, c->cin, c0, c1);
     const float *w;
     DF_TRY(df_unet_tp_conv(u->tp, c->w.t, c->cout, c->cin, 0, c->cout, c0, c1, 0, &w));
-    df_conv2d(y, xs, NULL, NULL, w, NULL, B, H, W, cl, c->cout, 3, stride);
+    df_conv2d_algo(u->conv_algo, y, xs, NULL, NULL, w, NULL, B, H, W, cl, c->cout, 3, stride);
     return tp_reduce_bias(u, ctx, c->name, y, (size_t)B * Ho * Wo, c->cout, c->b.f);
 }
 
@@ -990,8 +997,8 @@ static df_status resnet_tp(df_unet *u, df_pctx *ctx, const uresnet *r, const flo
     DF_TRY(ctx->ops->conv_halo(ctx, u->idx++, r->conv1.name, u->t1, B, H, W, ci, 1, &top, &bot));
     DF_TRY(df_unet_tp_conv(u->tp, r->conv1.w.t, co, ci, m0, m1, 0, ci, 0, &w));
     float *t2 = u->t2; // [P][mc]
-    df_conv2d(t2, u->t1, NULL, NULL, w, r->conv1.b.f ? r->conv1.b.f + m0 : NULL, B, H, W, ci, mc,
-              3, 1);
+    df_conv2d_algo(u->conv_algo, t2, u->t1, NULL, NULL, w, r->conv1.b.f ? r->conv1.b.f + m0 : NULL,
+                   B, H, W, ci, mc, 3, 1);
     DF_TRY(df_unet_tp_linear(u->tp, r->temb.w.t, co, ted, m0, m1, 0, 0, 0, ted, 0, &w));
     df_linear(u->tbuf, u->semb, w, r->temb.b.f ? r->temb.b.f + m0 : NULL, B, ted, mc, 0);
     df_tp_add_rows(t2, u->tbuf, P, T, mc);
@@ -1007,7 +1014,7 @@ static df_status resnet_tp(df_unet *u, df_pctx *ctx, const uresnet *r, const flo
                             r->norm2.b.f ? r->norm2.b.f + m0 : NULL, T, mc, G, 1);
     DF_TRY(ctx->ops->conv_halo(ctx, u->idx++, r->conv2.name, t2, B, H, W, mc, 1, &top, &bot));
     DF_TRY(df_unet_tp_conv(u->tp, r->conv2.w.t, co, co, 0, co, m0, m1, 1, &w));
-    df_conv2d(y, t2, NULL, NULL, w, NULL, B, H, W, mc, co, 3, 1); // partial [P][cout]
+    df_conv2d_algo(u->conv_algo, y, t2, NULL, NULL, w, NULL, B, H, W, mc, co, 3, 1); // partial
     DF_TRY(tp_reduce_bias(u, ctx, r->conv2.name, y, P, co, r->conv2.b.f));
     if (r->has_sc) // y += conv_shortcut(x), replicated
         df_linear(y, x, lin_w(&r->sc, u->wscr), r->sc.b.f, (int)P, ci, co, 1);
@@ -1100,7 +1107,8 @@ static df_status conv3(df_unet *u, df_pctx *ctx, const uconv *c, const float *x,
     PROF(u, PR_CONV_W, H * W, 0, w = conv_w(u, c));
     const int Ho = stride == 1 ? H : (H + 1) / 2, Wo = stride == 1 ? W : (W + 1) / 2;
     PROF(u, PR_CONV, Ho * Wo, 18.0 * B * Ho * Wo * c->cin * c->cout,
-         df_conv2d(y, x, top, bot, w, c->b.f, B, H, W, c->cin, c->cout, 3, stride));
+         df_conv2d_algo(u->conv_algo, y, x, top, bot, w, c->b.f, B, H, W, c->cin, c->cout, 3,
+                        stride));
     return DF_OK;
 }
 

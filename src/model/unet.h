@@ -117,6 +117,8 @@ df_status df_unet_set_weight_cache(df_unet *u, size_t limit_mb);
 // Per-operation profile (CPU time, FLOPs by op class and level) printed to stderr by
 // df_unet_destroy; default: the build option DF_UNET_PROFILE (OFF).
 void df_unet_set_profile(df_unet *u, int on);
+// Algorithm of the 3x3 convs (df_conv_algo, distrifuse/pipeline.h; default DIRECT).
+void df_unet_set_conv_algo(df_unet *u, int algo);
 // Drops the resident pages of the mmapped weights (df_weights_release_pages); the UNet stays
 // usable (pages fault back in). Returns the bytes advised.
 size_t df_unet_release_weight_pages(df_unet *u);

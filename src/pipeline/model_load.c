@@ -9,6 +9,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#ifndef DF_CONV_ALGO_DEFAULT // build option (CMake): the default df_conv_algo
+#    define DF_CONV_ALGO_DEFAULT 0
+#endif
+
 const char *df_arch_name(df_arch a) {
     switch (a) {
     case DF_ARCH_SDXL: return "sdxl";
@@ -366,6 +370,7 @@ df_load_params df_load_params_default(void) {
     df_load_params lp;
     memset(&lp, 0, sizeof lp);
     lp.weight_cache_mb = -1;
+    lp.conv_algo = DF_CONV_ALGO_DEFAULT; // build option (CMake), 0: direct
     return lp;
 }
 
@@ -400,6 +405,7 @@ df_status df_model_load_ex(const char *path, const df_load_params *lp, df_model 
     if (st == DF_OK && m->lp.weight_cache_mb >= 0)
         st = df_unet_set_weight_cache(m->unet, (size_t)m->lp.weight_cache_mb);
     if (st == DF_OK && m->lp.unet_profile) df_unet_set_profile(m->unet, 1);
+    if (st == DF_OK) df_unet_set_conv_algo(m->unet, m->lp.conv_algo);
     m->lp.data_dir = NULL; // the caller's string
     if (st == DF_OK) st = check_components(m);
     if (st == DF_OK && m->sched_kind == DF_SCHED_NONE)

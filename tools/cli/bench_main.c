@@ -273,7 +273,8 @@ int main(int argc, char **argv) {
     df_set_threads(a.c.gen.threads); // 0: all cores
 
     double t0 = df_time_s();
-    const df_load_params lp = df_tool_load_params(); // DF_DATA_DIR, DF_UNET_* (tool_env.h)
+    df_load_params lp = df_tool_load_params(); // DF_DATA_DIR, DF_UNET_* (tool_env.h)
+    lp.conv_algo = a.c.conv_algo;              // --conv-algo
     df_status st = df_engine_create(a.c.model, &lp, dp, df_tool_launched_by_mpi(), &g_engine);
     if (st != DF_OK) { // agreed on every rank; the lowest failing rank prints
         if (st != DF_ERR_PEER) {

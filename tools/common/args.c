@@ -69,6 +69,7 @@ const char *cli_enum_item(int id, int k, int *value) {
     case CLI_E_COMPUTE:
         if (k < 2) n = df_compute_name((df_compute_dtype)k);
         break;
+    case CLI_E_CONV_ALGO: n = df_conv_algo_name(k); break;
     case CLI_E_CPU: // auto, then the variants in order
         v = k - 1;
         if (v < DF_CPU_VARIANT_COUNT) n = df_cpu_variant_name((df_cpu_variant)v);

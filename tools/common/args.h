@@ -36,6 +36,7 @@ typedef enum cli_enum_id {
     CLI_E_GN_COMPAT,   // df_gn_compat_name
     CLI_E_COMPUTE,     // df_compute_name
     CLI_E_CPU,         // df_cpu_variant_name (auto first)
+    CLI_E_CONV_ALGO,   // df_conv_algo_name
     CLI_E_COUNT
 } cli_enum_id;
 

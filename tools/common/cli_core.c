@@ -17,6 +17,7 @@ cli_common cli_common_defaults(void) {
     c.gen = df_gen_params_default();
     c.gen.check_finite = CLI_CHECK_FINITE_DEFAULT;
     c.pp = df_parallel_params_default();
+    c.conv_algo = df_load_params_default().conv_algo; // DF_CONV_ALGO_DEFAULT (build option)
     return c;
 }
 

@@ -41,6 +41,7 @@ typedef struct cli_common {
     const char *model;
     const char *band_weights; // --band-weights w0,w1,... | auto (parsed by cli_core_finish)
     float rank_timeout;       // --rank-timeout S (0 = off)
+    int conv_algo;            // --conv-algo: df_load_params.conv_algo (df_conv_algo)
     int verbose, help, version;
 } cli_common;
 
@@ -78,7 +79,7 @@ cli_common cli_common_defaults(void);
      "under mpiexec: rank 0 decodes the whole image alone (default: every rank decodes a row " \
      "band, exact, with halo exchanges; rank 0 gathers the image)"}
 
-// --check-finite, --no-check-finite, --compute, -t, -v, -h, --cpu, --version
+// --check-finite, --no-check-finite, --compute, -t, -v, -h, --conv-algo, --cpu, --version
 #define CLI_CORE_RUNTIME_ROWS(T)                                                               \
     {CLI_FLAG, 0, "check-finite", NULL, CLI_OFF_(T, gen.check_finite), 1, NULL,               \
      CLI_CHECK_FINITE_HELP,                                                                    \
@@ -93,6 +94,9 @@ cli_common cli_common_defaults(void);
      "compute threads (per rank)"},                                                            \
     {CLI_FLAG, 'v', "verbose", NULL, CLI_OFF_(T, verbose), 1, NULL, "", "debug logging"},     \
     {CLI_FLAG, 'h', "help", NULL, CLI_OFF_(T, help), 1, NULL, "", "show this help and exit"}, \
+    {CLI_ENUM, 0, "conv-algo", "ALGO", CLI_OFF_(T, conv_algo), CLI_E_CONV_ALGO, NULL, NULL,   \
+     "stride-1 3x3 UNet convs: direct (im2col + GEMM), winograd (F(4x4,3x3) / F(2x2,3x3): "   \
+     "fewer multiplications, rounding differs), auto (winograd where it measured faster)"},   \
     {CLI_ENUM, 0, "cpu", "VARIANT", CLI_OFF_(T, pp.cpu_variant), CLI_E_CPU, NULL, NULL,       \
      "vector kernels to run: auto = the best this CPU (and every MPI rank) supports"},        \
     {CLI_FLAG, 0, "version", NULL, CLI_OFF_(T, version), 1, NULL, "",                         \

@@ -206,7 +206,7 @@ static void gather9(float *A9, const float *x, const float *top, const float *bo
 // the bias and runs the 3 GEMMs on its own block of output channels. A3 is the team's shared
 // scratch [rows+2][W][3][Cin]. With nth > 1, called by every thread of the team (barriers).
 static void conv_chunk3(float *y, const float *x, const float *top, const float *bot,
-                        const float *w, const float *bias, float *A3, int n, int r0, int nr, int H,
+                        const float *w, const df_bf16_mat *wb, const float *bias, float *A3, int n, int r0, int nr, int H,
                         int W, int cin, int cout, int t, int nth) {
     const int K = 3 * cin, g0 = (nr + 2) * t / nth, g1 = (nr + 2) * (t + 1) / nth;
     if (g1 > g0) gather3(A3 + (size_t)g0 * W * K, x, top, bot, n, r0 - 1 + g0, g1 - g0, H, W, cin);
@@ -229,6 +229,11 @@ static void conv_chunk3(float *y, const float *x, const float *top, const float 
             if (ky == 0 && !in_row(x, top, bot, n, r0 - 1, H, W, cin, 1)) o0 = 1;
             if (ky == 2 && !in_row(x, top, bot, n, r0 + nr, H, W, cin, 1)) o1 = nr - 1;
             if (o1 <= o0) continue;
+            if (wb) { // --compute bf16 (gemm_bf16.h): rows [ky*K, ky*K + K) of the packed weight
+                df_gemm_bf16_serial((o1 - o0) * W, c1 - c0, K, A3 + (size_t)(ky + o0) * W * K, K,
+                                    wb, ky * K, c0, 1.0f, yc + (size_t)o0 * W * cout + c0, cout);
+                continue;
+            }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (o1 - o0) * W, c1 - c0, K,
                         1.0f, A3 + (size_t)(ky + o0) * W * K, K, w + (size_t)ky * K * cout + c0,
                         cout, 1.0f, yc + (size_t)o0 * W * cout + c0, cout);
@@ -242,7 +247,7 @@ static void conv_chunk3(float *y, const float *x, const float *top, const float 
 // One chunk of the 9-tap path, global output rows [g0, g0 + nr) (row g = image g / Ho, row
 // g % Ho), by thread t of nth as conv_chunk3. A9: shared scratch [rows][Wo][3][3][Cin].
 static void conv_chunk9(float *y, const float *x, const float *top, const float *bot,
-                        const float *w, const float *bias, float *A9, int g0, int nr, int H, int W,
+                        const float *w, const df_bf16_mat *wb, const float *bias, float *A9, int g0, int nr, int H, int W,
                         int cin, int cout, int stride, int t, int nth) {
     const int Ho = out_extent(H, stride), Wo = out_extent(W, stride), K = 9 * cin;
     for (int o = nr * t / nth; o < nr * (t + 1) / nth; o++)
@@ -260,8 +265,11 @@ static void conv_chunk9(float *y, const float *x, const float *top, const float 
             if (bias) memcpy(yr, bias + c0, (size_t)(c1 - c0) * sizeof(float));
             else memset(yr, 0, (size_t)(c1 - c0) * sizeof(float));
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr * Wo, c1 - c0, K, 1.0f, A9, K,
-                    w + c0, cout, 1.0f, yc + c0, cout);
+        if (wb) // --compute bf16 (gemm_bf16.h)
+            df_gemm_bf16_serial(nr * Wo, c1 - c0, K, A9, K, wb, 0, c0, 1.0f, yc + c0, cout);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr * Wo, c1 - c0, K, 1.0f, A9,
+                        K, w + c0, cout, 1.0f, yc + c0, cout);
     }
     if (nth > 1) {
 #pragma omp barrier
@@ -283,8 +291,10 @@ static int balance_chunks(int total, int rows, int imgs, int threads, int *nch) 
     return rows;
 }
 
-void df_conv2d(float *y, const float *x, const float *top, const float *bot, const float *w,
-               const float *bias, int B, int H, int W, int cin, int cout, int k, int stride) {
+// df_conv2d, or with wb != NULL (k = 3) df_conv2d_bf16.
+static void conv2d_impl(float *y, const float *x, const float *top, const float *bot,
+                        const float *w, const df_bf16_mat *wb, const float *bias, int B, int H,
+                        int W, int cin, int cout, int k, int stride) {
     check_args(B, H, W, cin, cout, k, stride);
     const int Ho = out_extent(H, stride), Wo = out_extent(W, stride);
 
@@ -317,9 +327,9 @@ void df_conv2d(float *y, const float *x, const float *top, const float *bot, con
             const int r0 = (it % nch) * rows, nr = rows < total - r0 ? rows : total - r0;
             float *A = scratch_get(scr); // this thread's own
             if (three)
-                conv_chunk3(y, x, top, bot, w, bias, A, it / nch, r0, nr, H, W, cin, cout, 0, 1);
+                conv_chunk3(y, x, top, bot, w, wb, bias, A, it / nch, r0, nr, H, W, cin, cout, 0, 1);
             else
-                conv_chunk9(y, x, top, bot, w, bias, A, r0, nr, H, W, cin, cout, stride, 0, 1);
+                conv_chunk9(y, x, top, bot, w, wb, bias, A, r0, nr, H, W, cin, cout, stride, 0, 1);
         }
     } else {
         float *A = scratch_get(scr); // shared by the team
@@ -333,13 +343,25 @@ void df_conv2d(float *y, const float *x, const float *top, const float *bot, con
             for (int it = 0; it < items; it++) {
                 const int r0 = (it % nch) * rows, nr = rows < total - r0 ? rows : total - r0;
                 if (three)
-                    conv_chunk3(y, x, top, bot, w, bias, A, it / nch, r0, nr, H, W, cin, cout, t,
+                    conv_chunk3(y, x, top, bot, w, wb, bias, A, it / nch, r0, nr, H, W, cin, cout, t,
                                 nth);
                 else
-                    conv_chunk9(y, x, top, bot, w, bias, A, r0, nr, H, W, cin, cout, stride, t,
+                    conv_chunk9(y, x, top, bot, w, wb, bias, A, r0, nr, H, W, cin, cout, stride, t,
                                 nth);
             }
         }
     }
     if (nt > 1) df_blas_single_end(saved);
+}
+
+void df_conv2d(float *y, const float *x, const float *top, const float *bot, const float *w,
+               const float *bias, int B, int H, int W, int cin, int cout, int k, int stride) {
+    conv2d_impl(y, x, top, bot, w, NULL, bias, B, H, W, cin, cout, k, stride);
+}
+
+void df_conv2d_bf16(float *y, const float *x, const float *top, const float *bot,
+                    const df_bf16_mat *w, const float *bias, int B, int H, int W, int cin,
+                    int cout, int stride) {
+    DF_ASSERT(w && (cin & 1) == 0 && w->K == 9 * cin && w->N == cout);
+    conv2d_impl(y, x, top, bot, NULL, w, bias, B, H, W, cin, cout, 3, stride);
 }

@@ -101,6 +101,12 @@ typedef void (*df_progress_fn)(void *user, int step, int n_steps, double elapsed
 // [1][c][h][w], valid during the call only.
 typedef void (*df_latents_fn)(void *user, int step, const float *latents, int c, int h, int w);
 
+// Compute dtype of the UNet's big convolutions and linears (--compute): bf16 inputs with f32
+// accumulation where the CPU has AVX512_BF16 (and the avx512 kernels run), else f32.
+typedef enum { DF_COMPUTE_F32 = 0, DF_COMPUTE_BF16 = 1 } df_compute_dtype;
+const char *df_compute_name(df_compute_dtype c); // "f32", "bf16"
+int df_compute_parse(const char *s, df_compute_dtype *out); // 0 ok, -1 unknown
+
 typedef struct df_gen_params {
     const char *prompt;            // required (may be "")
     const char *negative_prompt;   // NULL = None: SDXL with force_zeros_for_empty_prompt uses
@@ -140,6 +146,9 @@ typedef struct df_gen_params {
     int threads;                   // compute threads (OpenMP + OpenBLAS) of this call (the
                                    // caller's settings are put back after it); <= 0 uses the
                                    // current setting (by default all cores) (default 0)
+    df_compute_dtype compute;      // UNet convs / linears: DF_COMPUTE_BF16 where the CPU has
+                                   // AVX512_BF16, else f32 with one log line (default
+                                   // DF_COMPUTE_F32)
     df_progress_fn progress;       // may be NULL
     df_latents_fn on_step_latents; // may be NULL
     df_progress_fn heartbeat;      // like progress, but on every rank of a distributed run

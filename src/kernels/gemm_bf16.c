@@ -43,7 +43,7 @@ uint16_t df_bf16_round(float f) {
 
 int df_bf16_available(void) {
 #if DF_BF16_X86
-    return df_cpu_has_bf16() && df_cpu_variant_get() == DF_CPU_AVX512;
+    return df_cpu_has_bf16() && df_cpu_bf16_allowed() && df_cpu_variant_get() == DF_CPU_AVX512;
 #else
     return 0;
 #endif

@@ -52,6 +52,7 @@ typedef struct bench_args {
     float ignore_ratio;
     int verbose, quiet, help, version;
     const char *cpu; // --cpu: kernel variant (core/cpu.h)
+    const char *compute; // --compute f32|bf16 (df_compute_dtype)
     const char *parallelism, *sync_mode, *split_scheme, *comm_dtype, *comm_progress;
     const char *gn_compat; // "exact" | "original"
     int warmup_steps, no_split_batch, comm_checkpoint;
@@ -109,6 +110,9 @@ static const cli_opt k_opts[] = {
     {CLI_FLAG, 'h', "help", NULL, OFF(help), 1, NULL, "", "show this help and exit"},
     {CLI_CHOICE, 0, "cpu", "VARIANT", OFF(cpu), 0, "auto|avx2|avx512|ref", "auto",
      "vector kernels to run: auto = the best this CPU (and every MPI rank) supports"},
+    {CLI_CHOICE, 0, "compute", "TYPE", OFF(compute), 0, "f32|bf16", "f32",
+     "UNet convs and linears: bf16 inputs with f32 accumulation where the CPU has AVX512_BF16 "
+     "(else f32, with a note)"},
     {CLI_FLAG, 0, "version", NULL, OFF(version), 1, NULL, "", "print the version and exit"},
 
     {CLI_SECTION, 0, "Distributed (mpiexec -n N " PROG " ...; ignored in a single process)",
@@ -380,6 +384,7 @@ int main(int argc, char **argv) {
     if (cli_parse(k_opts, N_OPTS, &a, argc, argv, seen, err, sizeof err) != 0)
         return usage_error(err);
     if (a.cpu && df_cpu_apply_option(a.cpu, err, sizeof err) != 0) return usage_error(err);
+    if (a.compute) df_compute_parse(a.compute, &a.gen.compute); // a checked choice
     if (a.help) {
         if (g_rank == 0) print_help(stdout);
         return finish(0);
@@ -676,6 +681,7 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "ignore_ratio", round((double)a.ignore_ratio * 1e6) / 1e6);
         cJSON_AddNumberToObject(o, "threads", df_get_threads());
         cJSON_AddStringToObject(o, "cpu_variant", df_cpu_variant_name(df_cpu_variant_get()));
+        cJSON_AddStringToObject(o, "compute", df_compute_name(a.gen.compute));
         cJSON_AddNumberToObject(o, "warmup_steps", dp.warmup_steps);
         cJSON_AddBoolToObject(o, "split_batch", split_eff);
         cJSON_AddStringToObject(o, "split_scheme", df_split_scheme_name(dp.split_scheme));

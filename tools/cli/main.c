@@ -58,6 +58,7 @@ typedef struct cli_args {
     int vae_tiling; // df_vae_tiling
     int verbose, quiet, help, version;
     const char *cpu; // --cpu: kernel variant (core/cpu.h)
+    const char *compute; // --compute f32|bf16 (df_compute_dtype)
     // Distributed options (used when started by mpiexec with more than one rank)
     const char *parallelism, *sync_mode, *split_scheme, *comm_dtype;
     const char *gn_compat; // "exact" | "original"
@@ -139,6 +140,9 @@ static const cli_opt k_opts[] = {
     {CLI_FLAG, 'h', "help", NULL, OFF(help), 1, NULL, "", "show this help and exit"},
     {CLI_CHOICE, 0, "cpu", "VARIANT", OFF(cpu), 0, "auto|avx2|avx512|ref", "auto",
      "vector kernels to run: auto = the best this CPU (and every MPI rank) supports"},
+    {CLI_CHOICE, 0, "compute", "TYPE", OFF(compute), 0, "f32|bf16", "f32",
+     "UNet convs and linears: bf16 inputs with f32 accumulation where the CPU has AVX512_BF16 "
+     "(else f32, with a note)"},
     {CLI_FLAG, 0, "version", NULL, OFF(version), 1, NULL, "", "print the version and exit"},
 
     {CLI_SECTION, 0, "Distributed (mpiexec -n N " PROG " ...; ignored in a single process)",
@@ -689,6 +693,7 @@ int main(int argc, char **argv) {
     if (cli_parse(k_opts, N_OPTS, &a, argc, argv, seen, err, sizeof err) != 0)
         return usage_error(err);
     if (a.cpu && df_cpu_apply_option(a.cpu, err, sizeof err) != 0) return usage_error(err);
+    if (a.compute) df_compute_parse(a.compute, &a.gen.compute); // a checked choice
     if (a.help) {
         if (g_rank == 0) print_help(stdout);
         return finish(0);

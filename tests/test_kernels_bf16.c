@@ -215,11 +215,13 @@ int main(int argc, char **argv) {
     conv_case(2, 7, 9, 6, 20, 1, 1);    // small image: 9-tap path
     conv_case(1, 17, 20, 8, 33, 2, 0);  // stride 2
     conv_case(2, 9, 8, 4, 16, 2, 1);    // stride 2 with halos
+    conv_case(1, 40, 36, 8, 24, 2, 1);  // stride 2, >= 256 output pixels (3-tap stride-2 path)
     // threaded (the GEMM split and the conv chunking with 2 threads)
     df_set_threads(2);
     gemm_case(300, 200, 256, 0, 0, 0.0f);
     linear_case(400, 96, 160, 1, 1);
     conv_case(1, 32, 24, 16, 48, 1, 1);
     conv_case(2, 12, 12, 8, 32, 2, 0);
+    conv_case(2, 36, 34, 8, 48, 2, 1);
     return df_test_result();
 }

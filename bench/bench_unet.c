@@ -28,6 +28,7 @@
 // The BLAS kernel type and OpenMP wait policy are chosen before main (tools/common/blas_select.c).
 #include "core/core.h"
 #include "core/cpu.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/kernels.h"
 #include "model/pctx.h"
 #include "model/unet.h"
@@ -183,8 +184,8 @@ int main(int argc, char **argv) {
     const int h = height / 8, w = width / 8, Tt = 77;
     const int bf16 = df_unet_set_compute(u, !strcmp(compute, "bf16"));
     if (!bf16 && !strcmp(compute, "bf16"))
-        printf("df-bench-unet: --compute bf16: no AVX512_BF16 here (%s): f32\n",
-               df_cpu_describe());
+        printf("df-bench-unet: --compute bf16: %s; computing in f32\n",
+               df_bf16_unavailable_reason());
     st = df_unet_plan(u, B, h, w, h);
     if (st != DF_OK) {
         fprintf(stderr, "df-bench-unet: %s: %s\n", df_status_str(st), df_last_error());

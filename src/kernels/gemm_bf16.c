@@ -49,6 +49,14 @@ int df_bf16_available(void) {
 #endif
 }
 
+const char *df_bf16_unavailable_reason(void) {
+    if (df_bf16_available()) return NULL;
+    if (!df_cpu_has_bf16()) return "this CPU has no AVX512_BF16";
+    if (!df_cpu_bf16_allowed()) return "not every MPI rank has AVX512_BF16";
+    return df_cpu_variant_get() == DF_CPU_AVX2 ? "it needs the avx512 kernels (--cpu avx2 runs)"
+                                               : "it needs the avx512 kernels (--cpu ref runs)";
+}
+
 size_t df_bf16_mat_elems(int K, int N) {
     const size_t kp = (size_t)K + (K & 1), np = ((size_t)N + 15) / 16;
     return np * kp * 16;

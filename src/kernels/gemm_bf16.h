@@ -21,6 +21,8 @@ typedef struct df_bf16_mat {
 // 1 if the fast bf16 kernel can run here: the CPU has AVX512_BF16 and the kernel variant in use
 // is avx512 (so --cpu avx2/ref and an MPI job agreeing on a lower variant run f32).
 int df_bf16_available(void);
+// Why df_bf16_available() is 0, one phrase for a log line (NULL when it is 1).
+const char *df_bf16_unavailable_reason(void);
 // uint16_t elements of a packed K x N matrix.
 size_t df_bf16_mat_elems(int K, int N);
 // Packs B into dst (df_bf16_mat_elems(K, N) elements): trans = 0: B[k][n] at B[k * ldb + n]

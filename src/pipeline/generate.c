@@ -2,7 +2,7 @@
 // diffusers 0.24, sdxl.md §7): encode the prompt, sample, decode. See pipeline.h.
 #include "pipeline/pipeline_impl.h"
 
-#include "core/cpu.h"
+#include "kernels/gemm_bf16.h"
 #include "core/rng.h"
 #include "io/image_png.h"
 #include "model/pctx.h"
@@ -481,8 +481,8 @@ static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser
         p->compute == DF_COMPUTE_BF16) {
         static int told; // once per process
         if (!told)
-            df_log(DF_LOG_WARN, "--compute bf16: this CPU / kernel variant has no AVX512_BF16 "
-                                "(%s): computing in f32", df_cpu_describe());
+            df_log(DF_LOG_WARN, "--compute bf16: %s; computing in f32",
+                   df_bf16_unavailable_reason());
         told = 1;
     }
     t0 = df_time_s();

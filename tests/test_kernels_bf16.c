@@ -206,6 +206,13 @@ int main(int argc, char **argv) {
     gemm_case(100, 70, 129, 4, 0, 1.0f);
     gemm_case(37, 130, 520, 0, 32, 0.0f); // several k blocks, odd N tail
     gemm_case(200, 64, 400, 6, 0, 1.0f);  // several m blocks
+    gemm_case(20, 40, 2101, 2, 16, 1.0f); // several k blocks of the default blocking, odd K
+    // small blocks: many k / m blocks and their edges (odd tails inside a block boundary)
+    df_bf16_set_blocking(5, 12);
+    gemm_case(37, 130, 53, 0, 32, 0.0f);
+    gemm_case(50, 17, 21, 4, 0, 1.0f);
+    conv_case(1, 20, 16, 16, 40, 1, 1);
+    df_bf16_set_blocking(0, 0);
     linear_case(65, 64, 33, 1, 0);
     linear_case(300, 127, 80, 1, 1);
     linear_case(5, 40, 7, 0, 0);

@@ -42,6 +42,9 @@ void df_gemm_bf16_serial(int M, int N, int K, const float *A, int lda, const df_
 // The same split over df_par_threads() threads as df_sgemm (df_gemm_par_plan / df_gemm_slice).
 void df_gemm_bf16(int M, int N, int K, const float *A, int lda, const df_bf16_mat *B, int k0,
                   int n0, float beta, float *C, int ldc);
+// Blocking of the fast kernel (k pairs per block, rows per block; <= 0: the defaults); for
+// tuning benchmarks, not while kernels run.
+void df_bf16_set_blocking(int kc_pairs, int mc);
 // Plain-loop emulation of df_gemm_bf16_serial (same results up to the hardware's handling of
 // denormals; same argument rules).
 void df_gemm_bf16_ref(int M, int N, int K, const float *A, int lda, const df_bf16_mat *B, int k0,

@@ -477,6 +477,7 @@ static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser
     }
 
     // ---- 3. denoising loop
+    df_vae_set_compute(m->vae, p->compute == DF_COMPUTE_BF16);
     if (!df_unet_set_compute(m->unet, p->compute == DF_COMPUTE_BF16) &&
         p->compute == DF_COMPUTE_BF16) {
         static int told; // once per process

@@ -13,3 +13,15 @@ endforeach()
 add_test(NAME vs_sdcpp_script COMMAND bash ${CMAKE_SOURCE_DIR}/tests/vs_sdcpp_test.sh
          ${CMAKE_BINARY_DIR} WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
 set_tests_properties(vs_sdcpp_script PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "cli")
+
+# --compute bf16 on two golden pipelines (final latents within rel-L2 5e-2 of diffusers' f32;
+# skipped without AVX512_BF16 or without ../shared/golden).
+if(TARGET test_pipeline)
+  foreach(case sdxl/pipe_euler_512 sd15/pipe_pndm_256)
+    string(REPLACE "/" "." tname ${case})
+    add_test(NAME pipeline_bf16.${tname} COMMAND test_pipeline --compute bf16 ${case}
+      WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+    set_tests_properties(pipeline_bf16.${tname} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900
+      LABELS "golden;slow")
+  endforeach()
+endif()

@@ -77,6 +77,38 @@ static void check_pack(int K, int N, int trans) {
     df_free(p);
 }
 
+// df_bf16_pack_weight from a stored F32/F16/BF16 weight == convert to f32 (+ HWIO), then pack.
+static void check_pack_weight(int conv, int out, int in) {
+    const size_t n = (size_t)out * in * (conv ? 9 : 1);
+    const int K = conv ? 9 * in : in;
+    const df_dtype dts[3] = {DF_DTYPE_F32, DF_DTYPE_F16, DF_DTYPE_BF16};
+    for (int d = 0; d < 3; d++) {
+        const size_t es = df_dtype_size(dts[d]);
+        unsigned char *raw = df_malloc(n * es);
+        for (size_t i = 0; i < n; i++) {
+            const float f = frand() * 3.0f;
+            if (dts[d] == DF_DTYPE_F32) memcpy(raw + 4 * i, &f, 4);
+            else {
+                const uint16_t h = dts[d] == DF_DTYPE_F16 ? df_f32_to_f16(f) : df_f32_to_bf16(f);
+                memcpy(raw + 2 * i, &h, 2);
+            }
+        }
+        float *f32 = df_malloc(n * sizeof(float));
+        if (conv) df_conv_weight_pack_ref(f32, raw, dts[d], out, in, 3);
+        else df_convert_to_f32_ref(f32, raw, dts[d], n);
+        const size_t ne = df_bf16_mat_elems(K, out);
+        uint16_t *a = df_malloc(ne * 2), *b = df_malloc(ne * 2);
+        df_bf16_mat ma, mb;
+        df_bf16_pack(a, f32, conv ? out : K, !conv, K, out, &ma);
+        df_bf16_pack_weight(b, raw, dts[d], conv, out, in, &mb);
+        EXPECT_TRUE(mb.K == ma.K && mb.N == ma.N && mb.kp == ma.kp);
+        if (memcmp(a, b, ne * 2) != 0)
+            fprintf(stderr, "pack_weight conv=%d %dx%d dtype %d differs\n", conv, out, in, d);
+        EXPECT_TRUE(memcmp(a, b, ne * 2) == 0);
+        df_free(raw), df_free(f32), df_free(a), df_free(b);
+    }
+}
+
 // C = beta C + A[M][K] * B[k0 + k][n0 + n]: fast (when available) vs emulation vs double.
 static void gemm_case(int M, int N, int K, int k0, int n0, float beta) {
     const int KB = k0 + K + 1, NB = n0 + N + 3, lda = K + 2, ldc = N + 1;
@@ -200,6 +232,10 @@ int main(int argc, char **argv) {
     check_pack(77, 50, 1);
     check_pack(1001, 19, 1);
     check_pack(40, 130, 0);
+    check_pack_weight(0, 33, 77);
+    check_pack_weight(0, 64, 640);
+    check_pack_weight(1, 40, 16);
+    check_pack_weight(1, 21, 5);
     gemm_case(1, 1, 1, 0, 0, 0.0f);
     gemm_case(7, 5, 3, 0, 0, 1.0f);
     gemm_case(13, 33, 66, 2, 16, 0.0f);

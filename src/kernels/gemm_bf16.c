@@ -160,6 +160,46 @@ void df_bf16_pack(uint16_t *dst, const float *B, int ldb, int trans, int K, int 
     out->kp = kp;
 }
 
+static _Thread_local float *g_wtmp = NULL; // df_bf16_pack_weight's panel buffer
+static _Thread_local size_t g_wtmp_floats = 0;
+
+void df_bf16_pack_weight(uint16_t *dst, const void *src, df_dtype dtype, int conv, int out,
+                         int in, df_bf16_mat *out_mat) {
+    const int K = conv ? 9 * in : in, N = out, np = (N + 15) / 16, kp = K + (K & 1);
+    DF_ASSERT(K > 0 && N > 0);
+    const size_t pstride = (size_t)kp * 16, es = df_dtype_size(dtype);
+#if DF_BF16_X86
+    const int fast = df_cpu_has_bf16();
+#endif
+#pragma omp parallel for schedule(static) if ((size_t)K * N > 65536 && df_par_threads() > 1)
+    for (int j = 0; j < np; j++) {
+        const int n0 = 16 * j, nc = N - n0 < 16 ? N - n0 : 16;
+        if (g_wtmp_floats < (size_t)K * 16) {
+            df_free(g_wtmp);
+            g_wtmp_floats = (size_t)K * 16;
+            g_wtmp = (float *)df_malloc(g_wtmp_floats * sizeof(float));
+            DF_ASSERT(g_wtmp != NULL);
+        }
+        // rows [n0, n0 + nc) of the weight are one contiguous tensor of nc rows
+        const unsigned char *s = (const unsigned char *)src + (size_t)n0 * K * es;
+        if (conv) df_conv_weight_pack_range(g_wtmp, s, dtype, nc, in, 3, 0, nc); // [K][nc]
+        else df_convert_to_f32(g_wtmp, s, dtype, (size_t)nc * K);               // [nc][K]
+        // the panel-local copy is columns [0, nc) of a matrix whose panel 0 is this panel
+        uint16_t *d = dst + (size_t)j * pstride;
+#if DF_BF16_X86
+        if (fast) {
+            pack_panel_avx(d, g_wtmp, conv ? nc : K, !conv, K, nc, 0);
+            continue;
+        }
+#endif
+        pack_panel_c(d, g_wtmp, conv ? nc : K, !conv, K, nc, 0);
+    }
+    out_mat->p = dst;
+    out_mat->K = K;
+    out_mat->N = N;
+    out_mat->kp = kp;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Emulation
 

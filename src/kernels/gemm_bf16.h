@@ -10,6 +10,8 @@
 #ifndef DF_KERNELS_GEMM_BF16_H
 #define DF_KERNELS_GEMM_BF16_H
 
+#include "core/core.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +32,13 @@ size_t df_bf16_mat_elems(int K, int N);
 // [N][K]). Runs on OpenMP threads when large. Fills *out.
 void df_bf16_pack(uint16_t *dst, const float *B, int ldb, int trans, int K, int N,
                   df_bf16_mat *out);
+// The same packing straight from a stored weight (F32/F16/BF16, PyTorch layout), without a
+// full-size f32 copy (one 16-channel panel at a time through a small per-thread f32 buffer):
+// conv = 0: a Linear [out][in] (K = in, N = out, as trans = 1); conv = 1: a 3x3 conv
+// [out][in][3][3] (K = 9 * in in HWIO order, N = out, as df_conv_weight_pack + trans = 0).
+// Bit-identical to converting to f32 first and packing that.
+void df_bf16_pack_weight(uint16_t *dst, const void *src, df_dtype dtype, int conv, int out,
+                         int in, df_bf16_mat *out_mat);
 // f32 -> bf16 as vcvtneps2bf16 does it: round to nearest even, denormals flush to signed zero,
 // NaN stays NaN (core.h's df_f32_to_bf16 keeps denormals). df_bf16_to_f32 (core.h) widens.
 uint16_t df_bf16_round(float f);

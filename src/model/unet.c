@@ -510,10 +510,20 @@ static int lin_bf16(const df_unet *u, const ulin *l, int M) {
     return u->bf16 && M >= 64 && l->out >= 16 && l->in >= 16;
 }
 
-// The packed bf16 weight of a linear layer (f32 weights from lin_w into scr, then packed).
-static df_bf16_mat lin_wb(const ulin *l, float *scr, uint16_t *dst) {
+// The packed bf16 weight of a linear layer: from the f32 cache / zero-copy f32, else straight
+// from the stored tensor (no f32 scratch).
+static df_bf16_mat lin_wb(const ulin *l, uint16_t *dst) {
     df_bf16_mat m;
-    df_bf16_pack(dst, lin_w(l, scr), l->in, 1, l->in, l->out, &m);
+    if (l->w.f) df_bf16_pack(dst, l->w.f, l->in, 1, l->in, l->out, &m);
+    else df_bf16_pack_weight(dst, l->w.t->data, l->w.t->dtype, 0, l->out, l->in, &m);
+    return m;
+}
+
+// The same for a 3x3 conv (HWIO order).
+static df_bf16_mat conv_wb(const uconv *c, uint16_t *dst) {
+    df_bf16_mat m;
+    if (c->w.f) df_bf16_pack(dst, c->w.f, c->cout, 0, 9 * c->cin, c->cout, &m);
+    else df_bf16_pack_weight(dst, c->w.t->data, c->w.t->dtype, 1, c->cout, c->cin, &m);
     return m;
 }
 
@@ -521,7 +531,7 @@ static void lin(df_unet *u, float *y, const float *x, const ulin *l, float *scr,
                 int accumulate) {
     if (lin_bf16(u, l, M)) {
         df_bf16_mat m;
-        PROF(u, PR_LIN_W, T, 0, m = lin_wb(l, scr, u->wbf));
+        PROF(u, PR_LIN_W, T, 0, m = lin_wb(l, u->wbf));
         PROF(u, PR_LIN, T, 2.0 * M * l->in * l->out,
              df_linear_bf16(y, x, &m, l->b.f, M, l->in, l->out, accumulate));
         return;
@@ -1155,8 +1165,7 @@ static df_status conv3(df_unet *u, df_pctx *ctx, const uconv *c, const float *x,
     const int Ho = stride == 1 ? H : (H + 1) / 2, Wo = stride == 1 ? W : (W + 1) / 2;
     if (u->bf16 && c->cin % 2 == 0 && c->cout >= 16) { // --compute bf16
         df_bf16_mat m;
-        PROF(u, PR_CONV_W, H * W, 0,
-             df_bf16_pack(u->wbf, conv_w(u, c), c->cout, 0, 9 * c->cin, c->cout, &m));
+        PROF(u, PR_CONV_W, H * W, 0, m = conv_wb(c, u->wbf));
         PROF(u, PR_CONV, Ho * Wo, 18.0 * B * Ho * Wo * c->cin * c->cout,
              df_conv2d_bf16(y, x, top, bot, &m, c->b.f, B, H, W, c->cin, c->cout, stride));
         return DF_OK;
@@ -1251,8 +1260,8 @@ static df_status transformer_block(df_unet *u, df_pctx *ctx, const ublock *k, fl
     df_bf16_mat m1, m2; // --compute bf16
     const int bf = lin_bf16(u, &k->ff1, tc < P ? tc : P);
     if (bf) {
-        PROF(u, PR_LIN_W, T, 0, m1 = lin_wb(&k->ff1, u->wscr, u->wbf));
-        PROF(u, PR_LIN_W, T, 0, m2 = lin_wb(&k->ff2, u->wscr, u->wbf2));
+        PROF(u, PR_LIN_W, T, 0, m1 = lin_wb(&k->ff1, u->wbf));
+        PROF(u, PR_LIN_W, T, 0, m2 = lin_wb(&k->ff2, u->wbf2));
     } else {
         PROF(u, PR_LIN_W, T, 0, w1 = lin_w(&k->ff1, u->wscr));
         PROF(u, PR_LIN_W, T, 0, w2 = lin_w(&k->ff2, u->wscr2));

@@ -5,8 +5,9 @@
 // Measures, with N threads (default 1): cblas_sgemm M=4096 N=K=1280 (the ceiling), df_conv2d 3x3
 // at the SDXL UNet shapes (B=1) 128x128x320, 64x64x640, 32x32x1280 (Cin = Cout), df_linear
 // 4096x640 -> 5120 and df_attention with 4096 tokens, 10 heads x 64, plus informational rows
-// (SD1.5 attention 8 x 40, 1x1 and stride-2 convs, and direct / Winograd F2 / F4 at the SD 1.5
-// UNet 3x3 shapes with B = 2: winograd_* keys, speedups and errors vs the direct conv). Each case runs R timed calls (default 5)
+// (SD1.5 attention 8 x 40, 1x1 and stride-2 convs, direct / Winograd F2 / F4 at the SD 1.5
+// UNet 3x3 shapes with B = 2: winograd_* keys, speedups and errors vs the direct conv; with
+// AVX512_BF16 the bf16 GEMM rows). Each case runs R timed calls (default 5)
 // after one warm-up call, every call paired with a ceiling call right before or after it. This
 // VM's sgemm rate drifts by up to 2x within seconds (even by CPU time, with no other process
 // running), so each row's best is compared with the best of its own paired ceiling calls (same
@@ -22,6 +23,7 @@
 // library's own choice). The JSON line reports the BLAS core in use ("blas_core").
 #include "core/core.h"
 #include "core/cpu.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/kernels.h"
 
 #include <cblas.h>
@@ -167,6 +169,43 @@ static void run_linear(void *p) {
     df_linear(c->y, c->x, c->w, c->b, c->M, c->K, c->N, 0);
 }
 
+// bf16 rows (--compute bf16, gemm_bf16.h): the weights packed once outside the timed calls.
+typedef struct bf16_ctx {
+    int M, K, N, H, W, cin; // conv when H > 0 (3x3 stride 1, N = Cout), else linear M x K -> N
+    float *x, *b, *y;
+    df_bf16_mat w;
+    uint16_t *wp;
+} bf16_ctx;
+
+static void run_bf16(void *p) {
+    bf16_ctx *c = p;
+    if (c->H > 0)
+        df_conv2d_bf16(c->y, c->x, NULL, NULL, &c->w, c->b, 1, c->H, c->W, c->cin, c->N, 1);
+    else
+        df_linear_bf16(c->y, c->x, &c->w, c->b, c->M, c->K, c->N, 0);
+}
+
+// conv (hw > 0: hw x hw x ch -> ch) or linear M x K -> N.
+static void bench_bf16(bench_row *row, int hw, int ch, int M, int K, int N, int reps) {
+    bf16_ctx c;
+    memset(&c, 0, sizeof c);
+    if (hw > 0) c.H = c.W = hw, c.cin = ch, c.M = hw * hw, c.K = 9 * ch, c.N = ch;
+    else c.M = M, c.K = K, c.N = N;
+    c.x = rand_buf((size_t)c.M * (hw > 0 ? ch : K), 1.0f);
+    float *wf = rand_buf((size_t)c.K * c.N, 0.05f); // conv: HWIO [K][N]; linear: [N][K]
+    c.wp = df_malloc(df_bf16_mat_elems(c.K, c.N) * sizeof(uint16_t));
+    df_bf16_pack(c.wp, wf, hw > 0 ? c.N : c.K, hw > 0 ? 0 : 1, c.K, c.N, &c.w);
+    df_free(wf);
+    c.b = rand_buf((size_t)c.N, 0.1f);
+    c.y = rand_buf((size_t)c.M * c.N, 0.0f);
+    row->flops = 2.0 * c.M * (double)c.K * c.N;
+    time_best(run_bf16, &c, reps, row);
+    df_free(c.x);
+    df_free(c.wp);
+    df_free(c.b);
+    df_free(c.y);
+}
+
 #if HAVE_ATTENTION
 typedef struct attn_ctx {
     int T, NH, HS;
@@ -276,7 +315,7 @@ int main(int argc, char **argv) {
     threads = df_get_threads();
     const char *blas_core = openblas_get_corename();
 
-    bench_row rows[32];
+    bench_row rows[64];
     int nrows = 0;
     double blas_par = 0.0;
 
@@ -365,6 +404,19 @@ int main(int argc, char **argv) {
             new_row(rows, &nrows, name, key);
         }
         bench_wino(&rows[wino_row[s]], hw, hw, ch, reps, wino_err[s]);
+    }
+    // 7. --compute bf16 (AVX512_BF16 only): the linear and the three conv3x3 shapes, keys
+    //    bf16_linear, bf16_conv3x3_<hw> (ratio to the paired f32 sgemm calls, as every row)
+    if (df_bf16_available()) {
+        bench_bf16(new_row(rows, &nrows, "bf16 linear 4096x640->5120", "bf16_linear"), 0, 0,
+                   4096, 640, 5120, reps);
+        for (int s = 0; s < 3; s++) {
+            const int hw = conv_shapes[s][0], ch = conv_shapes[s][1];
+            char name[48], key[32];
+            snprintf(name, sizeof name, "bf16 conv3x3 %dx%dx%d->%d", hw, hw, ch, ch);
+            snprintf(key, sizeof key, "bf16_conv3x3_%d", hw);
+            bench_bf16(new_row(rows, &nrows, name, key), hw, ch, 0, 0, 0, reps);
+        }
     }
     df_free(sg.a);
     df_free(sg.b);

@@ -3,7 +3,7 @@
 //
 //   df-bench-unet --model PATH --height H --width W [--steps S] [--threads T] [--batch B]
 //                 [--yaml LDM_YAML] [--no-probe] [--cpu auto|avx2|avx512|ref]
-//                 [--conv-algo auto|direct|winograd]
+//                 [--conv-algo auto|direct|winograd] [--compute f32|bf16]
 //
 // PATH: a diffusers pipeline folder, a unet folder or a single-file checkpoint. H and W are image
 // pixels (latent H/8 x W/8). Runs df_unet_set_text once, one warm-up forward, then S timed
@@ -28,6 +28,7 @@
 // The BLAS kernel type and OpenMP wait policy are chosen before main (tools/common/blas_select.c).
 #include "core/core.h"
 #include "core/cpu.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/kernels.h"
 #include "model/pctx.h"
 #include "model/unet.h"
@@ -128,7 +129,8 @@ static void probe_sample(void *user, const char *name, const float *x, int B, in
 static void usage(void) {
     fprintf(stderr, "usage: df-bench-unet --model PATH --height H --width W [--steps S] "
                     "[--threads T] [--batch B] [--yaml LDM_YAML] [--no-probe]\n"
-                    "       [--cpu auto|avx2|avx512|ref] [--conv-algo auto|direct|winograd]\n"
+                    "       [--cpu auto|avx2|avx512|ref] [--conv-algo auto|direct|winograd] "
+                    "[--compute f32|bf16]\n"
                     "  H, W: image pixels (multiples of 8); defaults: steps 3, batch 2, "
                     "threads all\n");
 }
@@ -137,6 +139,7 @@ int main(int argc, char **argv) {
     const char *model = NULL, *yaml = NULL;
     int height = 0, width = 0, steps = 3, threads = 0, B = 2, use_probe = 1;
     int conv_algo = DF_CONV_ALGO_DIRECT;
+    const char *compute = "f32"; // --compute (df_unet_set_compute)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -155,6 +158,9 @@ int main(int argc, char **argv) {
                 return 2;
             }
         }
+        else if (!strcmp(a, "--compute") && more && (!strcmp(argv[i + 1], "f32") ||
+                                                     !strcmp(argv[i + 1], "bf16")))
+            compute = argv[++i];
         else if (!strcmp(a, "--cpu") && more) {
             char err[256];
             if (df_cpu_apply_option(argv[++i], err, sizeof err) != 0) {
@@ -186,6 +192,10 @@ int main(int argc, char **argv) {
     char desc[512];
     df_unet_config_describe(c, desc, sizeof desc);
     const int h = height / 8, w = width / 8, Tt = 77;
+    const int bf16 = df_unet_set_compute(u, !strcmp(compute, "bf16"));
+    if (!bf16 && !strcmp(compute, "bf16"))
+        printf("df-bench-unet: --compute bf16: %s; computing in f32\n",
+               df_bf16_unavailable_reason());
     st = df_unet_plan(u, B, h, w, h);
     if (st != DF_OK) {
         fprintf(stderr, "df-bench-unet: %s: %s\n", df_status_str(st), df_last_error());
@@ -290,7 +300,7 @@ int main(int argc, char **argv) {
            "\"ratio_vs_best_ceiling\": %.4f, "
            "\"peak_rss_mb\": %.1f, \"weights_mb\": %.1f, \"cache_mb\": %.1f, \"arena_mb\": %.1f, "
            "\"load_s\": %.3f, \"set_text_s\": %.4f, \"blas_core\": \"%s\", "
-           "\"cpu_variant\": \"%s\", \"conv_algo\": \"%s\", "
+           "\"cpu_variant\": \"%s\", \"conv_algo\": \"%s\", \"compute\": \"%s\", "
            "\"cpu_time\": {\"step_cpu_s\": %.4f, \"gflops\": %.2f, \"sgemm_gflops\": %.2f, "
            "\"ratio\": %.4f, \"step_cpu_s_min\": %.4f, \"ratio_best\": %.4f, "
            "\"sgemm_gflops_best\": %.2f, \"ratio_vs_best_ceiling\": %.4f}}\n",
@@ -298,7 +308,7 @@ int main(int argc, char **argv) {
            ceil_gf, gflops / ceil_gf, probe.n ? "interleaved" : "best", probe.n, best_gf,
            gflops / best_gf, rss, weights_mb, cache_mb, arena_mb, load_s, text_s,
            openblas_get_corename(), df_cpu_variant_name(df_cpu_variant_get()),
-           df_conv_algo_name(conv_algo), cpu_sum / steps,
+           df_conv_algo_name(conv_algo), bf16 ? "bf16" : "f32", cpu_sum / steps,
            cpu_gflops, ceil_cpu, cpu_gflops / ceil_cpu,
            cpu_best, cpu_gflops_best / ceil_cpu, best_cpu, cpu_gflops / best_cpu);
     df_free(x);

@@ -295,6 +295,10 @@ static void test_conv_random(void) {
     conv_case(1, 40, 70, 16, 8, 3, 1, 1, 1, 1);
     conv_case(1, 100, 16, 512, 4, 3, 1, 1, 0, 1);
     conv_case(1, 70, 129, 4, 3, 3, 2, 1, 0, 1);
+    // stride 2 with >= 256 output pixels (the 3-tap stride-2 path): odd / even H and W, halos
+    conv_case(2, 33, 36, 8, 20, 3, 2, 1, 1, 1);
+    conv_case(1, 34, 31, 6, 40, 3, 2, 0, 1, 0);
+    conv_case(1, 32, 32, 5, 7, 3, 2, 0, 0, 1);
     conv_case(1, 33, 70, 8, 16, 1, 1, 0, 0, 1);
 }
 
@@ -418,6 +422,9 @@ int main(int argc, char **argv) {
     df_set_threads(2);
     conv_case(1, 40, 70, 16, 8, 3, 1, 1, 1, 1);
     conv_case(1, 70, 129, 4, 3, 3, 2, 1, 0, 1);
+    conv_case(2, 33, 36, 8, 20, 3, 2, 1, 1, 1);
+    conv_case(1, 64, 40, 16, 96, 3, 2, 1, 0, 1);
+    conv_case(1, 32, 32, 4, 300, 3, 2, 1, 1, 1); // more channels than pixels: team split
     linear_case(65, 64, 33, 1, 1);
     return df_test_result();
 }

@@ -4,6 +4,7 @@
 // tensors, unknown architecture, bad plan), and the cost model against sdxl.md §8.1.
 #include "df_golden.h"
 
+#include "core/cpu.h"
 #include "kernels/kernels.h"
 #include "model/pctx.h"
 #include "model/unet.h"
@@ -568,6 +569,65 @@ static void test_odd_sizes(const char *model_path) {
     df_unet_destroy(u);
 }
 
+// --compute bf16 (df_unet_set_compute): the same forward with bf16 convs / linears stays within
+// a bf16-sized rel-L2 of f32 and differs from it (the path ran); per-layer conversion and the
+// f32 cache give the same bf16 result; back to f32 is bit-identical to before.
+static void forward_once(df_unet *u, const float *x, float *y, int B, int H, int W, int tokens) {
+    const df_unet_config *c = df_unet_get_config(u);
+    float *enc = calloc((size_t)B * tokens * c->cross_attention_dim, sizeof(float));
+    for (size_t i = 0; i < (size_t)B * tokens * c->cross_attention_dim; i++)
+        enc[i] = (float)((i * 40503u) % 997) / 498.0f - 1.0f;
+    float pooled[2 * 64] = {0}, ids[12] = {272, 336, 0, 0, 272, 336, 272, 336, 0, 0, 272, 336};
+    float t[2] = {400.0f, 400.0f};
+    EXPECT_OK(df_unet_plan(u, B, H, W, H));
+    EXPECT_OK(df_unet_set_text(u, B, enc, tokens, pooled, ids));
+    df_pctx ctx;
+    df_pctx_single_init(&ctx, H);
+    EXPECT_OK(df_unet_forward(u, &ctx, x, t, y));
+    free(enc);
+}
+
+static void test_bf16(const char *model_path) {
+    df_unet *u = NULL;
+    EXPECT_OK(df_unet_load(model_path, NULL, &u));
+    if (!u) return;
+    const df_unet_config *c = df_unet_get_config(u);
+    const int B = 2, H = 32, W = 24;
+    const size_t nx = (size_t)B * H * W * c->in_channels;
+    float *x = calloc(nx, sizeof(float)), *y32 = calloc(nx, sizeof(float));
+    float *y16 = calloc(nx, sizeof(float)), *y16b = calloc(nx, sizeof(float));
+    float *y32b = calloc(nx, sizeof(float));
+    for (size_t i = 0; i < nx; i++) x[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+    EXPECT_EQ_I64(df_unet_set_compute(u, 0), 0);
+    forward_once(u, x, y32, B, H, W, 77);
+    if (!df_unet_set_compute(u, 1)) {
+        fprintf(stderr, "  bf16 UNet check skipped: no AVX512_BF16 / avx512 variant (%s)\n",
+                df_cpu_describe());
+        free(x), free(y32), free(y16), free(y16b), free(y32b);
+        df_unet_destroy(u);
+        return;
+    }
+    forward_once(u, x, y16, B, H, W, 77);
+    const double r = df_rel_l2(y16, y32, nx);
+    fprintf(stderr, "  bf16 vs f32 UNet output rel-L2 %.3e\n", r);
+    EXPECT_LE_F64(r, 3e-2);
+    EXPECT_TRUE(r > 0);
+    df_unet_destroy(u); // per-layer conversion (no f32 cache): the same packed weights
+    u = NULL;
+    EXPECT_OK(df_unet_load(model_path, NULL, &u));
+    if (!u) goto out;
+    EXPECT_OK(df_unet_set_weight_cache(u, 0));
+    EXPECT_EQ_I64(df_unet_set_compute(u, 1), 1);
+    forward_once(u, x, y16b, B, H, W, 77);
+    EXPECT_TRUE(memcmp(y16, y16b, nx * sizeof(float)) == 0);
+    EXPECT_EQ_I64(df_unet_set_compute(u, 0), 0);
+    forward_once(u, x, y32b, B, H, W, 77);
+    EXPECT_TRUE(memcmp(y32, y32b, nx * sizeof(float)) == 0);
+out:
+    free(x), free(y32), free(y16), free(y16b), free(y32b);
+    df_unet_destroy(u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cost model vs sdxl.md §8.1 (SDXL 1024²: 3,381 GMAC; SD1.5 512²: 402 GMAC per image)
 
@@ -623,6 +683,9 @@ int main(int argc, char **argv) {
     test_bands("sd15", p, 1, 32, 40, 4, 129);
     snprintf(p, sizeof p, "%s/tiny-sdxl", g_models);
     test_odd_sizes(p);
+    test_bf16(p);
+    snprintf(p, sizeof p, "%s/tiny-sd15", g_models);
+    test_bf16(p);
     test_errors();
     if (!dfg_dir) {
         fprintf(stderr, "golden comparisons skipped (name mapping, UNet outputs)\n");

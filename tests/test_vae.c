@@ -408,6 +408,38 @@ static void check_errors(df_vae *ref, const float *z8) {
                "no_such_vae");
 }
 
+// --compute bf16 (df_vae_set_compute): near the f32 decode (bf16-sized rel-L2), not equal to it,
+// independent of the row banding; back to f32 is bit-identical.
+static void check_bf16(df_vae *m) {
+    const int h = 16, w = 12, f = df_vae_scale_factor(m);
+    const size_t nz = (size_t)h * w * 4, n = (size_t)h * f * w * f * 3;
+    float *z = malloc(nz * 4), *a = malloc(n * 4), *b = malloc(n * 4), *c = malloc(n * 4);
+    uint32_t r = 77;
+    for (size_t i = 0; i < nz; i++) {
+        r = r * 1664525u + 1013904223u;
+        z[i] = (float)(r >> 8) / (float)(1u << 24) * 4.0f - 2.0f;
+    }
+    EXPECT_EQ_I64(df_vae_set_compute(m, 0), 0);
+    EXPECT_OK(df_vae_decode(m, z, 1, h, w, a, NULL));
+    if (!df_vae_set_compute(m, 1)) {
+        fprintf(stderr, "  bf16 VAE check skipped: no AVX512_BF16 / avx512 variant\n");
+    } else {
+        EXPECT_OK(df_vae_decode(m, z, 1, h, w, b, NULL));
+        const double rl = df_rel_l2(b, a, n);
+        fprintf(stderr, "  bf16 vs f32 VAE decode rel-L2 %.3e\n", rl);
+        EXPECT_LE_F64(rl, 3e-2);
+        EXPECT_TRUE(rl > 0);
+        df_vae_set_band_floats(m, 1); // thin bands: the same bf16 result
+        EXPECT_OK(df_vae_decode(m, z, 1, h, w, c, NULL));
+        EXPECT_TRUE(memcmp(b, c, n * 4) == 0);
+        df_vae_set_band_floats(m, 0);
+        EXPECT_EQ_I64(df_vae_set_compute(m, 0), 0);
+    }
+    EXPECT_OK(df_vae_decode(m, z, 1, h, w, c, NULL));
+    EXPECT_TRUE(memcmp(a, c, n * 4) == 0);
+    free(z), free(a), free(b), free(c);
+}
+
 int main(void) {
     // Everything but the golden comparisons runs on the df-make-model test models.
     if (!(g_models = df_test_models_dir())) return 1;
@@ -424,6 +456,7 @@ int main(void) {
                 z8[i] = (float)(r >> 8) / (float)(1u << 24) * 4.0f - 2.0f;
             }
             check_errors(t, z8);
+            check_bf16(t);
         }
         df_vae_destroy(t);
     }

@@ -111,7 +111,9 @@ typedef enum df_vae_tiling {
 
 const char *df_vae_tiling_name(df_vae_tiling t); // "auto", "on", "off"
 
-// Compute dtype of the UNet's matrix products.
+// Compute dtype of the UNet's (and the VAE's) big convolutions and linears (--compute): bf16
+// inputs with f32 accumulation where the CPU has AVX512_BF16 (and the avx512 kernels run),
+// else f32 with one warning.
 typedef enum { DF_COMPUTE_F32 = 0, DF_COMPUTE_BF16 = 1 } df_compute_dtype;
 const char *df_compute_name(df_compute_dtype c);            // "f32", "bf16" ("?" otherwise)
 int df_compute_parse(const char *s, df_compute_dtype *out); // 1 if known, else 0
@@ -164,10 +166,12 @@ typedef struct df_gen_params {
     const float *init_latent_data; // the same in memory (NCHW f32); used when init_latent is NULL
     const char *save_latent;       // writes the final latents (before the VAE) as
                                    // safetensors, tensor "latents" [1][4][h][w] F32; NULL = no
-    df_compute_dtype compute;      // default DF_COMPUTE_F32
     int threads;                   // compute threads (OpenMP + OpenBLAS) of this call (the
                                    // caller's settings are put back after it); <= 0 uses the
                                    // current setting (by default all cores) (default 0)
+    df_compute_dtype compute;      // UNet convs / linears: DF_COMPUTE_BF16 where the CPU has
+                                   // AVX512_BF16, else f32 with one log line (default
+                                   // DF_COMPUTE_F32)
     df_progress_fn progress;       // may be NULL
     df_latents_fn on_step_latents; // may be NULL
     df_progress_fn heartbeat;      // like progress, but on every rank of a distributed run

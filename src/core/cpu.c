@@ -170,6 +170,14 @@ int df_cpu_has_bf16(void) {
     return df_cpu_supported(DF_CPU_AVX512) && df_cpu_get_features()->avx512_bf16;
 }
 
+static int g_bf16_off; // df_cpu_limit_bf16(0): an MPI job where some rank lacks it
+void df_cpu_limit_bf16(int allow) {
+    if (!allow) __atomic_store_n(&g_bf16_off, 1, __ATOMIC_RELEASE);
+}
+int df_cpu_bf16_allowed(void) {
+    return !__atomic_load_n(&g_bf16_off, __ATOMIC_ACQUIRE);
+}
+
 const char *df_cpu_describe(void) {
     const df_cpu_features *f = df_cpu_get_features();
     char feats[96] = "";

@@ -48,6 +48,10 @@ void df_cpu_limit(df_cpu_variant max);
 df_cpu_variant df_cpu_variant_get(void);
 // 1 if AVX512_BF16 (vdpbf16ps) is usable (AVX-512 state enabled too).
 int df_cpu_has_bf16(void);
+// --compute bf16 under MPI: df_mpi_init calls df_cpu_limit_bf16(0) on every rank when some rank
+// lacks AVX512_BF16 (all ranks then compute in f32); df_cpu_bf16_allowed() is 0 after it.
+void df_cpu_limit_bf16(int allow);
+int df_cpu_bf16_allowed(void);
 // One line for logs / --version: "avx512 (AMD EPYC ...; avx2 avx512 avx512_bf16)".
 const char *df_cpu_describe(void);
 

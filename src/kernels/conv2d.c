@@ -6,7 +6,11 @@
 //                  rows (incl. the halo rows above/below) A3[rows+2][W][3][Cin], then 3 GEMMs
 //                  (one per kernel row ky) with M = rows*W, K = 3*Cin, N = Cout, accumulating
 //                  straight into y (which was pre-filled with the bias).
-//   k=3 stride 2, and stride 1 on images of fewer than DF_CONV_SMALL_PIXELS pixels: per chunk of
+//   k=3 stride 2 with >= DF_CONV_SMALL_PIXELS output pixels: per image, per chunk of output rows:
+//                  each input row the chunk reads gathered once as [Wo][3][Cin] (stride-2
+//                  columns), odd and even rows apart, then 3 GEMMs (one per ky) with K = 3*Cin
+//                  as in the stride-1 path (conv_chunk3s2).
+//   k=3 stride 2 on smaller images, and stride 1 on images of fewer than DF_CONV_SMALL_PIXELS pixels: per chunk of
 //                  output rows counted across the batch (a chunk may span several images): a
 //                  9-column im2col A9[rows][Wo][3][3][Cin] (strided gather for stride 2), then
 //                  one GEMM with K = 9*Cin.
@@ -43,6 +47,14 @@
 #endif
 #ifndef DF_CONV9_TARGET_M
 #    define DF_CONV9_TARGET_M 256
+#endif
+// Stride 2: the 3-tap path (conv_chunk3s2) on images of >= DF_CONV_SMALL_PIXELS output pixels
+// (0: the 9-tap path everywhere), chunks of about DF_CONV_S2_TARGET_M output pixels.
+#ifndef DF_CONV_S2_THREE
+#    define DF_CONV_S2_THREE 1
+#endif
+#ifndef DF_CONV_S2_TARGET_M
+#    define DF_CONV_S2_TARGET_M 1024
 #endif
 
 // ---------------------------------------------------------------------------------------------
@@ -206,7 +218,7 @@ static void gather9(float *A9, const float *x, const float *top, const float *bo
 // the bias and runs the 3 GEMMs on its own block of output channels. A3 is the team's shared
 // scratch [rows+2][W][3][Cin]. With nth > 1, called by every thread of the team (barriers).
 static void conv_chunk3(float *y, const float *x, const float *top, const float *bot,
-                        const float *w, const float *bias, float *A3, int n, int r0, int nr, int H,
+                        const float *w, const df_bf16_mat *wb, const float *bias, float *A3, int n, int r0, int nr, int H,
                         int W, int cin, int cout, int t, int nth) {
     const int K = 3 * cin, g0 = (nr + 2) * t / nth, g1 = (nr + 2) * (t + 1) / nth;
     if (g1 > g0) gather3(A3 + (size_t)g0 * W * K, x, top, bot, n, r0 - 1 + g0, g1 - g0, H, W, cin);
@@ -229,6 +241,11 @@ static void conv_chunk3(float *y, const float *x, const float *top, const float 
             if (ky == 0 && !in_row(x, top, bot, n, r0 - 1, H, W, cin, 1)) o0 = 1;
             if (ky == 2 && !in_row(x, top, bot, n, r0 + nr, H, W, cin, 1)) o1 = nr - 1;
             if (o1 <= o0) continue;
+            if (wb) { // --compute bf16 (gemm_bf16.h): rows [ky*K, ky*K + K) of the packed weight
+                df_gemm_bf16_serial((o1 - o0) * W, c1 - c0, K, A3 + (size_t)(ky + o0) * W * K, K,
+                                    wb, ky * K, c0, 1.0f, yc + (size_t)o0 * W * cout + c0, cout);
+                continue;
+            }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (o1 - o0) * W, c1 - c0, K,
                         1.0f, A3 + (size_t)(ky + o0) * W * K, K, w + (size_t)ky * K * cout + c0,
                         cout, 1.0f, yc + (size_t)o0 * W * cout + c0, cout);
@@ -239,10 +256,87 @@ static void conv_chunk3(float *y, const float *x, const float *top, const float 
     }
 }
 
+// Stride 2, one input row iy of image n: G[ox][kx][ci] = input(iy, 2*ox + kx - 1)[ci] (zero
+// outside); returns 0 where the row is zero padding (then G is zeros too).
+static int gather_s2row(float *G, const float *x, const float *top, const float *bot, int n,
+                        int iy, int H, int W, int cin) {
+    const int Wo = out_extent(W, 2);
+    const size_t cb = (size_t)cin * sizeof(float);
+    const float *row = in_row(x, top, bot, n, iy, H, W, cin, 1);
+    if (!row) {
+        memset(G, 0, (size_t)Wo * 3 * cb);
+        return 0;
+    }
+    for (int ox = 0; ox < Wo; ox++) {
+        float *d = G + (size_t)ox * 3 * cin;
+        const int ix0 = 2 * ox - 1;
+        if (ix0 >= 0 && ix0 + 2 < W) {
+            memcpy(d, row + (size_t)ix0 * cin, 3 * cb);
+            continue;
+        }
+        for (int kx = 0; kx < 3; kx++) {
+            const int ix = ix0 + kx;
+            if (ix < 0 || ix >= W) memset(d + (size_t)kx * cin, 0, cb);
+            else memcpy(d + (size_t)kx * cin, row + (size_t)ix * cin, cb);
+        }
+    }
+    return 1;
+}
+
+// One chunk of the stride-2 3-tap path, output rows [r0, r0 + nr) of image n, by thread t of
+// nth as conv_chunk3: the chunk's input rows are gathered once each, odd ones (2*oy - 1, for
+// oy in [r0, r0 + nr]) into O [nr+1][Wo][3][Cin], even ones (2*oy) into E [nr][Wo][3][Cin]
+// (A2 = O then E), then 3 GEMMs with K = 3*Cin: ky 0 on O[0, nr), ky 1 on E, ky 2 on O[1, nr].
+// 2/3 of the 9-tap im2col, and the GEMM shape of the stride-1 path.
+static void conv_chunk3s2(float *y, const float *x, const float *top, const float *bot,
+                          const float *w, const df_bf16_mat *wb, const float *bias, float *A2,
+                          int n, int r0, int nr, int H, int W, int cin, int cout, int t, int nth) {
+    const int Wo = out_extent(W, 2), Ho = out_extent(H, 2), K = 3 * cin;
+    const size_t rowf = (size_t)Wo * K;
+    float *O = A2, *E = A2 + (size_t)(nr + 1) * rowf;
+    for (int g = (2 * nr + 1) * t / nth; g < (2 * nr + 1) * (t + 1) / nth; g++) {
+        if (g <= nr) gather_s2row(O + (size_t)g * rowf, x, top, bot, n, 2 * (r0 + g) - 1, H, W, cin);
+        else gather_s2row(E + (size_t)(g - nr - 1) * rowf, x, top, bot, n, 2 * (r0 + g - nr - 1),
+                          H, W, cin);
+    }
+    if (nth > 1) {
+#pragma omp barrier
+    }
+    int m0, m1, c0, c1;
+    df_gemm_slice(nr * Wo, cout, 1, t, nth, &m0, &m1, &c0, &c1);
+    if (c1 > c0) {
+        float *yc = y + ((size_t)n * Ho + r0) * Wo * cout; // [nr][Wo][Cout]
+        for (int p = 0; p < nr * Wo; p++) {
+            float *yr = yc + (size_t)p * cout + c0;
+            if (bias) memcpy(yr, bias + c0, (size_t)(c1 - c0) * sizeof(float));
+            else memset(yr, 0, (size_t)(c1 - c0) * sizeof(float));
+        }
+        for (int ky = 0; ky < 3; ky++) {
+            int o0 = 0, o1 = nr; // skip the output rows whose tap row is zero padding
+            if (ky == 0 && !in_row(x, top, bot, n, 2 * r0 - 1, H, W, cin, 1)) o0 = 1;
+            if (ky == 2 && !in_row(x, top, bot, n, 2 * (r0 + nr - 1) + 1, H, W, cin, 1))
+                o1 = nr - 1;
+            if (o1 <= o0) continue;
+            const float *A = ky == 1 ? E + (size_t)o0 * rowf : O + (size_t)(o0 + ky / 2) * rowf;
+            if (wb) { // --compute bf16
+                df_gemm_bf16_serial((o1 - o0) * Wo, c1 - c0, K, A, K, wb, ky * K, c0, 1.0f,
+                                    yc + (size_t)o0 * Wo * cout + c0, cout);
+                continue;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (o1 - o0) * Wo, c1 - c0, K,
+                        1.0f, A, K, w + (size_t)ky * K * cout + c0, cout, 1.0f,
+                        yc + (size_t)o0 * Wo * cout + c0, cout);
+        }
+    }
+    if (nth > 1) {
+#pragma omp barrier
+    }
+}
+
 // One chunk of the 9-tap path, global output rows [g0, g0 + nr) (row g = image g / Ho, row
 // g % Ho), by thread t of nth as conv_chunk3. A9: shared scratch [rows][Wo][3][3][Cin].
 static void conv_chunk9(float *y, const float *x, const float *top, const float *bot,
-                        const float *w, const float *bias, float *A9, int g0, int nr, int H, int W,
+                        const float *w, const df_bf16_mat *wb, const float *bias, float *A9, int g0, int nr, int H, int W,
                         int cin, int cout, int stride, int t, int nth) {
     const int Ho = out_extent(H, stride), Wo = out_extent(W, stride), K = 9 * cin;
     for (int o = nr * t / nth; o < nr * (t + 1) / nth; o++)
@@ -260,8 +354,11 @@ static void conv_chunk9(float *y, const float *x, const float *top, const float 
             if (bias) memcpy(yr, bias + c0, (size_t)(c1 - c0) * sizeof(float));
             else memset(yr, 0, (size_t)(c1 - c0) * sizeof(float));
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr * Wo, c1 - c0, K, 1.0f, A9, K,
-                    w + c0, cout, 1.0f, yc + c0, cout);
+        if (wb) // --compute bf16 (gemm_bf16.h)
+            df_gemm_bf16_serial(nr * Wo, c1 - c0, K, A9, K, wb, 0, c0, 1.0f, yc + c0, cout);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr * Wo, c1 - c0, K, 1.0f, A9,
+                        K, w + c0, cout, 1.0f, yc + c0, cout);
     }
     if (nth > 1) {
 #pragma omp barrier
@@ -283,8 +380,10 @@ static int balance_chunks(int total, int rows, int imgs, int threads, int *nch) 
     return rows;
 }
 
-void df_conv2d(float *y, const float *x, const float *top, const float *bot, const float *w,
-               const float *bias, int B, int H, int W, int cin, int cout, int k, int stride) {
+// df_conv2d, or with wb != NULL (k = 3) df_conv2d_bf16.
+static void conv2d_impl(float *y, const float *x, const float *top, const float *bot,
+                        const float *w, const df_bf16_mat *wb, const float *bias, int B, int H,
+                        int W, int cin, int cout, int k, int stride) {
     check_args(B, H, W, cin, cout, k, stride);
     const int Ho = out_extent(H, stride), Wo = out_extent(W, stride);
 
@@ -298,17 +397,22 @@ void df_conv2d(float *y, const float *x, const float *top, const float *bot, con
     int nt = df_par_threads();
     if ((double)B * Ho * Wo * cout * 9.0 * cin < (double)(1 << 21)) nt = 1; // tiny: serial
     const int three = stride == 1 && (size_t)H * W >= DF_CONV_SMALL_PIXELS;
-    const int total = three ? H : B * Ho, imgs = three ? B : 1, wo = three ? W : Wo;
-    const int K = (three ? 3 : 9) * cin;
-    int nch, rows = chunk_rows(total, wo, (size_t)wo * K * sizeof(float), three ? 2 : 0,
-                               three ? DF_CONV_TARGET_M : nt > 1 ? 2048 : DF_CONV9_TARGET_M);
+    // stride 2 on images of at least DF_CONV_SMALL_PIXELS output pixels: conv_chunk3s2
+    const int s2 = stride == 2 && DF_CONV_S2_THREE && (size_t)Ho * Wo >= DF_CONV_SMALL_PIXELS;
+    const int total = three ? H : s2 ? Ho : B * Ho, imgs = three || s2 ? B : 1;
+    const int wo = three ? W : Wo;
+    const int K = (three || s2 ? 3 : 9) * cin;
+    int nch, rows = chunk_rows(total, wo, (size_t)wo * K * sizeof(float) * (s2 ? 2 : 1),
+                               three ? 2 : s2 ? 1 : 0,
+                               three ? DF_CONV_TARGET_M : s2 ? DF_CONV_S2_TARGET_M
+                               : nt > 1 ? 2048 : DF_CONV9_TARGET_M);
     // Whole chunks per thread when a chunk has at least as many output pixels as channels (the
     // activations are then the larger operand to pack, and each thread packs only its own);
     // otherwise the team works on one chunk at a time, split by output channels.
     const int whole = nt > 1 && (size_t)rows * wo >= (size_t)cout;
     rows = balance_chunks(total, rows, imgs, whole ? nt : 1, &nch);
     const int items = imgs * nch;
-    const size_t scr = (size_t)(rows + (three ? 2 : 0)) * wo * K; // floats per chunk
+    const size_t scr = (size_t)(s2 ? 2 * rows + 1 : rows + (three ? 2 : 0)) * wo * K; // floats
     const int saved = nt > 1 ? df_blas_single_begin() : 1;
     if (whole && items >= nt) {
         // dynamic: the vCPUs here often run at different speeds for a while
@@ -316,10 +420,13 @@ void df_conv2d(float *y, const float *x, const float *top, const float *bot, con
         for (int it = 0; it < items; it++) {
             const int r0 = (it % nch) * rows, nr = rows < total - r0 ? rows : total - r0;
             float *A = scratch_get(scr); // this thread's own
-            if (three)
-                conv_chunk3(y, x, top, bot, w, bias, A, it / nch, r0, nr, H, W, cin, cout, 0, 1);
+            if (s2)
+                conv_chunk3s2(y, x, top, bot, w, wb, bias, A, it / nch, r0, nr, H, W, cin, cout,
+                              0, 1);
+            else if (three)
+                conv_chunk3(y, x, top, bot, w, wb, bias, A, it / nch, r0, nr, H, W, cin, cout, 0, 1);
             else
-                conv_chunk9(y, x, top, bot, w, bias, A, r0, nr, H, W, cin, cout, stride, 0, 1);
+                conv_chunk9(y, x, top, bot, w, wb, bias, A, r0, nr, H, W, cin, cout, stride, 0, 1);
         }
     } else {
         float *A = scratch_get(scr); // shared by the team
@@ -332,16 +439,31 @@ void df_conv2d(float *y, const float *x, const float *top, const float *bot, con
 #endif
             for (int it = 0; it < items; it++) {
                 const int r0 = (it % nch) * rows, nr = rows < total - r0 ? rows : total - r0;
-                if (three)
-                    conv_chunk3(y, x, top, bot, w, bias, A, it / nch, r0, nr, H, W, cin, cout, t,
+                if (s2)
+                    conv_chunk3s2(y, x, top, bot, w, wb, bias, A, it / nch, r0, nr, H, W, cin,
+                                  cout, t, nth);
+                else if (three)
+                    conv_chunk3(y, x, top, bot, w, wb, bias, A, it / nch, r0, nr, H, W, cin, cout, t,
                                 nth);
                 else
-                    conv_chunk9(y, x, top, bot, w, bias, A, r0, nr, H, W, cin, cout, stride, t,
+                    conv_chunk9(y, x, top, bot, w, wb, bias, A, r0, nr, H, W, cin, cout, stride, t,
                                 nth);
             }
         }
     }
     if (nt > 1) df_blas_single_end(saved);
+}
+
+void df_conv2d(float *y, const float *x, const float *top, const float *bot, const float *w,
+               const float *bias, int B, int H, int W, int cin, int cout, int k, int stride) {
+    conv2d_impl(y, x, top, bot, w, NULL, bias, B, H, W, cin, cout, k, stride);
+}
+
+void df_conv2d_bf16(float *y, const float *x, const float *top, const float *bot,
+                    const df_bf16_mat *w, const float *bias, int B, int H, int W, int cin,
+                    int cout, int stride) {
+    DF_ASSERT(w && (cin & 1) == 0 && w->K == 9 * cin && w->N == cout);
+    conv2d_impl(y, x, top, bot, NULL, w, bias, B, H, W, cin, cout, 3, stride);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #ifndef DF_KERNELS_KVARIANT_H
 #define DF_KERNELS_KVARIANT_H
 
+#include "kernels/gemm_bf16.h"
 #include "kernels/kernels.h"
 
 #define DF_KERNEL_LIST(X)                                                                      \
@@ -29,6 +30,10 @@
       (float *y, const float *x, const float *top, const float *bot, const float *w,           \
        const float *bias, int B, int H, int W, int cin, int cout, int m),                      \
       (y, x, top, bot, w, bias, B, H, W, cin, cout, m))                                        \
+    X(df_conv2d_bf16,                                                                          \
+      (float *y, const float *x, const float *top, const float *bot, const df_bf16_mat *w,     \
+       const float *bias, int B, int H, int W, int cin, int cout, int stride),                 \
+      (y, x, top, bot, w, bias, B, H, W, cin, cout, stride))                                   \
     X(df_group_norm_stats, (double *stats, const float *x, int T, int C, int G),               \
       (stats, x, T, C, G))                                                                     \
     X(df_group_norm_apply,                                                                     \
@@ -75,6 +80,7 @@ DF_KERNEL_LIST(DF_KV_DECL)
 #    define df_conv_weight_pack_range DF_KV(df_conv_weight_pack_range)
 #    define df_conv2d DF_KV(df_conv2d)
 #    define df_conv2d_winograd DF_KV(df_conv2d_winograd)
+#    define df_conv2d_bf16 DF_KV(df_conv2d_bf16)
 #    define df_group_norm_stats DF_KV(df_group_norm_stats)
 #    define df_group_norm_apply DF_KV(df_group_norm_apply)
 #    define df_group_norm DF_KV(df_group_norm)

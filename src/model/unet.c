@@ -8,6 +8,7 @@
 // C channels, G GroupNorm groups, F feed-forward inner width (4C), Tt text tokens.
 #include "model/unet.h"
 
+#include "kernels/gemm_bf16.h"
 #include "kernels/kernels.h"
 #include "model/unet_tp.h"
 
@@ -154,6 +155,11 @@ struct df_unet {
     size_t weight_bytes;
     size_t cache_mb; // f32 weight cache limit (MiB)
     int conv_algo;   // df_conv_algo of the 3x3 convs (df_unet_set_conv_algo)
+    // --compute bf16 (df_unet_set_compute): the big convs / linears run df_conv2d_bf16 /
+    // df_linear_bf16 with their weight packed per use (from the f32 cache or scratch) into
+    // wbf / wbf2 (bf16, [max packed matrix], half the f32 scratch); NULL while f32.
+    int bf16;
+    uint16_t *wbf, *wbf2;
 
     // plan
     int planned, B, H, W, Hb;
@@ -503,8 +509,37 @@ static const float *conv_w(df_unet *u, const uconv *c) {
 }
 
 // y [M][out] (=|+=) x [M][in] W^T + b for a linear layer; T: tokens per image (profile level).
+// bf16 for a linear of M rows (--compute bf16): only GEMMs large enough to pay for the packing.
+static int lin_bf16(const df_unet *u, const ulin *l, int M) {
+    return u->bf16 && M >= 64 && l->out >= 16 && l->in >= 16;
+}
+
+// The packed bf16 weight of a linear layer: from the f32 cache / zero-copy f32, else straight
+// from the stored tensor (no f32 scratch).
+static df_bf16_mat lin_wb(const ulin *l, uint16_t *dst) {
+    df_bf16_mat m;
+    if (l->w.f) df_bf16_pack(dst, l->w.f, l->in, 1, l->in, l->out, &m);
+    else df_bf16_pack_weight(dst, l->w.t->data, l->w.t->dtype, 0, l->out, l->in, &m);
+    return m;
+}
+
+// The same for a 3x3 conv (HWIO order).
+static df_bf16_mat conv_wb(const uconv *c, uint16_t *dst) {
+    df_bf16_mat m;
+    if (c->w.f) df_bf16_pack(dst, c->w.f, c->cout, 0, 9 * c->cin, c->cout, &m);
+    else df_bf16_pack_weight(dst, c->w.t->data, c->w.t->dtype, 1, c->cout, c->cin, &m);
+    return m;
+}
+
 static void lin(df_unet *u, float *y, const float *x, const ulin *l, float *scr, int M, int T,
                 int accumulate) {
+    if (lin_bf16(u, l, M)) {
+        df_bf16_mat m;
+        PROF(u, PR_LIN_W, T, 0, m = lin_wb(l, u->wbf));
+        PROF(u, PR_LIN, T, 2.0 * M * l->in * l->out,
+             df_linear_bf16(y, x, &m, l->b.f, M, l->in, l->out, accumulate));
+        return;
+    }
     const float *w;
     PROF(u, PR_LIN_W, T, 0, w = lin_w(l, scr));
     PROF(u, PR_LIN, T, 2.0 * M * l->in * l->out,
@@ -629,6 +664,8 @@ void df_unet_destroy(df_unet *u) {
     df_free(u->cache);
     df_free(u->wscr);
     df_free(u->wscr2);
+    df_free(u->wbf);
+    df_free(u->wbf2);
     df_free(u->arena);
     df_free(u->text);
     df_unet_tp_destroy(u->tp);
@@ -662,6 +699,34 @@ df_status df_unet_set_weight_cache(df_unet *u, size_t limit_mb) {
 void df_unet_set_profile(df_unet *u, int on) { u->prof.on = on != 0; }
 
 void df_unet_set_conv_algo(df_unet *u, int algo) { u->conv_algo = algo; }
+int df_unet_set_compute(df_unet *u, int bf16) {
+    if (!bf16 || !df_bf16_available()) {
+        u->bf16 = 0;
+        return 0;
+    }
+    if (!u->wbf) {
+        size_t mx = 0; // largest packed matrix
+        for (int i = 0; i < u->nreg; i++) {
+            const wreg *r = &u->reg[i];
+            if (!r->p->t || r->kind == 0) continue;
+            const size_t e = r->kind == 2 ? df_bf16_mat_elems(9 * r->cin, r->cout)
+                                          : df_bf16_mat_elems(r->cin, r->cout);
+            if (e > mx) mx = e;
+        }
+        u->wbf = df_malloc((mx ? mx : 1) * sizeof(uint16_t));
+        u->wbf2 = df_malloc((mx ? mx : 1) * sizeof(uint16_t));
+        if (!u->wbf || !u->wbf2) {
+            df_free(u->wbf), df_free(u->wbf2);
+            u->wbf = u->wbf2 = NULL;
+            df_log(DF_LOG_WARN, "out of memory for the bf16 weight scratch (2 x %zu MB): f32",
+                   mx * 2 >> 20);
+            u->bf16 = 0;
+            return 0;
+        }
+    }
+    u->bf16 = 1;
+    return 1;
+}
 
 size_t df_unet_cache_bytes(const df_unet *u) {
     return u->cache_bytes;
@@ -1103,9 +1168,16 @@ static df_status conv3(df_unet *u, df_pctx *ctx, const uconv *c, const float *x,
     if (ctx->tp_size > 1 && c != &u->conv_in) return conv3_tp(u, ctx, c, x, y, B, H, W, stride);
     const float *top = NULL, *bot = NULL;
     DF_TRY(ctx->ops->conv_halo(ctx, u->idx++, c->name, x, B, H, W, c->cin, 1, &top, &bot));
+    const int Ho = stride == 1 ? H : (H + 1) / 2, Wo = stride == 1 ? W : (W + 1) / 2;
+    if (u->bf16 && c->cin % 2 == 0 && c->cout >= 16) { // --compute bf16
+        df_bf16_mat m;
+        PROF(u, PR_CONV_W, H * W, 0, m = conv_wb(c, u->wbf));
+        PROF(u, PR_CONV, Ho * Wo, 18.0 * B * Ho * Wo * c->cin * c->cout,
+             df_conv2d_bf16(y, x, top, bot, &m, c->b.f, B, H, W, c->cin, c->cout, stride));
+        return DF_OK;
+    }
     const float *w;
     PROF(u, PR_CONV_W, H * W, 0, w = conv_w(u, c));
-    const int Ho = stride == 1 ? H : (H + 1) / 2, Wo = stride == 1 ? W : (W + 1) / 2;
     PROF(u, PR_CONV, Ho * Wo, 18.0 * B * Ho * Wo * c->cin * c->cout,
          df_conv2d_algo(u->conv_algo, y, x, top, bot, w, c->b.f, B, H, W, c->cin, c->cout, 3,
                         stride));
@@ -1191,17 +1263,32 @@ static df_status transformer_block(df_unet *u, df_pctx *ctx, const ublock *k, fl
     // feed-forward in token chunks: g [tc][2F] -> GEGLU -> [tc][F] -> s += . W2^T + b2
     PROF(u, PR_NORM, T, 0, df_layer_norm(n, s, k->ln3.g.f, k->ln3.b.f, P, C, eps));
     const int F = 4 * C, tc = (int)ff_chunk_tokens((size_t)P, C);
-    const float *w1, *w2;
-    PROF(u, PR_LIN_W, T, 0, w1 = lin_w(&k->ff1, u->wscr));
-    PROF(u, PR_LIN_W, T, 0, w2 = lin_w(&k->ff2, u->wscr2));
+    const float *w1 = NULL, *w2 = NULL;
+    df_bf16_mat m1, m2; // --compute bf16
+    const int bf = lin_bf16(u, &k->ff1, tc < P ? tc : P);
+    if (bf) {
+        PROF(u, PR_LIN_W, T, 0, m1 = lin_wb(&k->ff1, u->wbf));
+        PROF(u, PR_LIN_W, T, 0, m2 = lin_wb(&k->ff2, u->wbf2));
+    } else {
+        PROF(u, PR_LIN_W, T, 0, w1 = lin_w(&k->ff1, u->wscr));
+        PROF(u, PR_LIN_W, T, 0, w2 = lin_w(&k->ff2, u->wscr2));
+    }
     float *g = u->ffg, *h = u->ffg + (size_t)tc * 2 * F;
     for (int t0 = 0; t0 < P; t0 += tc) {
         const int m = P - t0 < tc ? P - t0 : tc;
-        PROF(u, PR_LIN, T, 2.0 * m * C * 2 * F,
-             df_linear(g, n + (size_t)t0 * C, w1, k->ff1.b.f, m, C, 2 * F, 0));
+        if (bf)
+            PROF(u, PR_LIN, T, 2.0 * m * C * 2 * F,
+                 df_linear_bf16(g, n + (size_t)t0 * C, &m1, k->ff1.b.f, m, C, 2 * F, 0));
+        else
+            PROF(u, PR_LIN, T, 2.0 * m * C * 2 * F,
+                 df_linear(g, n + (size_t)t0 * C, w1, k->ff1.b.f, m, C, 2 * F, 0));
         PROF(u, PR_EW, T, 0, df_geglu(h, g, m, F));
-        PROF(u, PR_LIN, T, 2.0 * m * F * C,
-             df_linear(s + (size_t)t0 * C, h, w2, k->ff2.b.f, m, F, C, 1));
+        if (bf)
+            PROF(u, PR_LIN, T, 2.0 * m * F * C,
+                 df_linear_bf16(s + (size_t)t0 * C, h, &m2, k->ff2.b.f, m, F, C, 1));
+        else
+            PROF(u, PR_LIN, T, 2.0 * m * F * C,
+                 df_linear(s + (size_t)t0 * C, h, w2, k->ff2.b.f, m, F, C, 1));
     }
     return DF_OK;
 }

@@ -119,6 +119,11 @@ df_status df_unet_set_weight_cache(df_unet *u, size_t limit_mb);
 void df_unet_set_profile(df_unet *u, int on);
 // Algorithm of the 3x3 convs (df_conv_algo, distrifuse/pipeline.h; default DIRECT).
 void df_unet_set_conv_algo(df_unet *u, int algo);
+// Compute dtype of the big convs and linears (--compute): bf16 = 1 runs them with bf16 inputs
+// and f32 accumulation (kernels/gemm_bf16.h) where df_bf16_available() (AVX512_BF16 and the
+// avx512 kernel variant), else f32. Returns the dtype now in effect (1 bf16, 0 f32). The
+// tensor-parallel path stays f32. Default f32.
+int df_unet_set_compute(df_unet *u, int bf16);
 // Drops the resident pages of the mmapped weights (df_weights_release_pages); the UNet stays
 // usable (pages fault back in). Returns the bytes advised.
 size_t df_unet_release_weight_pages(df_unet *u);

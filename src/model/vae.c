@@ -15,6 +15,7 @@
 
 #include "core/textfile.h"
 #include "io/json_util.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/kernels.h"
 
 #include <cjson/cJSON.h>
@@ -199,6 +200,7 @@ typedef struct vae_encoder {
 
 struct df_vae {
     df_vae_config cfg;
+    int bf16; // df_vae_set_compute
     size_t band_floats; // 0 = VAE_BAND_FLOATS
     df_weights *w;
     int owns_weights;
@@ -423,6 +425,10 @@ typedef struct vae_rt {
     float *s1, *s2, *s3; // [s_floats] band scratch (normalised input rows / conv out / shortcut)
     size_t s_floats;
     float *wpack, *wsc; // packed conv weights (3x3 / the 1x1 shortcut)
+    // --compute bf16 (df_vae_set_compute): the 3x3 weight in wpack also packed as bf16 (wb_ok)
+    uint16_t *wbf;
+    df_bf16_mat wb;
+    int wb_ok;
     float *bias, *bsc;  // [max channels]
     float *gamma, *beta, *mean, *rstd;
     double *stats;      // [2 * groups]
@@ -503,6 +509,11 @@ static size_t rt_bytes(const df_vae *m, size_t max_t, int wmax, int arena) {
            2 * sizeof(double) * (size_t)c->groups;
 }
 
+int df_vae_set_compute(df_vae *m, int bf16) {
+    m->bf16 = bf16 && df_bf16_available();
+    return m->bf16;
+}
+
 void df_vae_set_band_floats(df_vae *m, size_t floats) {
     if (m) m->band_floats = floats;
 }
@@ -518,6 +529,7 @@ static void rt_free(vae_rt *rt) {
     df_free(rt->s2);
     df_free(rt->s3);
     df_free(rt->wpack);
+    df_free(rt->wbf);
     df_free(rt->wsc);
     df_free(rt->bias);
     df_free(rt->bsc);
@@ -552,6 +564,7 @@ static df_status rt_alloc(vae_rt *rt, const df_vae *m, size_t max_t, int wmax, i
     rt->s2 = df_malloc(rt->s_floats * sizeof(float));
     rt->s3 = df_malloc(rt->s_floats * sizeof(float));
     rt->wpack = df_malloc(9 * C * C * sizeof(float));
+    if (m->bf16) rt->wbf = df_malloc(df_bf16_mat_elems(9 * (int)C, (int)C) * sizeof(uint16_t));
     rt->wsc = df_malloc(C * C * sizeof(float));
     rt->bias = df_malloc(C * sizeof(float));
     rt->bsc = df_malloc(C * sizeof(float));
@@ -561,6 +574,7 @@ static df_status rt_alloc(vae_rt *rt, const df_vae *m, size_t max_t, int wmax, i
     rt->rstd = df_malloc((size_t)m->cfg.groups * sizeof(float));
     rt->stats = df_malloc(2 * (size_t)m->cfg.groups * sizeof(double));
     if (!rt->A || !rt->B || !rt->s1 || !rt->s2 || !rt->s3 || !rt->wpack || !rt->wsc ||
+        (m->bf16 && !rt->wbf) ||
         !rt->bias || !rt->bsc || !rt->gamma || !rt->beta || !rt->mean || !rt->rstd ||
         !rt->stats) {
         rt_free(rt);
@@ -602,12 +616,26 @@ static void cvt(float *dst, const df_st_tensor *t) {
 static void pack_conv(vae_rt *rt, const vae_conv *c, float *wdst, float *bdst) {
     df_conv_weight_pack(wdst, c->w->data, c->w->dtype, c->cout, c->cin, c->k);
     cvt(bdst, c->b);
+    if (wdst == rt->wpack) {
+        rt->wb_ok = rt->wbf && c->k == 3 && c->cin % 2 == 0 && c->cout >= 16;
+        if (rt->wb_ok) df_bf16_pack(rt->wbf, wdst, c->cout, 0, 9 * c->cin, c->cout, &rt->wb);
+    }
+}
+
+// df_conv2d, or with --compute bf16 df_conv2d_bf16 when w is the bf16-packed 3x3 weight.
+static void vconv(vae_rt *rt, float *y, const float *x, const float *top, const float *bot,
+                  const float *w, const float *bias, int B, int H, int W, int cin, int cout, int k,
+                  int stride) {
+    if (rt->wb_ok && w == rt->wpack && k == 3 && rt->wb.K == 9 * cin && rt->wb.N == cout)
+        df_conv2d_bf16(y, x, top, bot, &rt->wb, bias, B, H, W, cin, cout, stride);
+    else
+        df_conv2d(y, x, top, bot, w, bias, B, H, W, cin, cout, k, stride);
 }
 
 // Whole-tensor conv (no normalisation in front): x [H][W][cin] -> y [H][W][cout].
 static void conv_full(vae_rt *rt, const vae_conv *c, const float *x, float *y, int H, int W) {
     pack_conv(rt, c, rt->wpack, rt->bias);
-    df_conv2d(y, x, NULL, NULL, rt->wpack, rt->bias, 1, H, W, c->cin, c->cout, c->k, 1);
+    vconv(rt, y, x, NULL, NULL, rt->wpack, rt->bias, 1, H, W, c->cin, c->cout, c->k, 1);
 }
 
 // GroupNorm statistics of the whole x [H][W][C] -> rt->mean/rstd; affine parameters ->
@@ -685,7 +713,7 @@ static void resnet(vae_rt *rt, const vae_resnet *r, int H, int W) {
     for (int r0 = 0; r0 < H; r0 += band) {
         const int r1 = r0 + band < H ? r0 + band : H;
         mid = gn_band(rt, x, H, W, cin, r0, r1, &top, &bot);
-        df_conv2d(y + (size_t)r0 * W * cout, mid, top, bot, rt->wpack, rt->bias, 1, r1 - r0, W,
+        vconv(rt, y + (size_t)r0 * W * cout, mid, top, bot, rt->wpack, rt->bias, 1, r1 - r0, W,
                   cin, cout, 3, 1);
     }
 
@@ -702,7 +730,7 @@ static void resnet(vae_rt *rt, const vae_resnet *r, int H, int W) {
         if (pend0 >= 0)
             memcpy(y + (size_t)pend0 * W * cout, rt->s2,
                    (size_t)(pend1 - pend0) * W * cout * sizeof(float));
-        df_conv2d(rt->s2, mid, top, bot, rt->wpack, rt->bias, 1, r1 - r0, W, cout, cout, 3, 1);
+        vconv(rt, rt->s2, mid, top, bot, rt->wpack, rt->bias, 1, r1 - r0, W, cout, cout, 3, 1);
         const float *xs = x + (size_t)r0 * W * cin;
         if (r->sc.w) {
             df_conv2d(rt->s3, xs, NULL, NULL, rt->wsc, rt->bsc, 1, r1 - r0, W, cin, cout, 1, 1);
@@ -731,6 +759,7 @@ static void attention(vae_rt *rt, const vae_attn *a, int H, int W) {
     const df_st_tensor *pw[3] = {a->q_w, a->k_w, a->v_w}, *pb[3] = {a->q_b, a->k_b, a->v_b};
     float *dst[3] = {q, k, v};
     for (int i = 0; i < 3; i++) {
+        rt->wb_ok = 0; // wpack now holds a linear weight
         cvt(rt->wpack, pw[i]);
         cvt(rt->bias, pb[i]);
         df_linear(dst[i], nrm, rt->wpack, rt->bias, (int)T, C, C, 0);
@@ -746,6 +775,7 @@ static void attention(vae_rt *rt, const vae_attn *a, int H, int W) {
         k = kg, v = vg;
     }
     df_attention(nrm, C, q, C, k, C, v, C, (int)T, Tk, 1, C);
+    rt->wb_ok = 0;
     cvt(rt->wpack, a->o_w);
     cvt(rt->bias, a->o_b);
     df_linear(x, nrm, rt->wpack, rt->bias, (int)T, C, C, 1); // residual: x += out
@@ -781,7 +811,7 @@ static void upsample(vae_rt *rt, const vae_conv *c, int H, int W) {
                 memcpy(dst + (size_t)(2 * xx + 1) * C, src + (size_t)xx * C, C * sizeof(float));
             }
         }
-        df_conv2d(y + (size_t)r0 * W2 * c->cout, rt->s1 + row2, ht ? rt->s1 : NULL,
+        vconv(rt, y + (size_t)r0 * W2 * c->cout, rt->s1 + row2, ht ? rt->s1 : NULL,
                   hb ? rt->s1 + (size_t)(1 + r1 - r0) * row2 : NULL, rt->wpack, rt->bias, 1,
                   r1 - r0, W2, C, c->cout, 3, 1);
     }
@@ -801,7 +831,7 @@ static void norm_conv_out(vae_rt *rt, const vae_norm *g, const vae_conv *c, floa
         const int r1 = r0 + band < H ? r0 + band : H;
         const float *top, *bot;
         const float *mid = gn_band(rt, x, H, W, c->cin, r0, r1, &top, &bot);
-        df_conv2d(out + (size_t)r0 * W * c->cout, mid, top, bot, rt->wpack, rt->bias, 1, r1 - r0,
+        vconv(rt, out + (size_t)r0 * W * c->cout, mid, top, bot, rt->wpack, rt->bias, 1, r1 - r0,
                   W, c->cin, c->cout, 3, 1);
     }
 }
@@ -1093,7 +1123,7 @@ df_status df_vae_decode_band(df_vae *m, const float *z, int h, int w, const df_v
     if (d->post_quant.w) conv_full(&rt, &d->post_quant, z + (size_t)a * zrow, rt.B, b - a, w);
     else memcpy(rt.B, z + (size_t)a * zrow, (size_t)(b - a) * zrow * sizeof(float));
     pack_conv(&rt, &d->conv_in, rt.wpack, rt.bias);
-    df_conv2d(rt.A, rt.B + (size_t)(r0 - a) * zrow, rt.has_top ? rt.B : NULL,
+    vconv(&rt, rt.A, rt.B + (size_t)(r0 - a) * zrow, rt.has_top ? rt.B : NULL,
               rt.has_bot ? rt.B + (size_t)(r1 - a) * zrow : NULL, rt.wpack, rt.bias, 1, hl, w, Cl,
               top, 3, 1);
     rt.a_floats = (size_t)hl * w * top; // conv_in wrote A at the arena's low end
@@ -1133,7 +1163,7 @@ static void downsample(vae_rt *rt, const vae_conv *c, int H, int W) {
         const int f0 = 2 * y0 + 1, f1 = 2 * y1; // full-resolution rows [f0, f1)
         const float *top = x + (size_t)(f0 - 1) * row;
         const float *bot = f1 < H ? x + (size_t)f1 * row : NULL;
-        df_conv2d(rt->s2, x + (size_t)f0 * row, top, bot, rt->wpack, rt->bias, 1, f1 - f0, W, C,
+        vconv(rt, rt->s2, x + (size_t)f0 * row, top, bot, rt->wpack, rt->bias, 1, f1 - f0, W, C,
                   c->cout, 3, 1);
         for (int yy = y0; yy < y1; yy++) {
             const float *src = rt->s2 + (size_t)(2 * yy + 1 - f0) * W * c->cout;
@@ -1181,7 +1211,7 @@ df_status df_vae_encode(df_vae *m, const float *image, int B, int H, int W, floa
         norm_conv_out(&rt, &e->norm_out, &e->conv_out, mom, Hc, Wc);
         if (e->quant.w) {
             pack_conv(&rt, &e->quant, rt.wpack, rt.bias);
-            df_conv2d(mom2, mom, NULL, NULL, rt.wpack, rt.bias, 1, h, w, 2 * Cl, 2 * Cl, 1, 1);
+            vconv(&rt, mom2, mom, NULL, NULL, rt.wpack, rt.bias, 1, h, w, 2 * Cl, 2 * Cl, 1, 1);
             mom = mom2;
         }
         float *mb = mean + (size_t)b * hw * Cl, *lb = logvar + (size_t)b * hw * Cl;

@@ -109,6 +109,9 @@ size_t df_vae_decode_bytes(const df_vae *m, int h, int w);
 // rows of the widest tensor. Small values force thin bands (tests); results do not depend on it
 // beyond float rounding in the GEMMs.
 void df_vae_set_band_floats(df_vae *m, size_t floats);
+// --compute bf16 for the 3x3 convs of the decode / encode (kernels/gemm_bf16.h) where
+// df_bf16_available(), else f32; returns the dtype in effect (1 bf16). Default f32.
+int df_vae_set_compute(df_vae *m, int bf16);
 // 1 if df_vae_decode would tile with these options, 0 if not.
 int df_vae_decode_tiles(const df_vae *m, int h, int w, const df_vae_decode_opts *opts);
 

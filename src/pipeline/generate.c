@@ -2,6 +2,7 @@
 // diffusers 0.24, sdxl.md §7): encode the prompt, sample, decode. See pipeline.h.
 #include "pipeline/pipeline_impl.h"
 
+#include "kernels/gemm_bf16.h"
 #include "core/rng.h"
 #include "io/image_png.h"
 #include "model/pctx.h"
@@ -66,8 +67,8 @@ df_gen_params df_gen_params_default(void) {
     p.decode = 1;
     p.parallel_vae = 1;
     p.release_weights = 1;
-    p.compute = DF_COMPUTE_F32;
     p.threads = 0;
+    p.compute = DF_COMPUTE_F32;
     return p;
 }
 
@@ -76,6 +77,8 @@ static const char k_samplers[] = "ddim, euler, euler_a, dpm++2m, pndm";
 df_status df_gen_params_validate(const df_model *m, const df_gen_params *p) {
     DF_FAIL_IF(!p, DF_ERR_ARG, "NULL parameters");
     DF_FAIL_IF(!p->prompt, DF_ERR_ARG, "no prompt given");
+    DF_FAIL_IF(p->compute != DF_COMPUTE_F32 && p->compute != DF_COMPUTE_BF16, DF_ERR_ARG,
+               "unknown compute dtype %d (f32, bf16)", (int)p->compute);
     int f = m ? df_vae_scale_factor(m->vae) : 8;
     DF_FAIL_IF(p->width < 0 || p->width > DF_MAX_IMAGE_SIDE || p->width % f != 0, DF_ERR_ARG,
                "width %d must be a positive multiple of %d (at most %d)", p->width, f,
@@ -497,6 +500,15 @@ static df_status generate(df_model *m, const df_gen_params *p, const df_denoiser
     }
 
     // ---- 3. denoising loop
+    df_vae_set_compute(m->vae, p->compute == DF_COMPUTE_BF16);
+    if (!df_unet_set_compute(m->unet, p->compute == DF_COMPUTE_BF16) &&
+        p->compute == DF_COMPUTE_BF16) {
+        static int told; // once per process
+        if (!told)
+            df_log(DF_LOG_WARN, "--compute bf16: %s; computing in f32",
+                   df_bf16_unavailable_reason());
+        told = 1;
+    }
     t0 = df_time_s();
     {
         df_cond cond = {.n_img = n_img, .T = T, .D = D, .enc = enc, .P = P,

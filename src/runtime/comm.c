@@ -74,6 +74,10 @@ df_status df_mpi_init(int *argc, char ***argv, int thread_multiple, int launched
     int kv = (int)df_cpu_best();
     MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &kv, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
     df_cpu_limit((df_cpu_variant)kv);
+    // and --compute bf16 only where every rank has AVX512_BF16 (kernels/gemm_bf16.h)
+    int bf = df_cpu_has_bf16();
+    MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &bf, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
+    df_cpu_limit_bf16(bf);
     return DF_OK;
 }
 

@@ -519,6 +519,8 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "ignore_ratio", round((double)a.ignore_ratio * 1e6) / 1e6);
         cJSON_AddNumberToObject(o, "threads", df_get_threads());
         cJSON_AddStringToObject(o, "cpu_variant", df_cpu_variant_name(df_cpu_variant_get()));
+        cJSON_AddStringToObject(o, "compute", df_compute_name(a.c.gen.compute));
+        cJSON_AddStringToObject(o, "conv_algo", df_conv_algo_name(a.c.conv_algo));
         cJSON_AddNumberToObject(o, "warmup_steps", dp->warmup_steps);
         cJSON_AddBoolToObject(o, "split_batch", split_eff);
         cJSON_AddStringToObject(o, "split_scheme", df_split_scheme_name(dp->split_scheme));

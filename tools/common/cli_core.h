@@ -89,7 +89,8 @@ cli_common cli_common_defaults(void);
     {CLI_FLAG, 0, "no-check-finite", NULL, CLI_OFF_(T, gen.check_finite), 0, NULL, "",        \
      "do not check every step (the warning at the end stays)"},                               \
     {CLI_ENUM, 0, "compute", "TYPE", CLI_OFF_(T, gen.compute), CLI_E_COMPUTE, NULL, NULL,     \
-     "compute dtype of the UNet's matrix products"},                                          \
+     "UNet / VAE convs and linears: bf16 inputs with f32 accumulation where the CPU has "     \
+     "AVX512_BF16 (else f32, with a note)"},                                          \
     {CLI_INT, 't', "threads", "N", CLI_OFF_(T, gen.threads), 0, NULL, "0 = all cores",        \
      "compute threads (per rank)"},                                                            \
     {CLI_FLAG, 'v', "verbose", NULL, CLI_OFF_(T, verbose), 1, NULL, "", "debug logging"},     \

@@ -12,7 +12,8 @@
 //   tensor: all-reduces of df_unet_tp_volume floats, 2 x 2 (P-1)/P x 4 bytes per float.
 //   naive_patch and one rank per CFG group: 0.
 // Time: compute = the model's multiply-adds (df_unet_macs) of the rank's share / G (GFLOP/s per
-// rank: --gflops, else measured by calibration forwards of at most ~60 s here); the link of a
+// rank: --gflops, else measured by calibration forwards of at most ~60 s here, on their CPU
+// seconds per thread, so that other load on the machine does not slow the estimate); the link of a
 // node carries its ranks' off-node bytes at --link-gbit, plus --link-latency-us per collective
 // (x 2 log2 P for an all-reduce). Asynchronous modes hide the exchange behind the compute
 // (step = max), synchronous ones add it; sync_gn adds its GroupNorm all-reduces.
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { K_CONV, K_ATTN, K_GN };
 typedef struct {
@@ -404,7 +406,18 @@ static void emit(const model_in *m, const popts *o, double G, const char *pre) {
     fflush(stdout);
 }
 
-static df_status record_and_time(df_unet *u, recorder *r, int h, int w, int B, double *sec) {
+// process CPU seconds: the calibration's measure of work (a busy machine stretches the wall
+// clock of a forward, not its CPU seconds)
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// One forward at h x w (B images) through the recorder: wall seconds in *sec, CPU seconds per
+// thread in *cpu (threads: the forward's thread count).
+static df_status record_and_time(df_unet *u, recorder *r, int h, int w, int B, int threads,
+                                 double *sec, double *cpu) {
     const df_unet_config *c = df_unet_get_config(u);
     DF_TRY(df_unet_plan(u, B, h, w, h));
     int T = 77;
@@ -424,9 +437,10 @@ static df_status record_and_time(df_unet *u, recorder *r, int h, int w, int B, d
         r->ctx.ops = &r->ops;
         r->n = 0;
         r->w0 = w;
-        double t0 = df_time_s();
+        double t0 = df_time_s(), c0 = cpu_s();
         st = df_unet_forward(u, &r->ctx, x, t, y);
         *sec = df_time_s() - t0;
+        *cpu = (cpu_s() - c0) / (threads > 0 ? threads : 1);
     }
     free(enc), free(pooled), free(tids), free(x), free(y);
     return st;
@@ -462,30 +476,31 @@ int df_bench_predict(int argc, char **argv) {
     r.ops.attn_kv = rec_attn;
     r.ops.gn_stats = rec_gn;
     // layer list at a small latent (2 x the band multiple), batch 1; then the calibration
-    int s0 = 2 * mult;
-    double sec0 = 0;
-    df_status st = record_and_time(u, &r, s0, s0, 1, &sec0);
-    double G = o.gflops, cal_s = sec0;
+    int s0 = 2 * mult, thr = o.gflops > 0 ? 1 : o.threads;
+    double sec0 = 0, cpu0 = 0, t_start = df_time_s();
+    df_status st = record_and_time(u, &r, s0, s0, 1, thr, &sec0, &cpu0);
+    double G = o.gflops, cal_s = sec0, cal_cpu = cpu0;
     int cal_size = s0;
     if (st == DF_OK && G <= 0) {
-        // grow the calibration latent while a forward takes < 8 s (total well under 60 s)
-        double sec = sec0;
+        // grow the calibration latent (x2 per side, ~4x the work) while a forward there is
+        // estimated at <= 16 CPU-s per thread and its two forwards (the first pays the
+        // planning) fit in 55 s of wall time in all; G from the CPU seconds of the last forward
+        double sec = sec0, cpu = cpu0;
         int s = s0;
         recorder rc2 = r;
         rc2.op = NULL, rc2.n = rc2.cap = 0;
-        while (st == DF_OK && sec < 8 && s < 64) {
+        while (st == DF_OK && s < 64 && cpu * 4 <= 16 &&
+               df_time_s() - t_start + 2 * 4 * sec <= 55) {
             int s2 = 2 * s;
-            double est = sec * 4;
-            if (est > 20) break;
-            st = record_and_time(u, &rc2, s2, s2, 1, &sec);
+            st = record_and_time(u, &rc2, s2, s2, 1, thr, &sec, &cpu);
             s = s2;
         }
         // time one more forward at the final size (the first one at a size pays the planning)
-        if (st == DF_OK) st = record_and_time(u, &rc2, s, s, 1, &sec);
+        if (st == DF_OK) st = record_and_time(u, &rc2, s, s, 1, thr, &sec, &cpu);
         free(rc2.op);
         if (st == DF_OK) {
-            G = 2.0 * df_unet_macs(cfg, s, s, 77) / sec * 1e-9;
-            cal_s = sec, cal_size = s;
+            G = 2.0 * df_unet_macs(cfg, s, s, 77) / cpu * 1e-9;
+            cal_s = sec, cal_cpu = cpu, cal_size = s;
         }
     }
     if (st != DF_OK) {
@@ -505,7 +520,8 @@ int df_bench_predict(int argc, char **argv) {
                                  "(--gflops)\n", G);
         else
             printf("distrifuse-bench --predict: compute %.1f GFLOP/s per rank (calibration: one "
-                   "forward at %dx%d latent in %.2f s)\n", G, cal_size, cal_size, cal_s);
+                   "forward at %dx%d latent, %.2f CPU-s per thread, %.2f s wall)\n", G, cal_size,
+                   cal_size, cal_cpu, cal_s);
         printf("  layer list: %d exchanged layers per forward\n", r.n);
     }
     if (!o.sweep) {

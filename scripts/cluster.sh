@@ -11,7 +11,8 @@
 #   scripts/cluster.sh exec NODE CMD ARGS     run one command inside node NODE (0..K-1)
 #   scripts/cluster.sh status                 the nodes, addresses, limits and byte counters
 #   scripts/cluster.sh down                   remove everything
-#   scripts/cluster.sh build-mpich            configure + build build-mpich/ with mpicc.mpich
+#   scripts/cluster.sh build-mpich            configure + build build-mpich/ with mpicc.mpich (and the
+#                                             MPI_Finalize work-around, scripts/mpich-ucx-close.c)
 #
 # Each node is a namespace with loopback, one veth interface `eth0` (address 10.213.7.(i+1)/24,
 # a subnet that exists only inside the namespaces) whose host end is enslaved to the bridge
@@ -35,7 +36,7 @@ MAXK=250
 die() { echo "cluster.sh: $*" >&2; exit 2; }
 skip() { echo "cluster.sh: $* (skipping: exit 77)" >&2; exit 77; }
 
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 need_root() {
   [ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces, veth, tc)"

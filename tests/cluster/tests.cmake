@@ -1,7 +1,7 @@
 # Tests over the emulated cluster (scripts/cluster.sh: network namespaces joined by tbf-limited
 # veth links; 2 nodes x 1 rank, Open MPI over TCP). Included by CMakeLists.txt. They need root
 # and network namespaces and skip (77) elsewhere; they share the namespaces dfnode*, hence the
-# resource lock. About 35 s in all on 2 cores.
+# resource lock, and /tmp/df-cluster.lock across ctest runs. About 35 s in all on 2 cores.
 set(DF_CLUSTER_ENV "DF_SRC=${CMAKE_SOURCE_DIR};DF_BIN=${CMAKE_BINARY_DIR}/distrifuse;DF_MAKE_MODEL=${CMAKE_BINARY_DIR}/tools/df-make-model;DF_MPIEXEC=${MPIEXEC_EXECUTABLE};DF_WORK=${CMAKE_BINARY_DIR};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;ASAN_OPTIONS=detect_leaks=0")
 # cluster_mpich: build-mpich/ (scripts/cluster.sh build-mpich, run by .ci/run) over the cluster
 # == Open MPI over shared memory; skips (77) without MPICH, build-mpich/ or namespaces. Debian's
@@ -12,7 +12,7 @@ foreach(mode ${DF_CLUSTER_MODES})
   add_test(NAME cluster_${mode}
     COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/cluster_test.sh ${mode}
     WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
-  set_tests_properties(cluster_${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 180
+  set_tests_properties(cluster_${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900
     LABELS "cluster" RESOURCE_LOCK cluster ENVIRONMENT "${DF_CLUSTER_ENV}")
 endforeach()
 

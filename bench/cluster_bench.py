@@ -15,6 +15,7 @@ step kind the bench reports), its compute and blocked-on-exchange times, and byt
 step (sent + received). Raw JSON lines go to DIR/runs.jsonl, the table to stdout.
 """
 import argparse
+import fcntl
 import json
 import os
 import statistics
@@ -105,6 +106,9 @@ def main():
         if c not in CONFIGS:
             sys.exit("cluster_bench: unknown configuration '%s' (%s)" % (c, ", ".join(CONFIGS)))
     os.makedirs(a.out, exist_ok=True)
+    # the namespaces dfnode* are global: hold the lock tests/cluster/cluster_test.sh takes
+    lock = open(os.environ.get("DF_CLUSTER_LOCK", "/tmp/df-cluster.lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     recs = []
     with open(os.path.join(a.out, "runs.jsonl"), "a") as f:
         try:

@@ -31,7 +31,7 @@ def main():
     ap.add_argument("--latency-us", default="20")
     ap.add_argument("--png", default="")
     ap.add_argument("--build", default="build")
-    ap.add_argument("--halo", default="allgather", help="allgather or neighbour (--predict --halo)")
+    ap.add_argument("--halo", default="neighbour", help="neighbour (the runtime, default) or allgather")
     ap.add_argument("--syncs", default="corrected_async_gn,full_sync")
     a = ap.parse_args()
     cmd = [os.path.join(REPO, a.build, "distrifuse-bench"), "--predict", "-m", a.model,

@@ -11,7 +11,8 @@
 #   scripts/cluster.sh exec NODE CMD ARGS     run one command inside node NODE (0..K-1)
 #   scripts/cluster.sh status                 the nodes, addresses, limits and byte counters
 #   scripts/cluster.sh down                   remove everything
-#   scripts/cluster.sh build-mpich            configure + build build-mpich/ with mpicc.mpich
+#   scripts/cluster.sh build-mpich            configure + build build-mpich/ with mpicc.mpich (and the
+#                                             MPI_Finalize work-around, scripts/mpich-ucx-close.c)
 #
 # Each node is a namespace with loopback, one veth interface `eth0` (address 10.213.7.(i+1)/24,
 # a subnet that exists only inside the namespaces) whose host end is enslaved to the bridge
@@ -35,7 +36,7 @@ MAXK=250
 die() { echo "cluster.sh: $*" >&2; exit 2; }
 skip() { echo "cluster.sh: $* (skipping: exit 77)" >&2; exit 77; }
 
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 need_root() {
   [ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces, veth, tc)"
@@ -235,6 +236,19 @@ build_mpich() {
   cmake -S "$REPO" -B "$b" -DMPI_C_COMPILER=/usr/bin/mpicc.mpich \
         -DMPIEXEC_EXECUTABLE=/usr/bin/mpiexec.mpich -DDF_BUILD_TESTS=OFF >/dev/null
   cmake --build "$b" -j "$(nproc)" --target distrifuse-cli distrifuse-bench df-make-model >&2
+  build_shim
+}
+
+# scripts/mpich-ucx-close.c -> build-mpich/libdf-mpich-ucx-close.so: the LD_PRELOAD work-around
+# for MPICH 4.0.2/UCX's MPI_Finalize hang (see that file); needs UCX's headers (libucx-dev, a
+# dependency of libmpich-dev)
+SHIM=$REPO/build-mpich/libdf-mpich-ucx-close.so
+build_shim() {
+  [ -f /usr/include/ucp/api/ucp.h ] ||
+    skip "needs UCX's headers (libucx-dev; scripts/install-deps.sh installs libmpich-dev)"
+  mkdir -p "$(dirname "$SHIM")"
+  ${CC:-cc} -O2 -Wall -Wextra -shared -fPIC -o "$SHIM.tmp" "$REPO/scripts/mpich-ucx-close.c" \
+    -lucp -ldl && mv "$SHIM.tmp" "$SHIM" || die "cannot build $SHIM"
 }
 
 MPIRUN_PID=""
@@ -291,9 +305,14 @@ cmd_mpirun() {
           cmd[0]=$REPO/$rel ;;
       esac
       # Debian's MPICH is ch4:ucx; UCX would find the other nodes' shared memory (same boot
-      # id), so its transports are pinned to TCP on eth0
+      # id), so its transports are pinned to TCP on eth0. MPICH 4.0.2 + UCX 1.13 hang in
+      # MPI_Finalize in ~1 of 4 runs (a TCP wire-up race, then a close-flush that waits for a
+      # peer already in the PMI barrier): the preloaded shim bounds that wait
+      # (scripts/mpich-ucx-close.c)
+      [ "$SHIM" -nt "$REPO/scripts/mpich-ucx-close.c" ] || build_shim
       launcher=(mpiexec.mpich -f "$DIR/hosts.mpich" -launcher ssh -launcher-exec "$DIR/rsh"
-        -iface eth0 -genv UCX_TLS self,tcp -genv UCX_NET_DEVICES eth0)
+        -iface eth0 -genv UCX_TLS self,tcp -genv UCX_NET_DEVICES eth0
+        -genv LD_PRELOAD "$SHIM${LD_PRELOAD:+:$LD_PRELOAD}")
       ;;
     *) die "--mpi must be openmpi or mpich, got '$mpi'" ;;
   esac

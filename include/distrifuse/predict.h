@@ -35,12 +35,14 @@ typedef struct df_prediction {
 
 // Loads the UNet of `model` (a pipeline folder or its unet/ folder), records the exchanged
 // layers at a small latent and, when gflops <= 0, measures the compute speed with forwards of
-// growing size (at most ~60 s, with the current thread setting). DF_ERR_* naming the problem.
+// growing size (at most ~60 s, with the current thread setting; on CPU seconds per thread). DF_ERR_* naming the problem.
 df_status df_predict_create(const char *model, double gflops, df_predict_model **out);
 void df_predict_free(df_predict_model *m); // accepts NULL
 double df_predict_gflops(const df_predict_model *m); // per rank
-// The calibration forward (latent size, seconds); 0 when gflops was given.
-void df_predict_calibration(const df_predict_model *m, int *latent, double *seconds);
+// The calibration forward (latent size, wall seconds, CPU seconds per thread: the speed is
+// taken from the latter, robust to other load); 0 when gflops was given. cpu_seconds may be NULL.
+void df_predict_calibration(const df_predict_model *m, int *latent, double *seconds,
+                            double *cpu_seconds);
 int df_predict_layers(const df_predict_model *m);       // exchanged layers per forward
 int df_predict_default_size(const df_predict_model *m); // pixels: SDXL 1024, SD 1.x 512
 

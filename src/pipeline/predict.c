@@ -12,7 +12,8 @@
 //   tensor: all-reduces of df_unet_tp_volume floats, 2 x 2 (P-1)/P x 4 bytes per float.
 //   naive_patch and one rank per CFG group: 0.
 // Time: compute = the model's multiply-adds (df_unet_macs) of the rank's share / G (GFLOP/s per
-// rank: --gflops, else measured by calibration forwards of at most ~60 s here); the link of a
+// rank: --gflops, else measured by calibration forwards of at most ~60 s here, on their CPU
+// seconds per thread, so that other load on the machine does not slow the estimate); the link of a
 // node carries its ranks' off-node bytes at --link-gbit, plus --link-latency-us per collective
 // (x 2 log2 P for an all-reduce). Asynchronous modes hide the exchange behind the compute
 // (step = max), synchronous ones add it; sync_gn adds its GroupNorm all-reduces.
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { K_CONV, K_ATTN, K_GN };
 typedef struct {
@@ -216,7 +218,18 @@ static double min_hiding(const model_in *m, const df_predict_link *o, double com
     return win > 0 ? one * 8 / win / 1e9 : -1;
 }
 
-static df_status record_and_time(df_unet *u, recorder *r, int h, int w, int B, double *sec) {
+// process CPU seconds: the calibration's measure of work (a busy machine stretches the wall
+// clock of a forward, not its CPU seconds)
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// One forward at h x w (B images) through the recorder: wall seconds in *sec, CPU seconds per
+// thread in *cpu (threads: the forward's thread count).
+static df_status record_and_time(df_unet *u, recorder *r, int h, int w, int B, int threads,
+                                 double *sec, double *cpu) {
     const df_unet_config *c = df_unet_get_config(u);
     DF_TRY(df_unet_plan(u, B, h, w, h));
     int T = 77;
@@ -237,9 +250,10 @@ static df_status record_and_time(df_unet *u, recorder *r, int h, int w, int B, d
         r->ctx.ops = &r->ops;
         r->n = 0;
         r->w0 = w;
-        double t0 = df_time_s();
+        double t0 = df_time_s(), c0 = cpu_s();
         st = df_unet_forward(u, &r->ctx, x, t, y);
         *sec = df_time_s() - t0;
+        *cpu = (cpu_s() - c0) / (threads > 0 ? threads : 1);
     }
     free(enc), free(pooled), free(tids), free(x), free(y);
     return st;
@@ -254,7 +268,7 @@ struct df_predict_model {
     int s0;       // recording latent size
     double G;     // GFLOP/s per rank
     int cal_size; // calibration latent (0: gflops given)
-    double cal_s;
+    double cal_s, cal_cpu; // its wall and CPU-per-thread seconds
 };
 
 df_status df_predict_create(const char *model, double gflops, df_predict_model **out) {
@@ -276,28 +290,30 @@ df_status df_predict_create(const char *model, double gflops, df_predict_model *
     r->ops.gn_stats = rec_gn;
     // layer list at a small latent (2 x the band multiple), batch 1; then the calibration
     const int s0 = 2 * (1 << (cfg->n_levels - 1));
-    double sec0 = 0;
-    st = record_and_time(pm->u, r, s0, s0, 1, &sec0);
+    const int thr = df_get_threads();
+    double sec0 = 0, cpu0 = 0, t_start = df_time_s();
+    st = record_and_time(pm->u, r, s0, s0, 1, thr, &sec0, &cpu0);
     double G = gflops;
     if (st == DF_OK && G <= 0) {
-        // grow the calibration latent while a forward takes < 8 s (total well under 60 s)
-        double sec = sec0;
+        // grow the calibration latent (x2 per side, ~4x the work) while a forward there is
+        // estimated at <= 16 CPU-s per thread and its two forwards (the first pays the
+        // planning) fit in 55 s of wall time in all; G from the CPU seconds of the last forward
+        double sec = sec0, cpu = cpu0;
         int s = s0;
         recorder rc2 = *r;
         rc2.op = NULL, rc2.n = rc2.cap = 0;
-        while (st == DF_OK && sec < 8 && s < 64) {
+        while (st == DF_OK && s < 64 && cpu * 4 <= 16 &&
+               df_time_s() - t_start + 2 * 4 * sec <= 55) {
             int s2 = 2 * s;
-            double est = sec * 4;
-            if (est > 20) break;
-            st = record_and_time(pm->u, &rc2, s2, s2, 1, &sec);
+            st = record_and_time(pm->u, &rc2, s2, s2, 1, thr, &sec, &cpu);
             s = s2;
         }
         // time one more forward at the final size (the first one at a size pays the planning)
-        if (st == DF_OK) st = record_and_time(pm->u, &rc2, s, s, 1, &sec);
+        if (st == DF_OK) st = record_and_time(pm->u, &rc2, s, s, 1, thr, &sec, &cpu);
         free(rc2.op);
         if (st == DF_OK) {
-            G = 2.0 * df_unet_macs(cfg, s, s, 77) / sec * 1e-9;
-            pm->cal_s = sec, pm->cal_size = s;
+            G = 2.0 * df_unet_macs(cfg, s, s, 77) / cpu * 1e-9;
+            pm->cal_s = sec, pm->cal_cpu = cpu, pm->cal_size = s;
         }
     }
     if (st != DF_OK) {
@@ -318,9 +334,11 @@ void df_predict_free(df_predict_model *m) {
 }
 
 double df_predict_gflops(const df_predict_model *m) { return m->G; }
-void df_predict_calibration(const df_predict_model *m, int *latent, double *seconds) {
+void df_predict_calibration(const df_predict_model *m, int *latent, double *seconds,
+                            double *cpu_seconds) {
     *latent = m->cal_size;
     *seconds = m->cal_s;
+    if (cpu_seconds) *cpu_seconds = m->cal_cpu;
 }
 int df_predict_layers(const df_predict_model *m) { return m->r.n; }
 int df_predict_default_size(const df_predict_model *m) {

@@ -91,6 +91,10 @@ df_status df_mpi_finalize(void) {
     g_mpi.active = 0;
     if (!g_mpi.we_initialised) return DF_OK;
     g_mpi.we_initialised = 0;
+    // Every rank gets here together (dist.h's exit protocol), all communication completed: the
+    // barrier makes every message received before any rank tears its transport down (MPICH
+    // 4.0.2/UCX closes its endpoints before its own barrier; scripts/mpich-ucx-close.c).
+    MPI_TRY(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier (before MPI_Finalize)");
     MPI_TRY(MPI_Finalize(), "MPI_Finalize");
     return DF_OK;
 }

@@ -19,6 +19,10 @@ export DF_CLUSTER_DIR=$WORK/cluster
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 export OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
 rm -rf "$WORK"; mkdir -p "$WORK"; cd "$WORK" || exit 1
+# the namespaces dfnode* are global: one user at a time across build trees and worktrees
+# (CTest's RESOURCE_LOCK covers one ctest only; bench/cluster_bench.py takes the same lock)
+exec 9>"${DF_CLUSTER_LOCK:-/tmp/df-cluster.lock}"
+flock -w 700 9 || { echo "FAIL: /tmp/df-cluster.lock busy for 700 s (another cluster user)"; exit 1; }
 
 fail() { echo "FAIL: $*"; exit 1; }
 cleanup() { "$CL" down >/dev/null 2>&1 || true; }

@@ -228,13 +228,14 @@ int df_bench_predict(int argc, char **argv) {
     if (!o.quiet) {
         const double G = df_predict_gflops(m);
         int cal_size;
-        double cal_s;
-        df_predict_calibration(m, &cal_size, &cal_s);
+        double cal_s, cal_cpu;
+        df_predict_calibration(m, &cal_size, &cal_s, &cal_cpu);
         if (o.gflops > 0) printf("distrifuse-bench --predict: compute %.1f GFLOP/s per rank "
                                  "(--gflops)\n", G);
         else
             printf("distrifuse-bench --predict: compute %.1f GFLOP/s per rank (calibration: one "
-                   "forward at %dx%d latent in %.2f s)\n", G, cal_size, cal_size, cal_s);
+                   "forward at %dx%d latent, %.2f CPU-s per thread, %.2f s wall)\n", G,
+                   cal_size, cal_size, cal_cpu, cal_s);
         printf("  layer list: %d exchanged layers per forward\n", df_predict_layers(m));
     }
     if (!o.sweep) {

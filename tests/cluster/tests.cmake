@@ -3,7 +3,7 @@
 # and network namespaces and skip (77) elsewhere; they share the namespaces dfnode*, hence the
 # resource lock, and /tmp/df-cluster.lock across ctest runs. About 35 s in all on 2 cores.
 set(DF_CLUSTER_ENV "DF_SRC=${CMAKE_SOURCE_DIR};DF_BIN=${CMAKE_BINARY_DIR}/distrifuse;DF_MAKE_MODEL=${CMAKE_BINARY_DIR}/tools/df-make-model;DF_MPIEXEC=${MPIEXEC_EXECUTABLE};DF_WORK=${CMAKE_BINARY_DIR};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;ASAN_OPTIONS=detect_leaks=0")
-# cluster_mpich: build-mpich/ (scripts/cluster.sh build-mpich, run by .ci/run) over the cluster
+# cluster_mpich: build-mpich/ (made by the test with scripts/cluster.sh build-mpich if absent) over the cluster
 # == Open MPI over shared memory; skips (77) without MPICH, build-mpich/ or namespaces. Debian's
 # MPICH 4.0.2 + UCX 1.13 used to hang in MPI_Finalize in ~1 of 4 runs: cluster.sh preloads
 # scripts/mpich-ucx-close.c, which bounds the endpoint close that hung.

@@ -1,550 +1,20 @@
 // UNet2DConditionModel forward (sdxl.md §3), NHWC f32, on a row band through the patch context.
 //
-// Reading order: weight structs and loading; planning (activation arena); text conditioning;
-// the layers (GroupNorm, conv, resnet, transformer); df_unet_forward (top-down, like llama2.c's
-// forward()); cost model.
+// Reading order: creation and loading; planning (activation arena); text conditioning; the
+// layers (GroupNorm, linear, conv, resnet, transformer); df_unet_forward (top-down, like
+// llama2.c's forward()); cost model. The df_unet struct, the weight structs and PROF live in
+// model/unet_impl.h; weight lookup and the f32 weight cache in unet_weights.c, the profile tables
+// in unet_profile.c, the tensor-parallel layer variants in unet_tp_layers.c.
 //
 // Legend: B batch, H/W band rows/width at a level, T = H*W tokens per image, P = B*T pixels,
 // C channels, G GroupNorm groups, F feed-forward inner width (4C), Tt text tokens.
-#include "model/unet.h"
-
-#include "kernels/gemm_bf16.h"
-#include "kernels/kernels.h"
-#include "model/unet_tp.h"
+#include "model/unet_impl.h"
 
 #include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
-
-#define NAME_CAP 128
-// Feed-forward token chunk budget: the GEGLU input [tc][2F] and output [tc][F] hold at most this
-// many floats together (bounds the [T][2F] intermediate at any resolution).
-#define FF_CHUNK_FLOATS ((size_t)16 << 20)
-// Default f32 weight cache limit (MiB): a model whose matrices fit is converted once at load.
-// Build option DF_UNET_CACHE_MB (CMake); per UNet: df_unet_set_weight_cache.
-#ifndef DF_CONV_ALGO_DEFAULT // build option (CMake): the default df_conv_algo
-#    define DF_CONV_ALGO_DEFAULT 0
-#endif
-#ifndef DF_UNET_CACHE_MB
-#    define DF_UNET_CACHE_MB 256
-#endif
-#ifndef DF_UNET_PROFILE
-#    define DF_UNET_PROFILE 0
-#endif
-
-// ---------------------------------------------------------------------------------------------
-// Optional profile (df_unet_set_profile, or the build option DF_UNET_PROFILE=ON): process CPU
-// time and FLOPs per operation class and latent level, printed to stderr by df_unet_destroy (the first forward, a warm-up
-// with page faults on the weights, is dropped when there are more). Off: one branch per op.
-
-enum {
-    PR_CONV_W,   // conv weight conversion + packing
-    PR_CONV,     // 3x3 conv (im2col + GEMM)
-    PR_LIN_W,    // linear weight conversion
-    PR_LIN,      // linear GEMM
-    PR_ATT_SELF, // attn1 core
-    PR_ATT_X,    // attn2 core
-    PR_NORM,     // GroupNorm / LayerNorm
-    PR_EW,       // GEGLU, adds, temb, concat, upsample, scaling
-    PR_N
-};
-static const char *const pr_names[PR_N] = {"conv weight pack", "conv3x3", "linear weight cvt",
-                                           "linear gemm", "attn self", "attn cross", "norms",
-                                           "elementwise/shape"};
-#define PR_LEVELS 5 // per-level rows; level index = log2(T0 / T) clamped
-
-typedef struct uprof {
-    int on;
-    double t[PR_N][PR_LEVELS], wall[PR_N][PR_LEVELS], flops[PR_N][PR_LEVELS];
-    double forwards;
-    int skipped_first; // counters were reset at the second forward (first = warm-up)
-} uprof;
-
-static double pr_clock(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Weights
-
-typedef struct uparam {
-    const df_st_tensor *t; // stored tensor (NULL: absent optional bias)
-    const float *f;        // f32 data when cached / zero-copy (conv: packed HWIO), else NULL
-} uparam;
-
-typedef struct ulin { // Linear [out][in] (also 1x1 convs)
-    uparam w, b;
-    int in, out;
-} ulin;
-
-typedef struct uconv { // 3x3 conv, padding 1
-    uparam w, b;
-    int cin, cout;
-    char name[NAME_CAP];
-} uconv;
-
-typedef struct unorm { // GroupNorm or LayerNorm affine
-    uparam g, b;
-    int C;
-    char name[NAME_CAP];
-} unorm;
-
-typedef struct uresnet { // ResnetBlock2D
-    char name[NAME_CAP];
-    int cin, cout, has_sc;
-    float out_scale;
-    unorm norm1, norm2;
-    uconv conv1, conv2;
-    ulin temb, sc;
-} uresnet;
-
-typedef struct ublock { // BasicTransformerBlock
-    char attn1[NAME_CAP];
-    unorm ln1, ln2, ln3;
-    ulin q1, k1, v1, o1; // self-attention
-    ulin q2, k2, v2, o2; // cross-attention
-    ulin ff1, ff2;       // GEGLU proj [2F][C], out [C][F]
-    float *ktext, *vtext; // [B][Tt][C] cached cross-attention K/V (in the text arena)
-} ublock;
-
-typedef struct utrans { // Transformer2DModel
-    char name[NAME_CAP];
-    int C, heads, depth; // depth 0: absent
-    unorm norm;
-    ulin proj_in, proj_out;
-    ublock *blocks; // [depth]
-} utrans;
-
-typedef struct ublk { // one down or up block
-    int nres, has_sample; // resnets; downsampler/upsampler present
-    uresnet res[DF_UNET_MAX_LAYERS];
-    utrans attn[DF_UNET_MAX_LAYERS];
-    uconv sample; // downsamplers.0.conv / upsamplers.0.conv
-} ublk;
-
-typedef struct wreg { // every parameter, for caching
-    uparam *p;
-    int kind; // 0 vector, 1 linear, 2 conv3
-    int cout, cin;
-} wreg;
-
-struct df_unet {
-    df_unet_config cfg;
-    df_weights *w;
-    df_st_file *single; // owned single-file checkpoint or NULL
-
-    ulin time1, time2, add1, add2;
-    uconv conv_in, conv_out;
-    unorm norm_out;
-    ublk down[DF_UNET_MAX_LEVELS], up[DF_UNET_MAX_LEVELS];
-    uresnet mid_res[2];
-    utrans mid_attn;
-
-    wreg *reg;
-    int nreg, capreg;
-    float *cache;       // f32 vectors (+ matrices when cached)
-    size_t cache_bytes;
-    float *wscr, *wscr2; // [max matrix floats] conversion scratch (NULL when all cached)
-    size_t max_matrix;
-    size_t weight_bytes;
-    size_t cache_mb; // f32 weight cache limit (MiB)
-    int conv_algo;   // df_conv_algo of the 3x3 convs (df_unet_set_conv_algo)
-    // --compute bf16 (df_unet_set_compute): the big convs / linears run df_conv2d_bf16 /
-    // df_linear_bf16 with their weight packed per use (from the f32 cache or scratch) into
-    // wbf / wbf2 (bf16, [max packed matrix], half the f32 scratch); NULL while f32.
-    int bf16;
-    uint16_t *wbf, *wbf2;
-
-    // plan
-    int planned, B, H, W, Hb;
-    int hb[DF_UNET_MAX_LEVELS], wl[DF_UNET_MAX_LEVELS]; // band rows / width per level
-    float *arena;
-    size_t arena_floats;
-    float *skip[3 * DF_UNET_MAX_LEVELS * DF_UNET_MAX_LAYERS]; // skip stack slots
-    int nskip;
-    float *hA, *hB, *cat, *t1, *t2;   // hidden ping-pong, concat, resnet scratch
-    float *ts, *tq, *tk, *tv;         // transformer stream / Q / K / V [P][C]
-    float *ffg;                       // [tc][2F] then [tc][F] (GEGLU in / out)
-    size_t ff_floats;
-    float *tproj, *temb, *semb, *tmp_e, *tbuf; // time embedding vectors
-    double *gstats;                   // [B][G][2]
-    float *gmean, *gvar, *grstd;      // [B][G]
-
-    // text conditioning
-    float *text;
-    size_t text_floats;
-    int text_set, Tt;
-    float *aug, *add_tproj; // [B][temb], [B*n_ids][atd]
-
-    df_unet_debug_fn dbg;
-    void *dbg_user;
-    int idx; // patch-context call counter within a forward
-    df_unet_tp *tp; // tensor-parallel state (unet_tp.h), made by the first tp_size > 1 forward
-    int T0;  // tokens per image at level 0 of the current forward (profile levels)
-    uprof prof;
-};
-
-static int pr_level(const df_unet *u, size_t T) {
-    int l = 0;
-    while (l + 1 < PR_LEVELS && T * ((size_t)2 << (2 * l)) <= (size_t)u->T0) l++;
-    return l;
-}
-
-// PROF(u, cat, T, flops, statement): statement, timed into u->prof when profiling.
-#define PROF(u, cat, T, fl, stmt)                                                              \
-    do {                                                                                       \
-        if (!(u)->prof.on) {                                                                   \
-            stmt;                                                                              \
-        } else {                                                                               \
-            const double pt0_ = pr_clock(), pw0_ = df_time_s();                                \
-            stmt;                                                                              \
-            const int pl_ = pr_level((u), (size_t)(T));                                        \
-            (u)->prof.t[cat][pl_] += pr_clock() - pt0_;                                        \
-            (u)->prof.wall[cat][pl_] += df_time_s() - pw0_;                                    \
-            (u)->prof.flops[cat][pl_] += (double)(fl);                                         \
-        }                                                                                      \
-    } while (0)
-
-static void pr_print(const df_unet *u) {
-    const uprof *p = &u->prof;
-    if (!p->on || p->forwards <= 0) return;
-    double tot = 0, totw = 0, fl = 0;
-    for (int c = 0; c < PR_N; c++)
-        for (int l = 0; l < PR_LEVELS; l++)
-            tot += p->t[c][l], totw += p->wall[c][l], fl += p->flops[c][l];
-    fprintf(stderr,
-            "unet profile: %.0f forward(s), per forward in ops %.3f CPU-s, %.3f s wall "
-            "(%.1f GFLOP); per class: CPU-s, share, wall s, GFLOP, GFLOP per CPU-s / wall-s\n",
-            p->forwards, tot / p->forwards, totw / p->forwards, fl / p->forwards * 1e-9);
-    for (int c = 0; c < PR_N; c++)
-        for (int l = 0; l < PR_LEVELS; l++) {
-            if (p->t[c][l] <= 0) continue;
-            const double t = p->t[c][l] / p->forwards, f = p->flops[c][l] / p->forwards;
-            const double w = p->wall[c][l] / p->forwards;
-            fprintf(stderr, "  %-20s L%d %8.3f s %5.1f%% %8.3f s", pr_names[c], l, t,
-                    100 * p->t[c][l] / tot, w);
-            if (f > 0)
-                fprintf(stderr, "  %8.1f GFLOP %6.1f / %6.1f GF/s", f * 1e-9, f / t * 1e-9,
-                        f / w * 1e-9);
-            fprintf(stderr, "\n");
-        }
-}
-
-static size_t weight_floats(const wreg *r) {
-    return r->p->t ? r->p->t->numel : 0;
-}
-
-static df_status reg_add(df_unet *u, uparam *p, int kind, int cout, int cin) {
-    if (u->nreg == u->capreg) {
-        int cap = u->capreg ? 2 * u->capreg : 1024;
-        wreg *n = realloc(u->reg, (size_t)cap * sizeof *n);
-        DF_FAIL_IF(!n, DF_ERR_NOMEM, "out of memory");
-        u->reg = n;
-        u->capreg = cap;
-    }
-    u->reg[u->nreg++] = (wreg){p, kind, cout, cin};
-    return DF_OK;
-}
-
-static df_status fetch(df_unet *u, uparam *p, const char *prefix, const char *suffix, int ndim,
-                       int64_t d0, int64_t d1, int64_t d2, int64_t d3, int kind, int cout,
-                       int cin) {
-    char name[2 * NAME_CAP];
-    snprintf(name, sizeof name, "%s%s", prefix, suffix);
-    const int64_t shape[4] = {d0, d1, d2, d3};
-    DF_TRY(df_weights_get(u->w, name, ndim, shape, &p->t));
-    u->weight_bytes += p->t->nbytes;
-    return reg_add(u, p, kind, cout, cin);
-}
-
-static df_status get_lin(df_unet *u, ulin *l, const char *prefix, int out, int in, int bias) {
-    l->in = in;
-    l->out = out;
-    DF_TRY(fetch(u, &l->w, prefix, ".weight", 2, out, in, 0, 0, 1, out, in));
-    if (bias) DF_TRY(fetch(u, &l->b, prefix, ".bias", 1, out, 0, 0, 0, 0, 0, 0));
-    return DF_OK;
-}
-
-static df_status get_conv(df_unet *u, uconv *c, const char *prefix, int cout, int cin) {
-    c->cin = cin;
-    c->cout = cout;
-    snprintf(c->name, sizeof c->name, "%s", prefix);
-    DF_TRY(fetch(u, &c->w, prefix, ".weight", 4, cout, cin, 3, 3, 2, cout, cin));
-    return fetch(u, &c->b, prefix, ".bias", 1, cout, 0, 0, 0, 0, 0, 0);
-}
-
-static df_status get_norm(df_unet *u, unorm *n, const char *prefix, int C) {
-    n->C = C;
-    snprintf(n->name, sizeof n->name, "%s", prefix);
-    DF_TRY(fetch(u, &n->g, prefix, ".weight", 1, C, 0, 0, 0, 0, 0, 0));
-    return fetch(u, &n->b, prefix, ".bias", 1, C, 0, 0, 0, 0, 0, 0);
-}
-
-static df_status get_resnet(df_unet *u, uresnet *r, const char *prefix, int cin, int cout,
-                            float out_scale) {
-    char p[2 * NAME_CAP];
-    snprintf(r->name, sizeof r->name, "%s", prefix);
-    r->cin = cin;
-    r->cout = cout;
-    r->out_scale = out_scale;
-    snprintf(p, sizeof p, "%s.norm1", prefix);
-    DF_TRY(get_norm(u, &r->norm1, p, cin));
-    snprintf(p, sizeof p, "%s.conv1", prefix);
-    DF_TRY(get_conv(u, &r->conv1, p, cout, cin));
-    snprintf(p, sizeof p, "%s.time_emb_proj", prefix);
-    DF_TRY(get_lin(u, &r->temb, p, cout, u->cfg.time_embed_dim, 1));
-    snprintf(p, sizeof p, "%s.norm2", prefix);
-    DF_TRY(get_norm(u, &r->norm2, p, cout));
-    snprintf(p, sizeof p, "%s.conv2", prefix);
-    DF_TRY(get_conv(u, &r->conv2, p, cout, cout));
-    r->has_sc = cin != cout;
-    if (r->has_sc) { // 1x1 conv [cout][cin][1][1] == Linear [cout][cin]
-        snprintf(p, sizeof p, "%s.conv_shortcut", prefix);
-        r->sc.in = cin;
-        r->sc.out = cout;
-        DF_TRY(fetch(u, &r->sc.w, p, ".weight", 4, cout, cin, 1, 1, 1, cout, cin));
-        DF_TRY(fetch(u, &r->sc.b, p, ".bias", 1, cout, 0, 0, 0, 0, 0, 0));
-    }
-    return DF_OK;
-}
-
-static df_status get_transformer(df_unet *u, utrans *tr, const char *prefix, int C, int heads,
-                                 int depth) {
-    const df_unet_config *c = &u->cfg;
-    char p[2 * NAME_CAP], q[2 * NAME_CAP + 32];
-    snprintf(tr->name, sizeof tr->name, "%s", prefix);
-    tr->C = C;
-    tr->heads = heads;
-    tr->depth = depth;
-    snprintf(p, sizeof p, "%s.norm", prefix);
-    DF_TRY(get_norm(u, &tr->norm, p, C));
-    // proj_in/out: Linear [C][C] or 1x1 conv [C][C][1][1] (the same op on NHWC tokens)
-    snprintf(p, sizeof p, "%s.proj_in", prefix);
-    tr->proj_in.in = tr->proj_in.out = C;
-    DF_TRY(fetch(u, &tr->proj_in.w, p, ".weight", c->use_linear_projection ? 2 : 4, C, C, 1, 1, 1,
-                 C, C));
-    DF_TRY(fetch(u, &tr->proj_in.b, p, ".bias", 1, C, 0, 0, 0, 0, 0, 0));
-    snprintf(p, sizeof p, "%s.proj_out", prefix);
-    tr->proj_out.in = tr->proj_out.out = C;
-    DF_TRY(fetch(u, &tr->proj_out.w, p, ".weight", c->use_linear_projection ? 2 : 4, C, C, 1, 1,
-                 1, C, C));
-    DF_TRY(fetch(u, &tr->proj_out.b, p, ".bias", 1, C, 0, 0, 0, 0, 0, 0));
-    tr->blocks = calloc((size_t)depth, sizeof *tr->blocks);
-    DF_FAIL_IF(!tr->blocks, DF_ERR_NOMEM, "out of memory");
-    const int F = 4 * C, X = c->cross_attention_dim;
-    for (int j = 0; j < depth; j++) {
-        ublock *b = &tr->blocks[j];
-        snprintf(p, sizeof p, "%s.transformer_blocks.%d", prefix, j);
-        snprintf(b->attn1, sizeof b->attn1, "%s.attn1", p);
-#define SUB(s) (snprintf(q, sizeof q, "%s.%s", p, (s)), q)
-        DF_TRY(get_norm(u, &b->ln1, SUB("norm1"), C));
-        DF_TRY(get_lin(u, &b->q1, SUB("attn1.to_q"), C, C, 0));
-        DF_TRY(get_lin(u, &b->k1, SUB("attn1.to_k"), C, C, 0));
-        DF_TRY(get_lin(u, &b->v1, SUB("attn1.to_v"), C, C, 0));
-        DF_TRY(get_lin(u, &b->o1, SUB("attn1.to_out.0"), C, C, 1));
-        DF_TRY(get_norm(u, &b->ln2, SUB("norm2"), C));
-        DF_TRY(get_lin(u, &b->q2, SUB("attn2.to_q"), C, C, 0));
-        DF_TRY(get_lin(u, &b->k2, SUB("attn2.to_k"), C, X, 0));
-        DF_TRY(get_lin(u, &b->v2, SUB("attn2.to_v"), C, X, 0));
-        DF_TRY(get_lin(u, &b->o2, SUB("attn2.to_out.0"), C, C, 1));
-        DF_TRY(get_norm(u, &b->ln3, SUB("norm3"), C));
-        DF_TRY(get_lin(u, &b->ff1, SUB("ff.net.0.proj"), 2 * F, C, 1));
-        DF_TRY(get_lin(u, &b->ff2, SUB("ff.net.2"), C, F, 1));
-#undef SUB
-    }
-    return DF_OK;
-}
-
-// Looks up every tensor of the configuration (sdxl.md §3.1 construction rules).
-static df_status resolve_weights(df_unet *u) {
-    const df_unet_config *c = &u->cfg;
-    const int n = c->n_levels, L = c->layers_per_block, ted = c->time_embed_dim;
-    char p[NAME_CAP];
-    DF_TRY(get_conv(u, &u->conv_in, "conv_in", c->block_out[0], c->in_channels));
-    DF_TRY(get_lin(u, &u->time1, "time_embedding.linear_1", ted, c->time_proj_dim, 1));
-    DF_TRY(get_lin(u, &u->time2, "time_embedding.linear_2", ted, ted, 1));
-    if (c->addition_embed) {
-        DF_TRY(get_lin(u, &u->add1, "add_embedding.linear_1", ted, c->add_in_dim, 1));
-        DF_TRY(get_lin(u, &u->add2, "add_embedding.linear_2", ted, ted, 1));
-    }
-    for (int i = 0; i < n; i++) {
-        ublk *d = &u->down[i];
-        int cin = i == 0 ? c->block_out[0] : c->block_out[i - 1], cout = c->block_out[i];
-        d->nres = L;
-        for (int j = 0; j < L; j++) {
-            snprintf(p, sizeof p, "down_blocks.%d.resnets.%d", i, j);
-            DF_TRY(get_resnet(u, &d->res[j], p, j == 0 ? cin : cout, cout, c->resnet_out_scale));
-            if (c->down_attn[i]) {
-                snprintf(p, sizeof p, "down_blocks.%d.attentions.%d", i, j);
-                DF_TRY(get_transformer(u, &d->attn[j], p, cout, c->heads_down[i],
-                                       c->tl_down[i][j]));
-            }
-        }
-        d->has_sample = i < n - 1;
-        if (d->has_sample) {
-            snprintf(p, sizeof p, "down_blocks.%d.downsamplers.0.conv", i);
-            DF_TRY(get_conv(u, &d->sample, p, cout, cout));
-        }
-    }
-    if (c->mid_attn) {
-        int C = c->block_out[n - 1];
-        DF_TRY(get_resnet(u, &u->mid_res[0], "mid_block.resnets.0", C, C, c->mid_out_scale));
-        DF_TRY(get_transformer(u, &u->mid_attn, "mid_block.attentions.0", C, c->heads_mid,
-                               c->tl_mid));
-        DF_TRY(get_resnet(u, &u->mid_res[1], "mid_block.resnets.1", C, C, c->mid_out_scale));
-    }
-    for (int i = 0; i < n; i++) {
-        ublk *b = &u->up[i];
-        int out = c->block_out[n - 1 - i];
-        int prev = c->block_out[n - 1 - (i == 0 ? 0 : i - 1)];
-        int in = c->block_out[n - 1 - (i + 1 < n ? i + 1 : n - 1)];
-        b->nres = L + 1;
-        for (int j = 0; j <= L; j++) {
-            int ch = j == 0 ? prev : out, cs = j == L ? in : out;
-            snprintf(p, sizeof p, "up_blocks.%d.resnets.%d", i, j);
-            DF_TRY(get_resnet(u, &b->res[j], p, ch + cs, out, c->resnet_out_scale));
-            if (c->up_attn[i]) {
-                snprintf(p, sizeof p, "up_blocks.%d.attentions.%d", i, j);
-                DF_TRY(get_transformer(u, &b->attn[j], p, out, c->heads_up[i], c->tl_up[i][j]));
-            }
-        }
-        b->has_sample = i < n - 1;
-        if (b->has_sample) {
-            snprintf(p, sizeof p, "up_blocks.%d.upsamplers.0.conv", i);
-            DF_TRY(get_conv(u, &b->sample, p, out, out));
-        }
-    }
-    DF_TRY(get_norm(u, &u->norm_out, "conv_norm_out", c->block_out[0]));
-    DF_TRY(get_conv(u, &u->conv_out, "conv_out", c->out_channels, c->block_out[0]));
-    char msg[768];
-    int extra = df_weights_unused(u->w, NULL, msg, sizeof msg);
-    DF_FAIL_IF(extra > 0, DF_ERR_FORMAT,
-               "%s: %d unexpected tensor(s) not used by the UNet config (%s): %s",
-               df_weights_path(u->w), extra, c->arch, msg);
-    return DF_OK;
-}
-
-// dst[i] = src[i] as f32, in parallel chunks.
-static void convert_par(float *dst, const df_st_tensor *t) {
-    const size_t n = t->numel, chunk = (size_t)1 << 16, es = df_dtype_size(t->dtype);
-    const long nch = (long)((n + chunk - 1) / chunk);
-#pragma omp parallel for schedule(static) if (nch > 4)
-    for (long c = 0; c < nch; c++) {
-        size_t o = (size_t)c * chunk, m = n - o < chunk ? n - o : chunk;
-        df_convert_to_f32(dst + o, (const unsigned char *)t->data + o * es, t->dtype, m);
-    }
-}
-
-// Conv weight [Cout][Cin][3][3] -> HWIO [3][3][Cin][Cout] (df_conv_weight_pack's layout), in
-// parallel over ranges of 16-channel blocks (df_conv_weight_pack_range: register-transposed
-// 16 x 16 blocks, no temporary).
-static void pack_conv_par(float *dst, const df_st_tensor *t, int cout, int cin) {
-    const int nb = (cout + 15) / 16;
-#pragma omp parallel for schedule(static) if ((size_t)cout * cin > 65536)
-    for (int b = 0; b < nb; b++) {
-        const int c0 = 16 * b, c1 = c0 + 16 < cout ? c0 + 16 : cout;
-        df_conv_weight_pack_range(dst, t->data, t->dtype, cout, cin, 3, c0, c1);
-    }
-}
-
-// Converts vectors always, matrices when they all fit the cache limit; sets up the scratch.
-static df_status build_cache(df_unet *u) {
-    size_t vec = 0, mat = 0, maxm = 0;
-    for (int i = 0; i < u->nreg; i++) {
-        size_t n = weight_floats(&u->reg[i]);
-        if (u->reg[i].kind == 0) vec += n;
-        else {
-            mat += n;
-            if (n > maxm) maxm = n;
-        }
-    }
-    const size_t limit_mb = u->cache_mb;
-    const int cache_mats = mat * sizeof(float) <= limit_mb * ((size_t)1 << 20);
-    size_t total = vec + (cache_mats ? mat : 0);
-    u->cache = df_malloc((total ? total : 1) * sizeof(float));
-    DF_FAIL_IF(!u->cache, DF_ERR_NOMEM, "out of memory (%zu MB f32 weight cache)",
-               total * 4 >> 20);
-    u->cache_bytes = total * sizeof(float);
-    float *p = u->cache;
-    for (int i = 0; i < u->nreg; i++) {
-        wreg *r = &u->reg[i];
-        const df_st_tensor *t = r->p->t;
-        if (!t) continue;
-        if (r->kind == 0 || cache_mats) {
-            if (r->kind == 2) df_conv_weight_pack(p, t->data, t->dtype, r->cout, r->cin, 3);
-            else convert_par(p, t);
-            r->p->f = p;
-            p += t->numel;
-        } else if (r->kind == 1 && t->dtype == DF_DTYPE_F32 && ((uintptr_t)t->data & 3) == 0) {
-            r->p->f = t->data; // zero-copy f32 linear
-        }
-    }
-    if (!cache_mats) {
-        u->max_matrix = maxm;
-        u->wscr = df_malloc(maxm * sizeof(float));
-        u->wscr2 = df_malloc(maxm * sizeof(float));
-        DF_FAIL_IF(!u->wscr || !u->wscr2, DF_ERR_NOMEM,
-                   "out of memory (2 x %zu MB weight conversion scratch)", maxm * 4 >> 20);
-    }
-    return DF_OK;
-}
-
-// f32 weights of a linear layer: cached, zero-copy, or converted into `scr`.
-static const float *lin_w(const ulin *l, float *scr) {
-    if (l->w.f) return l->w.f;
-    convert_par(scr, l->w.t);
-    return scr;
-}
-
-static const float *conv_w(df_unet *u, const uconv *c) {
-    if (c->w.f) return c->w.f;
-    pack_conv_par(u->wscr, c->w.t, c->cout, c->cin);
-    return u->wscr;
-}
-
-// y [M][out] (=|+=) x [M][in] W^T + b for a linear layer; T: tokens per image (profile level).
-// bf16 for a linear of M rows (--compute bf16): only GEMMs large enough to pay for the packing.
-static int lin_bf16(const df_unet *u, const ulin *l, int M) {
-    return u->bf16 && M >= 64 && l->out >= 16 && l->in >= 16;
-}
-
-// The packed bf16 weight of a linear layer: from the f32 cache / zero-copy f32, else straight
-// from the stored tensor (no f32 scratch).
-static df_bf16_mat lin_wb(const ulin *l, uint16_t *dst) {
-    df_bf16_mat m;
-    if (l->w.f) df_bf16_pack(dst, l->w.f, l->in, 1, l->in, l->out, &m);
-    else df_bf16_pack_weight(dst, l->w.t->data, l->w.t->dtype, 0, l->out, l->in, &m);
-    return m;
-}
-
-// The same for a 3x3 conv (HWIO order).
-static df_bf16_mat conv_wb(const uconv *c, uint16_t *dst) {
-    df_bf16_mat m;
-    if (c->w.f) df_bf16_pack(dst, c->w.f, c->cout, 0, 9 * c->cin, c->cout, &m);
-    else df_bf16_pack_weight(dst, c->w.t->data, c->w.t->dtype, 1, c->cout, c->cin, &m);
-    return m;
-}
-
-static void lin(df_unet *u, float *y, const float *x, const ulin *l, float *scr, int M, int T,
-                int accumulate) {
-    if (lin_bf16(u, l, M)) {
-        df_bf16_mat m;
-        PROF(u, PR_LIN_W, T, 0, m = lin_wb(l, u->wbf));
-        PROF(u, PR_LIN, T, 2.0 * M * l->in * l->out,
-             df_linear_bf16(y, x, &m, l->b.f, M, l->in, l->out, accumulate));
-        return;
-    }
-    const float *w;
-    PROF(u, PR_LIN_W, T, 0, w = lin_w(l, scr));
-    PROF(u, PR_LIN, T, 2.0 * M * l->in * l->out,
-         df_linear(y, x, w, l->b.f, M, l->in, l->out, accumulate));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Creation / loading
@@ -566,8 +36,8 @@ df_status df_unet_create(const df_unet_config *cfg, df_weights *w, df_unet **out
     u->prof.on = DF_UNET_PROFILE;
     u->cache_mb = DF_UNET_CACHE_MB;
     u->conv_algo = DF_CONV_ALGO_DEFAULT;
-    st = resolve_weights(u);
-    if (st == DF_OK) st = build_cache(u);
+    st = df_unet_resolve_weights(u);
+    if (st == DF_OK) st = df_unet_build_cache(u);
     if (st != DF_OK) {
         df_unet_destroy(u);
         return st;
@@ -653,7 +123,7 @@ static void free_trans(utrans *t) {
 
 void df_unet_destroy(df_unet *u) {
     if (!u) return;
-    pr_print(u);
+    df_unet_pr_print(u);
     for (int i = 0; i < DF_UNET_MAX_LEVELS; i++)
         for (int j = 0; j < DF_UNET_MAX_LAYERS; j++) {
             free_trans(&u->down[i].attn[j]);
@@ -678,59 +148,7 @@ const df_unet_config *df_unet_get_config(const df_unet *u) {
     return &u->cfg;
 }
 
-size_t df_unet_weight_bytes(const df_unet *u) {
-    return u->weight_bytes;
-}
-
-df_status df_unet_set_weight_cache(df_unet *u, size_t limit_mb) {
-    DF_FAIL_IF(u->planned, DF_ERR_ARG, "unet: set the weight cache before df_unet_plan");
-    for (int i = 0; i < u->nreg; i++) u->reg[i].p->f = NULL;
-    df_free(u->cache);
-    df_free(u->wscr);
-    df_free(u->wscr2);
-    u->cache = u->wscr = u->wscr2 = NULL;
-    u->cache_bytes = u->max_matrix = 0;
-    df_unet_tp_destroy(u->tp); // rebuilt with the new limit
-    u->tp = NULL;
-    u->cache_mb = limit_mb;
-    return build_cache(u);
-}
-
-void df_unet_set_profile(df_unet *u, int on) { u->prof.on = on != 0; }
-
 void df_unet_set_conv_algo(df_unet *u, int algo) { u->conv_algo = algo; }
-int df_unet_set_compute(df_unet *u, int bf16) {
-    if (!bf16 || !df_bf16_available()) {
-        u->bf16 = 0;
-        return 0;
-    }
-    if (!u->wbf) {
-        size_t mx = 0; // largest packed matrix
-        for (int i = 0; i < u->nreg; i++) {
-            const wreg *r = &u->reg[i];
-            if (!r->p->t || r->kind == 0) continue;
-            const size_t e = r->kind == 2 ? df_bf16_mat_elems(9 * r->cin, r->cout)
-                                          : df_bf16_mat_elems(r->cin, r->cout);
-            if (e > mx) mx = e;
-        }
-        u->wbf = df_malloc((mx ? mx : 1) * sizeof(uint16_t));
-        u->wbf2 = df_malloc((mx ? mx : 1) * sizeof(uint16_t));
-        if (!u->wbf || !u->wbf2) {
-            df_free(u->wbf), df_free(u->wbf2);
-            u->wbf = u->wbf2 = NULL;
-            df_log(DF_LOG_WARN, "out of memory for the bf16 weight scratch (2 x %zu MB): f32",
-                   mx * 2 >> 20);
-            u->bf16 = 0;
-            return 0;
-        }
-    }
-    u->bf16 = 1;
-    return 1;
-}
-
-size_t df_unet_cache_bytes(const df_unet *u) {
-    return u->cache_bytes;
-}
 
 void df_unet_set_debug(df_unet *u, df_unet_debug_fn fn, void *user) {
     u->dbg = fn;
@@ -747,12 +165,6 @@ typedef struct plan_sizes {
 } plan_sizes;
 
 #define MAXZ(a, b) ((a) = (a) > (b) ? (a) : (b))
-
-static size_t ff_chunk_tokens(size_t P, int C) {
-    size_t tc = FF_CHUNK_FLOATS / (12 * (size_t)C); // [tc][2F] + [tc][F], F = 4C
-    if (tc < 64) tc = 64;
-    return tc < P ? tc : P;
-}
 
 static void plan_resnet(plan_sizes *s, const uresnet *r, size_t P) {
     MAXZ(s->t1, P * r->cin);
@@ -983,8 +395,8 @@ static void debug_dump(df_unet *u, const char *name, const float *x, int B, int 
 }
 
 // y = GroupNorm(x) (+ SiLU) over B images of T tokens; statistics through the context.
-static df_status group_norm(df_unet *u, df_pctx *ctx, const unorm *n, const float *x, float *y,
-                            int B, int T, float eps, int silu) {
+df_status df_unet_group_norm(df_unet *u, df_pctx *ctx, const unorm *n, const float *x, float *y,
+                             int B, int T, float eps, int silu) {
     const int G = u->cfg.norm_groups, C = n->C;
     PROF(u, PR_NORM, T, 0, {
         for (int b = 0; b < B; b++)
@@ -1001,171 +413,27 @@ static df_status group_norm(df_unet *u, df_pctx *ctx, const unorm *n, const floa
     return DF_OK;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Tensor parallelism (ctx->tp_size > 1; spec §4.2, model/unet_tp.h): every rank of the group
-// holds the whole image and computes its share of the split layers; each partial output is summed
-// with ctx->ops->allreduce before its bias. The replicated layers run the code above/below.
-
-// The rank's state (sliced weights, scratch) for this context's rank and degree.
-static df_status tp_state(df_unet *u, df_pctx *ctx) {
-    if (u->tp && df_unet_tp_rank(u->tp) == ctx->tp_rank &&
-        df_unet_tp_size(u->tp) == ctx->tp_size)
-        return DF_OK;
-    DF_FAIL_IF(ctx->row0 != 0 || ctx->row1 != ctx->H_full || !ctx->ops->allreduce, DF_ERR_ARG,
-               "unet: a tensor-parallel context must cover the whole image and all-reduce");
-    df_unet_tp_destroy(u->tp);
-    u->tp = NULL;
-    DF_TRY(df_unet_tp_check(&u->cfg, ctx->tp_size));
-    return df_unet_tp_create(ctx->tp_rank, ctx->tp_size, u->cache_mb, &u->tp);
-}
-
-// Sums y [n] over the group (the partial output of a split layer), then y += bias [C].
-static df_status tp_reduce_bias(df_unet *u, df_pctx *ctx, const char *name, float *y, size_t P,
-                                int C, const float *bias) {
-    DF_TRY(ctx->ops->allreduce(ctx, u->idx++, name, y, P * C));
-    if (bias) df_tp_add_bias(y, NULL, bias, P, C);
-    return DF_OK;
-}
-
-// 3x3 conv split by input channels (down/upsampler convs, conv_out): y [B][Ho][Wo][cout].
-static df_status conv3_tp(df_unet *u, df_pctx *ctx, const uconv *c, const float *x, float *y,
-                          int B, int H, int W, int stride) {
-    DF_TRY(tp_state(u, ctx));
-    const float *top = NULL, *bot = NULL;
-    DF_TRY(ctx->ops->conv_halo(ctx, u->idx++, c->name, x, B, H, W, c->cin, 1, &top, &bot));
-    int c0, c1;
-    df_tp_share(c->cin, ctx->tp_size, ctx->tp_rank, &c0, &c1);
-    const int cl = c1 - c0, Ho = stride == 1 ? H : (H + 1) / 2, Wo = stride == 1 ? W : (W + 1) / 2;
-    float *xs; // [B][H][W][cl] this rank's input channels
-    DF_TRY(df_unet_tp_buf(u->tp, 0, (size_t)B * H * W * cl, &xs));
-    df_tp_slice_channels(xs, x, (size_t)B * H * W, c->cin, c0, c1);
-    const float *w;
-    DF_TRY(df_unet_tp_conv(u->tp, c->w.t, c->cout, c->cin, 0, c->cout, c0, c1, 0, &w));
-    df_conv2d_algo(u->conv_algo, y, xs, NULL, NULL, w, NULL, B, H, W, cl, c->cout, 3, stride);
-    return tp_reduce_bias(u, ctx, c->name, y, (size_t)B * Ho * Wo, c->cout, c->b.f);
-}
-
-// ResnetBlock2D with conv1 / time_emb_proj / norm2 on mid channels [m0, m1) and conv2 on those
-// input channels; same contract as resnet().
-static df_status resnet_tp(df_unet *u, df_pctx *ctx, const uresnet *r, const float *x, float *y,
-                           int B, int H, int W) {
-    DF_TRY(tp_state(u, ctx));
-    const int T = H * W, ci = r->cin, co = r->cout, ted = u->cfg.time_embed_dim;
-    const int G = u->cfg.norm_groups / ctx->tp_size; // norm2 groups of this rank
-    const size_t P = (size_t)B * T;
-    const float eps = u->cfg.norm_eps;
-    int m0, m1;
-    df_tp_share(co, ctx->tp_size, ctx->tp_rank, &m0, &m1);
-    const int mc = m1 - m0;
-    DF_TRY(group_norm(u, ctx, &r->norm1, x, u->t1, B, T, eps, 1)); // t1 [P][cin], replicated
-    const float *top = NULL, *bot = NULL, *w;
-    DF_TRY(ctx->ops->conv_halo(ctx, u->idx++, r->conv1.name, u->t1, B, H, W, ci, 1, &top, &bot));
-    DF_TRY(df_unet_tp_conv(u->tp, r->conv1.w.t, co, ci, m0, m1, 0, ci, 0, &w));
-    float *t2 = u->t2; // [P][mc]
-    df_conv2d_algo(u->conv_algo, t2, u->t1, NULL, NULL, w, r->conv1.b.f ? r->conv1.b.f + m0 : NULL,
-                   B, H, W, ci, mc, 3, 1);
-    DF_TRY(df_unet_tp_linear(u->tp, r->temb.w.t, co, ted, m0, m1, 0, 0, 0, ted, 0, &w));
-    df_linear(u->tbuf, u->semb, w, r->temb.b.f ? r->temb.b.f + m0 : NULL, B, ted, mc, 0);
-    df_tp_add_rows(t2, u->tbuf, P, T, mc);
-    // norm2: G groups over the mc channels (+ SiLU)
-    for (int b = 0; b < B; b++)
-        df_group_norm_stats(u->gstats + (size_t)b * 2 * G, t2 + (size_t)b * T * mc, T, mc, G);
-    DF_TRY(ctx->ops->gn_stats(ctx, u->idx++, r->norm2.name, u->gstats, B, G,
-                              (double)T * (mc / G), u->gmean, u->gvar));
-    for (int i = 0; i < B * G; i++) u->grstd[i] = 1.0f / sqrtf(u->gvar[i] + eps);
-    for (int b = 0; b < B; b++)
-        df_group_norm_apply(t2 + (size_t)b * T * mc, t2 + (size_t)b * T * mc, u->gmean + b * G,
-                            u->grstd + b * G, r->norm2.g.f ? r->norm2.g.f + m0 : NULL,
-                            r->norm2.b.f ? r->norm2.b.f + m0 : NULL, T, mc, G, 1);
-    DF_TRY(ctx->ops->conv_halo(ctx, u->idx++, r->conv2.name, t2, B, H, W, mc, 1, &top, &bot));
-    DF_TRY(df_unet_tp_conv(u->tp, r->conv2.w.t, co, co, 0, co, m0, m1, 1, &w));
-    df_conv2d_algo(u->conv_algo, y, t2, NULL, NULL, w, NULL, B, H, W, mc, co, 3, 1); // partial
-    DF_TRY(tp_reduce_bias(u, ctx, r->conv2.name, y, P, co, r->conv2.b.f));
-    if (r->has_sc) // y += conv_shortcut(x), replicated
-        df_linear(y, x, lin_w(&r->sc, u->wscr), r->sc.b.f, (int)P, ci, co, 1);
-    else
-        df_add(y, y, x, P * co);
-    if (r->out_scale != 1.0f)
-        for (size_t i = 0; i < P * co; i++) y[i] /= r->out_scale;
-    return DF_OK;
-}
-
-// out [B][T][nh*d] (ld lo) = attention of the rank's nh heads; q [B][T] rows of ld lq, k/v
-// [B][Tk] rows of ld lk starting at the rank's channel offset.
-static void attention_tp(float *out, int lo, const float *q, int lq, const float *k,
-                         const float *v, int lk, int B, int T, int Tk, int nh, int d) {
-    if (nh == 0) return;
-    for (int b = 0; b < B; b++)
-        df_attention(out + (size_t)b * T * lo, lo, q + (size_t)b * T * lq, lq,
-                     k + (size_t)b * Tk * lk, lk, v + (size_t)b * Tk * lk, lk, T, Tk, nh, d);
-}
-
-// BasicTransformerBlock with heads [h0, h1) and feed-forward features [f0, f1); same contract as
-// transformer_block().
-static df_status transformer_block_tp(df_unet *u, df_pctx *ctx, const ublock *k, float *s, int B,
-                                      int T, int C, int heads) {
-    DF_TRY(tp_state(u, ctx));
-    const int P = B * T, d = C / heads, F = 4 * C, Pn = ctx->tp_size, rk = ctx->tp_rank;
-    const float eps = u->cfg.layer_norm_eps;
-    char nm2[NAME_CAP], nff[NAME_CAP]; // "<block>.attn2", "<block>.ff" (all-reduce labels)
-    const int pre = (int)strlen(k->attn1) - 5;                 // k->attn1 ends in "attn1"
-    snprintf(nm2, sizeof nm2, "%.*sattn2", pre, k->attn1);
-    snprintf(nff, sizeof nff, "%.*sff", pre, k->attn1);
-    int h0, h1, f0, f1;
-    df_tp_share(heads, Pn, rk, &h0, &h1);
-    df_tp_share(F, Pn, rk, &f0, &f1);
-    const int nh = h1 - h0, c0 = h0 * d, c1 = h1 * d, cl = c1 - c0, Fl = f1 - f0;
-    float *n = u->t1, *o = u->t2, *q = u->tq, *part; // n [P][C]; o, q, tk, tv [P][cl]
-    DF_TRY(df_unet_tp_buf(u->tp, 1, (size_t)P * C, &part)); // [P][C] partial outputs
-    const float *w;
-    // self-attention on the rank's heads
-    df_layer_norm(n, s, k->ln1.g.f, k->ln1.b.f, P, C, eps);
-    DF_TRY(df_unet_tp_linear(u->tp, k->q1.w.t, C, C, c0, c1, 0, 0, 0, C, 0, &w));
-    df_linear(q, n, w, NULL, P, C, cl, 0);
-    DF_TRY(df_unet_tp_linear(u->tp, k->k1.w.t, C, C, c0, c1, 0, 0, 0, C, 0, &w));
-    df_linear(u->tk, n, w, NULL, P, C, cl, 0);
-    DF_TRY(df_unet_tp_linear(u->tp, k->v1.w.t, C, C, c0, c1, 0, 0, 0, C, 0, &w));
-    df_linear(u->tv, n, w, NULL, P, C, cl, 0);
-    const float *kf = NULL, *vf = NULL;
-    int Tf = 0;
-    DF_TRY(ctx->ops->attn_kv(ctx, u->idx++, k->attn1, u->tk, u->tv, B, T, cl, &kf, &vf, &Tf));
-    attention_tp(o, cl, q, cl, kf, vf, cl, B, T, Tf, nh, d);
-    DF_TRY(df_unet_tp_linear(u->tp, k->o1.w.t, C, C, 0, C, 0, 0, c0, c1, 0, &w));
-    df_linear(part, o, w, NULL, P, cl, C, 0);
-    DF_TRY(ctx->ops->allreduce(ctx, u->idx++, k->attn1, part, (size_t)P * C));
-    df_tp_add_bias(s, part, k->o1.b.f, (size_t)P, C);
-    // cross-attention: the rank's channels of the cached text K/V [B][Tt][C]
-    df_layer_norm(n, s, k->ln2.g.f, k->ln2.b.f, P, C, eps);
-    DF_TRY(df_unet_tp_linear(u->tp, k->q2.w.t, C, C, c0, c1, 0, 0, 0, C, 0, &w));
-    df_linear(q, n, w, NULL, P, C, cl, 0);
-    attention_tp(o, cl, q, cl, k->ktext + c0, k->vtext + c0, C, B, T, u->Tt, nh, d);
-    DF_TRY(df_unet_tp_linear(u->tp, k->o2.w.t, C, C, 0, C, 0, 0, c0, c1, 0, &w));
-    df_linear(part, o, w, NULL, P, cl, C, 0);
-    DF_TRY(ctx->ops->allreduce(ctx, u->idx++, nm2, part, (size_t)P * C));
-    df_tp_add_bias(s, part, k->o2.b.f, (size_t)P, C);
-    // feed-forward on features [f0, f1): g [tc][2Fl] -> GEGLU -> [tc][Fl] -> part
-    df_layer_norm(n, s, k->ln3.g.f, k->ln3.b.f, P, C, eps);
-    const float *w1, *w2, *b1;
-    DF_TRY(df_unet_tp_linear(u->tp, k->ff1.w.t, 2 * F, C, f0, f1, F + f0, F + f1, 0, C, 0, &w1));
-    DF_TRY(df_unet_tp_linear(u->tp, k->ff2.w.t, C, F, 0, C, 0, 0, f0, f1, 1, &w2));
-    DF_TRY(df_unet_tp_vec(u->tp, k->ff1.b.f, f0, f1, F + f0, F + f1, &b1));
-    const int tc = (int)ff_chunk_tokens((size_t)P, C); // ffg holds [tc][2F] + [tc][F]
-    float *g = u->ffg, *h = u->ffg + (size_t)tc * 2 * Fl;
-    for (int t0 = 0; t0 < P; t0 += tc) {
-        const int m = P - t0 < tc ? P - t0 : tc;
-        df_linear(g, n + (size_t)t0 * C, w1, b1, m, C, 2 * Fl, 0);
-        df_geglu(h, g, m, Fl);
-        df_linear(part + (size_t)t0 * C, h, w2, NULL, m, Fl, C, 0);
+// y [M][out] (=|+=) x [M][in] W^T + b for a linear layer; T: tokens per image (profile level).
+static void lin(df_unet *u, float *y, const float *x, const ulin *l, float *scr, int M, int T,
+                int accumulate) {
+    if (lin_bf16(u, l, M)) {
+        df_bf16_mat m;
+        PROF(u, PR_LIN_W, T, 0, m = lin_wb(l, u->wbf));
+        PROF(u, PR_LIN, T, 2.0 * M * l->in * l->out,
+             df_linear_bf16(y, x, &m, l->b.f, M, l->in, l->out, accumulate));
+        return;
     }
-    DF_TRY(ctx->ops->allreduce(ctx, u->idx++, nff, part, (size_t)P * C));
-    df_tp_add_bias(s, part, k->ff2.b.f, (size_t)P, C);
-    return DF_OK;
+    const float *w;
+    PROF(u, PR_LIN_W, T, 0, w = lin_w(l, scr));
+    PROF(u, PR_LIN, T, 2.0 * M * l->in * l->out,
+         df_linear(y, x, w, l->b.f, M, l->in, l->out, accumulate));
 }
 
 // y [B][Ho][Wo][cout] = conv3x3(x [B][H][W][cin]) with halo rows from the context.
 static df_status conv3(df_unet *u, df_pctx *ctx, const uconv *c, const float *x, float *y, int B,
                        int H, int W, int stride) {
-    if (ctx->tp_size > 1 && c != &u->conv_in) return conv3_tp(u, ctx, c, x, y, B, H, W, stride);
+    if (ctx->tp_size > 1 && c != &u->conv_in)
+        return df_unet_conv3_tp(u, ctx, c, x, y, B, H, W, stride);
     const float *top = NULL, *bot = NULL;
     DF_TRY(ctx->ops->conv_halo(ctx, u->idx++, c->name, x, B, H, W, c->cin, 1, &top, &bot));
     const int Ho = stride == 1 ? H : (H + 1) / 2, Wo = stride == 1 ? W : (W + 1) / 2;
@@ -1203,18 +471,18 @@ static void div_scalar(float *y, size_t n, float s) {
 // x [B][T][cin], y [B][T][cout] (y != x). Uses t1, t2, tbuf.
 static df_status resnet(df_unet *u, df_pctx *ctx, const uresnet *r, const float *x, float *y,
                         int B, int H, int W) {
-    if (ctx->tp_size > 1) return resnet_tp(u, ctx, r, x, y, B, H, W);
+    if (ctx->tp_size > 1) return df_unet_resnet_tp(u, ctx, r, x, y, B, H, W);
     const int T = H * W, ci = r->cin, co = r->cout;
     const size_t P = (size_t)B * T;
     const float eps = u->cfg.norm_eps;
-    DF_TRY(group_norm(u, ctx, &r->norm1, x, u->t1, B, T, eps, 1)); // t1 [P][cin]
+    DF_TRY(df_unet_group_norm(u, ctx, &r->norm1, x, u->t1, B, T, eps, 1)); // t1 [P][cin]
     DF_TRY(conv3(u, ctx, &r->conv1, u->t1, u->t2, B, H, W, 1));    // t2 [P][cout]
     // + time_emb_proj(SiLU(emb)) per image: tbuf [B][cout]
     lin(u, u->tbuf, u->semb, &r->temb, u->wscr, B, T, 0);
     float *t2 = u->t2;
     const float *tb = u->tbuf;
     PROF(u, PR_EW, T, 0, add_rows(t2, tb, P, T, co));
-    DF_TRY(group_norm(u, ctx, &r->norm2, u->t2, u->t2, B, T, eps, 1));
+    DF_TRY(df_unet_group_norm(u, ctx, &r->norm2, u->t2, u->t2, B, T, eps, 1));
     DF_TRY(conv3(u, ctx, &r->conv2, u->t2, y, B, H, W, 1)); // y [P][cout]
     if (r->has_sc) // y += conv_shortcut(x) (1x1 conv as a GEMM, residual fused)
         lin(u, y, x, &r->sc, u->wscr, (int)P, T, 1);
@@ -1240,7 +508,7 @@ static void attention(float *out, const float *q, const float *k, const float *v
 //   s += attn1(LN1(s)); s += attn2(LN2(s), text); s += FF(LN3(s)) with FF = net.2(GEGLU(net.0))
 static df_status transformer_block(df_unet *u, df_pctx *ctx, const ublock *k, float *s, int B,
                                    int T, int C, int heads) {
-    if (ctx->tp_size > 1) return transformer_block_tp(u, ctx, k, s, B, T, C, heads);
+    if (ctx->tp_size > 1) return df_unet_transformer_block_tp(u, ctx, k, s, B, T, C, heads);
     const int P = B * T;
     const float eps = u->cfg.layer_norm_eps;
     float *n = u->t1, *o = u->t2, *q = u->tq; // [P][C] each
@@ -1297,7 +565,7 @@ static df_status transformer_block(df_unet *u, df_pctx *ctx, const ublock *k, fl
 static df_status transformer(df_unet *u, df_pctx *ctx, const utrans *tr, float *x, int B, int H,
                              int W) {
     const int T = H * W, C = tr->C, P = B * T;
-    DF_TRY(group_norm(u, ctx, &tr->norm, x, u->t1, B, T, u->cfg.transformer_norm_eps, 0));
+    DF_TRY(df_unet_group_norm(u, ctx, &tr->norm, x, u->t1, B, T, u->cfg.transformer_norm_eps, 0));
     lin(u, u->ts, u->t1, &tr->proj_in, u->wscr, P, T, 0);
     for (int j = 0; j < tr->depth; j++)
         DF_TRY(transformer_block(u, ctx, &tr->blocks[j], u->ts, B, T, C, tr->heads));
@@ -1336,16 +604,7 @@ df_status df_unet_forward(df_unet *u, df_pctx *ctx, const float *x, const float 
     u->idx = 0;
     const int *hb = u->hb, *wl = u->wl;
     u->T0 = hb[0] * wl[0];
-    if (u->prof.on) {
-        if (u->prof.forwards == 1 && !u->prof.skipped_first) { // drop the warm-up forward
-            memset(u->prof.t, 0, sizeof u->prof.t);
-            memset(u->prof.wall, 0, sizeof u->prof.wall);
-            memset(u->prof.flops, 0, sizeof u->prof.flops);
-            u->prof.forwards = 0;
-            u->prof.skipped_first = 1;
-        }
-        u->prof.forwards++;
-    }
+    if (u->prof.on) df_unet_pr_begin(u);
 
     // 1. Time embedding: emb = linear_2(SiLU(linear_1(sinusoid(t)))) (+ aug)  [B][ted]
     for (int b = 0; b < B; b++)
@@ -1440,7 +699,7 @@ df_status df_unet_forward(df_unet *u, df_pctx *ctx, const float *x, const float 
 
     // 6. out = conv_out(SiLU(conv_norm_out(h)))
     const int T0 = hb[0] * wl[0];
-    DF_TRY(group_norm(u, ctx, &u->norm_out, h, u->t1, B, T0, c->norm_eps, u->dbg == NULL));
+    DF_TRY(df_unet_group_norm(u, ctx, &u->norm_out, h, u->t1, B, T0, c->norm_eps, u->dbg == NULL));
     if (u->dbg) {
         debug_dump(u, "conv_norm_out", u->t1, B, hb[0], wl[0], C);
         df_silu(u->t1, u->t1, (size_t)B * T0 * C);
@@ -1527,8 +786,4 @@ double df_unet_macs(const df_unet_config *c, int H, int W, int T_text) {
     }
     m += 9.0 * hs[0] * ws[0] * c->block_out[0] * c->out_channels;
     return m;
-}
-
-size_t df_unet_release_weight_pages(df_unet *u) {
-    return u ? df_weights_release_pages(u->w) : 0;
 }

@@ -1,5 +1,5 @@
 // Tensor-parallel helpers of the UNet: shares, configuration check, communication volume, sliced
-// weight cache and scratch. See unet_tp.h; the layers themselves are in unet.c.
+// weight cache and scratch. See unet_tp.h; the layers themselves are in unet_tp_layers.c.
 #include "model/unet_tp.h"
 
 #include "kernels/kernels.h"

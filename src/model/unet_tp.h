@@ -1,5 +1,6 @@
 // Tensor parallelism of the UNet (distrifuser's `parallelism="tensor"` baseline, spec §4.2):
-// helpers that unet.c uses when its patch context has tp_size > 1 (model/pctx.h).
+// helpers that the layers of unet_tp_layers.c use when the patch context of unet.c has tp_size > 1
+// (model/pctx.h).
 //
 // Every rank of a tensor-parallel group of P ranks holds the full activations of the whole image
 // and computes a 1/P share of the weights of the split layers; the partial output of each split

@@ -129,7 +129,7 @@ typedef struct df_parallel_params {
                                 // thread_multiple = 1 to df_parallel_init)
     int n_band_weights;         // 0: equal bands; else one weight per patch of a CFG group
     double band_weights[DF_MAX_BAND_WEIGHTS]; // relative speeds (> 0)
-    int band_weights_auto;      // 1: time the warm-up steps and re-plan the bands once
+    int band_weights_auto;      // 1: time step 0 per rank and re-plan the bands once after it
     int halo_allgather;         // 1: conv halos inside the all-gather (default 0: neighbours)
     int parallel_vae;           // 1: the VAE decode split into one row band per rank of the
                                 // image group (default 1; also df_gen_params.parallel_vae)

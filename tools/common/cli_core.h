@@ -121,7 +121,7 @@ cli_common cli_common_defaults(void);
      NULL, NULL, "naive_patch: how the image is cut"},                                        \
     {CLI_STR, 0, "band-weights", "W0,W1,...|auto", CLI_OFF_(T, band_weights), 0, NULL, "",    \
      "relative speed of each rank of a CFG group: band rows proportional (default: equal "    \
-     "bands); auto: time the warm-up steps and re-plan the bands once"},                      \
+     "bands); auto: time step 0 per rank, re-plan the bands once after it"},          \
     {CLI_INT, 0, "comm-checkpoint", "N", CLI_OFF_(T, pp.comm_checkpoint), 0, NULL, NULL,      \
      "exchanged tensors per batched asynchronous all-gather"},                                \
     {CLI_ENUM, 0, "comm-dtype", "TYPE", CLI_OFF_(T, pp.comm_dtype), CLI_E_COMM_DTYPE, NULL,   \

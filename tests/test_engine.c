@@ -73,7 +73,7 @@ static void test_params(void) {
     EXPECT_EQ_I64(pp.sync_mode, DF_SYNC_CORRECTED_ASYNC_GN);
     EXPECT_EQ_I64(pp.warmup_steps, 4);
     EXPECT_EQ_I64(pp.split_batch, 1);
-    EXPECT_EQ_I64(pp.comm_checkpoint, 60);
+    EXPECT_EQ_I64(pp.comm_checkpoint, 5);
     EXPECT_EQ_I64(pp.image_groups, 1);
     EXPECT_EQ_I64(pp.parallel_vae, 1);
     EXPECT_EQ_I64(pp.cpu_variant, DF_CPU_AUTO);

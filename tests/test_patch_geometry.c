@@ -153,7 +153,7 @@ int main(void) {
     EXPECT_TRUE(df_comm_dtype_parse("f16", &cd) && cd == DF_COMM_F16);
     df_dist_params p = df_dist_params_default();
     EXPECT_EQ_I64(p.warmup_steps, 4);
-    EXPECT_EQ_I64(p.comm_checkpoint, 60);
+    EXPECT_EQ_I64(p.comm_checkpoint, 5);
     EXPECT_TRUE(p.sync_mode == DF_SYNC_CORRECTED_ASYNC_GN && p.split_batch == 1);
 
     // a plain process (no launcher) is one rank without MPI; bad parameters are refused

@@ -296,13 +296,16 @@ df_status df_predict_create(const char *model, double gflops, df_predict_model *
     double G = gflops;
     if (st == DF_OK && G <= 0) {
         // grow the calibration latent (x2 per side, ~4x the work) while a forward there is
-        // estimated at <= 16 CPU-s per thread and its two forwards (the first pays the
-        // planning) fit in 55 s of wall time in all; G from the CPU seconds of the last forward
+        // estimated at <= 24 CPU-s per thread and its two forwards (the first pays the
+        // planning) fit in 55 s of wall time in all; G from the CPU seconds of the last forward.
+        // The largest size that fits: GEMM efficiency grows with the band (SDXL on this Zen 4:
+        // a 32x32 latent gave 83.6 GFLOP/s per thread where the 48x96 bands of a 768x768 run
+        // compute at ~97, so the 24 CPU-s bound lets the calibration reach 64x64 there).
         double sec = sec0, cpu = cpu0;
         int s = s0;
         recorder rc2 = *r;
         rc2.op = NULL, rc2.n = rc2.cap = 0;
-        while (st == DF_OK && s < 64 && cpu * 4 <= 16 &&
+        while (st == DF_OK && s < 64 && cpu * 4 <= 24 &&
                df_time_s() - t_start + 2 * 4 * sec <= 55) {
             int s2 = 2 * s;
             st = record_and_time(pm->u, &rc2, s2, s2, 1, thr, &sec, &cpu);

@@ -26,7 +26,7 @@ df_dist_params df_dist_params_default(void) {
     p.n_images = 2;
     // 5, not the original's 60 (which batches for GPU launch overhead): over TCP a smaller batch
     // keeps more transfers in flight, so each MPI_Testsome poll moves more bytes and the exchange
-    // flows during the step (SDXL 768x768 at 1 Gbit/s: end-of-step wait 5.0 -> 1.4 s; no cost
+    // flows during the step (SDXL 768x768 at 1 Gbit/s: end-of-step wait 5.1 -> 1.2 s; no cost
     // on shared memory; docs/scaling.md). Results do not depend on it.
     p.comm_checkpoint = 5;
     p.comm_dtype = DF_COMM_F32;
